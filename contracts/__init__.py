@@ -1,0 +1,21 @@
+"""Wire contract v1: the pydantic models are the single definition of every event on the wire."""
+
+from contracts.codec import EVENT_TYPES, encode, parse_event
+from contracts.errors import ContractError, Violation
+from contracts.outputs import Category, DeviationRaised, Finding, SafetyAlertRaised, Severity
+from contracts.participant_events import SCHEMA_VERSION, ParticipantEvent
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "Category",
+    "ContractError",
+    "DeviationRaised",
+    "Finding",
+    "ParticipantEvent",
+    "SafetyAlertRaised",
+    "Severity",
+    "Violation",
+    "encode",
+    "parse_event",
+]

@@ -1,0 +1,65 @@
+"""Contract v1: what TrialGuard publishes — protocol deviations and safety alerts.
+
+Deviation fields follow CDISC SDTM DV: ``category`` is DVCAT, ``term`` is DVTERM, ``occurred_at``
+is DVSTDTC (the event time of the trigger). Severity is in the sense of ICH E3.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Category(StrEnum):
+    """DVCAT: the kind of protocol deviation."""
+
+    ELIGIBILITY = "ELIGIBILITY"
+    INFORMED_CONSENT = "INFORMED CONSENT"
+    STUDY_PROCEDURE = "STUDY PROCEDURE"
+    INVESTIGATIONAL_PRODUCT = "INVESTIGATIONAL PRODUCT"
+    VISIT_SCHEDULE = "VISIT SCHEDULE"
+
+
+class Severity(StrEnum):
+    """ICH E3: an important deviation may affect data reliability or participant safety."""
+
+    IMPORTANT = "important"
+    MINOR = "minor"
+
+
+class _Finding(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    study_id: str
+    site_id: str
+    participant_id: str
+    rule_id: str = Field(description="Stable rule id, e.g. CONSENT-01")
+    protocol_version: str
+    term: str = Field(description="Readable description (DVTERM)")
+    protocol_reference: str = Field(description="The protocol section enforced, e.g. 'Inclusion 8'")
+    occurred_at: AwareDatetime = Field(description="Event time of the trigger (DVSTDTC)")
+    trigger_event_ids: tuple[uuid.UUID, ...] = Field(min_length=1)
+    evidence: dict[str, Any] = Field(description="The values the rule saw")
+
+
+class DeviationRaised(_Finding):
+    """A protocol deviation, raised once per real-world problem."""
+
+    event_type: Literal["DeviationRaised"] = "DeviationRaised"
+    deviation_id: uuid.UUID = Field(description="uuid5 of study, participant, rule id and triggers")
+    category: Category
+    severity: Severity
+
+
+class SafetyAlertRaised(_Finding):
+    """A safety signal for the trial team (CRS/ICANS grade >= 3, a serious adverse event, a relapse)."""
+
+    event_type: Literal["SafetyAlertRaised"] = "SafetyAlertRaised"
+    alert_id: uuid.UUID = Field(description="uuid5 of study, participant, rule id and triggers")
+
+
+Finding = DeviationRaised | SafetyAlertRaised

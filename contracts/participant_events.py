@@ -1,0 +1,301 @@
+"""Contract v1: the participant events that upstream systems (lab, EDC, pharmacy) publish.
+
+Every event is one UTF-8 JSON object: an envelope (ids, study, participant, event time) and a
+payload whose shape depends on ``event_type``. ``ParticipantEvent`` is the discriminated union
+of all of them. Impossible values (a negative weight, ECOG 7) break the contract; clinically bad
+news (a low neutrophil count) does not: that is for the protocol to judge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+# Pseudonymous ids only: short, no spaces, nothing that reads like a name.
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+Grade = Annotated[int, Field(ge=1, le=5)]
+
+
+class _Strict(BaseModel):
+    # strict: JSON true is not the number 1, "12" is not 12.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+
+class Source(_Strict):
+    """Which upstream system recorded the event, and who (a pseudonymous actor id)."""
+
+    system: Identifier
+    actor: Identifier | None = None
+
+
+class _Envelope(_Strict):
+    event_id: uuid.UUID
+    schema_version: Literal[1]
+    study_id: Identifier
+    site_id: Identifier
+    participant_id: Identifier
+    occurred_at: AwareDatetime = Field(description="When it happened clinically; carries an offset.")
+    recorded_at: AwareDatetime = Field(description="When the source system recorded it; carries an offset.")
+    source: Source
+
+
+class Empty(_Strict):
+    """A payload with no fields."""
+
+
+# --- payloads -------------------------------------------------------------------------------
+
+
+class Registration(_Strict):
+    birth_date: dt.date
+    sex: Literal["F", "M"]
+    height_cm: Annotated[float, Field(gt=30, lt=250)]
+    weight_kg: Annotated[float, Field(gt=0, lt=300)]
+
+
+class Consent(_Strict):
+    signer: Literal["participant", "guardian"]
+    consent_version: Annotated[str, Field(min_length=1, max_length=20)]
+
+
+class Reason(_Strict):
+    reason: Text
+
+
+class LabResult(_Strict):
+    loinc: Annotated[str, Field(pattern=r"^\d{1,7}-\d$", description="LOINC code, e.g. 751-8")]
+    value: float | Annotated[
+        str,
+        Field(
+            pattern=r"^(positive|negative|equivocal|1:[1-9]\d{0,5})$",
+            description="a titre such as 1:160, or a qualitative result",
+        ),
+    ]
+    unit: Annotated[str, Field(min_length=1, max_length=30, description="UCUM unit")] | None = None
+    uln: Annotated[float, Field(gt=0)] | None = None
+    lln: Annotated[float, Field(ge=0)] | None = None
+
+
+class KidneyBiopsy(_Strict):
+    isn_rps_class: Annotated[str, Field(pattern=r"^(I|II|III|IV|V|VI)(\+V)?$")]
+    active_lesions: bool
+
+
+class DiseaseActivity(_Strict):
+    instrument: Literal["SLEDAI-2K"]
+    score: Annotated[int, Field(ge=0, le=105)]
+
+
+class SLEClassification(_Strict):
+    criteria: Literal["EULAR/ACR 2019"]
+    ana_entry_met: bool
+    score: Annotated[int, Field(ge=0, le=51)]
+    items: list[Annotated[str, Field(min_length=1, max_length=80)]] | None = None
+
+
+class Treatment(_Strict):
+    agent: Annotated[str, Field(min_length=1, max_length=80)]
+    start: dt.date
+    end: dt.date | None = None
+
+
+class MedicalHistory(_Strict):
+    immunosuppressants: list[Treatment]
+    remission_achieved: bool
+    relapse_after_remission: bool
+    proteinuria_in_remission: bool
+    prior_car_t: bool
+    kidney_transplant: bool
+    malignancy_within_5y: bool
+    other_trial_within_3m: bool
+    congenital_ig_deficiency: bool
+    serious_drug_allergy: bool
+    uncontrolled_infection: bool
+    severe_organ_dysfunction: bool
+    severe_cns_or_psychiatric: bool
+    gilbert_syndrome: bool
+
+
+class ConcomitantMedication(_Strict):
+    drug_class: Annotated[str, Field(min_length=1, max_length=40)]
+    agent: Annotated[str, Field(min_length=1, max_length=80)]
+    start: dt.date
+    end: dt.date | None = None
+
+
+class PerformanceStatus(_Strict):
+    scale: Literal["ECOG"]
+    score: Annotated[int, Field(ge=0, le=5)]
+
+
+class Eligibility(_Strict):
+    investigator: Identifier
+    eligible: bool
+
+
+class Enrollment(_Strict):
+    arm: Literal["low_dose", "high_dose"]
+
+
+class Lymphodepletion(_Strict):
+    regimen: Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class Infusion(_Strict):
+    total_cells: Annotated[float, Field(gt=0)]
+    weight_kg: Annotated[float, Field(gt=0, lt=300)]
+    product_lot: Identifier
+
+
+class AdverseEvent(_Strict):
+    term: Text
+    ctcae_grade: Grade
+    serious: bool
+    crs_grade: Grade | None = Field(default=None, description="ASTCT CRS grade")
+    icans_grade: Grade | None = Field(default=None, description="ASTCT ICANS grade")
+
+
+class Visit(_Strict):
+    visit: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,9}$", description="a visit code of the schedule, e.g. D7")]
+
+
+class Relapse(_Strict):
+    description: Text
+    upcr_mg_mg: Annotated[float, Field(ge=0)] | None = None
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class ParticipantRegistered(_Envelope):
+    event_type: Literal["ParticipantRegistered"]
+    payload: Registration
+
+
+class ConsentSigned(_Envelope):
+    event_type: Literal["ConsentSigned"]
+    payload: Consent
+
+
+class ConsentWithdrawn(_Envelope):
+    event_type: Literal["ConsentWithdrawn"]
+    payload: Reason
+
+
+class ScreeningLabResulted(_Envelope):
+    event_type: Literal["ScreeningLabResulted"]
+    payload: LabResult
+
+
+class KidneyBiopsyReported(_Envelope):
+    event_type: Literal["KidneyBiopsyReported"]
+    payload: KidneyBiopsy
+
+
+class DiseaseActivityScored(_Envelope):
+    event_type: Literal["DiseaseActivityScored"]
+    payload: DiseaseActivity
+
+
+class SLEClassificationScored(_Envelope):
+    event_type: Literal["SLEClassificationScored"]
+    payload: SLEClassification
+
+
+class MedicalHistoryRecorded(_Envelope):
+    event_type: Literal["MedicalHistoryRecorded"]
+    payload: MedicalHistory
+
+
+class ConcomitantMedicationRecorded(_Envelope):
+    event_type: Literal["ConcomitantMedicationRecorded"]
+    payload: ConcomitantMedication
+
+
+class PerformanceStatusAssessed(_Envelope):
+    event_type: Literal["PerformanceStatusAssessed"]
+    payload: PerformanceStatus
+
+
+class EligibilityConfirmed(_Envelope):
+    event_type: Literal["EligibilityConfirmed"]
+    payload: Eligibility
+
+
+class ParticipantEnrolled(_Envelope):
+    event_type: Literal["ParticipantEnrolled"]
+    payload: Enrollment
+
+
+class LeukapheresisPerformed(_Envelope):
+    event_type: Literal["LeukapheresisPerformed"]
+    payload: Empty = Empty()
+
+
+class LymphodepletionAdministered(_Envelope):
+    event_type: Literal["LymphodepletionAdministered"]
+    payload: Lymphodepletion
+
+
+class CarTInfused(_Envelope):
+    event_type: Literal["CarTInfused"]
+    payload: Infusion
+
+
+class AdverseEventReported(_Envelope):
+    event_type: Literal["AdverseEventReported"]
+    payload: AdverseEvent
+
+
+class FollowUpVisitCompleted(_Envelope):
+    event_type: Literal["FollowUpVisitCompleted"]
+    payload: Visit
+
+
+class RelapseReported(_Envelope):
+    event_type: Literal["RelapseReported"]
+    payload: Relapse
+
+
+class ParticipantWithdrawn(_Envelope):
+    event_type: Literal["ParticipantWithdrawn"]
+    payload: Reason
+
+
+class ClockTicked(_Envelope):
+    """A watermark: event time has reached ``occurred_at`` for this participant."""
+
+    event_type: Literal["ClockTicked"]
+    payload: Empty = Empty()
+
+
+ParticipantEvent = Annotated[
+    ParticipantRegistered
+    | ConsentSigned
+    | ConsentWithdrawn
+    | ScreeningLabResulted
+    | KidneyBiopsyReported
+    | DiseaseActivityScored
+    | SLEClassificationScored
+    | MedicalHistoryRecorded
+    | ConcomitantMedicationRecorded
+    | PerformanceStatusAssessed
+    | EligibilityConfirmed
+    | ParticipantEnrolled
+    | LeukapheresisPerformed
+    | LymphodepletionAdministered
+    | CarTInfused
+    | AdverseEventReported
+    | FollowUpVisitCompleted
+    | RelapseReported
+    | ParticipantWithdrawn
+    | ClockTicked,
+    Field(discriminator="event_type"),
+]
+"""Any contract-v1 participant event, told apart by ``event_type``."""

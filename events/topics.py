@@ -1,0 +1,39 @@
+"""Kafka topic names: the one place that defines them. Names carry the study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_NAMESPACE = "trialguard"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topics of one study.
+
+    Args:
+        study_id: the study, e.g. NCT06904729.
+        namespace: the first part of every name; another namespace isolates an environment
+            (a test run, a staging copy) on a shared broker.
+    """
+
+    study_id: str
+    namespace: str = DEFAULT_NAMESPACE
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.namespace}.{self.study_id}.{suffix}"
+
+    @property
+    def participant_events(self) -> str:
+        """Input: contract-v1 participant events, key = participant id. The source of truth."""
+        return self._name("participant-events")
+
+    @property
+    def deviations(self) -> str:
+        """Output: DeviationRaised and SafetyAlertRaised, key = participant id."""
+        return self._name("deviations")
+
+    @property
+    def dead_letter(self) -> str:
+        """Input that broke the contract: the original bytes, with the reason in headers."""
+        return self._name("dead-letter")

@@ -1,0 +1,164 @@
+"""``trialguard``: the command line of TrialGuard."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from contracts import ContractError, parse_event
+from contracts import schemas as contract_schemas
+from protocol.registry import UnknownStudyError, protocol_for
+from services.kafka import KafkaSettings, ensure_topics, read_to_end
+from services.logging import configure_logging
+from services.rules_service import RulesService
+
+log = structlog.get_logger("trialguard.cli")
+
+
+def _kafka_args(parser: argparse.ArgumentParser) -> None:
+    defaults = KafkaSettings()
+    parser.add_argument("--bootstrap-servers", default=defaults.bootstrap_servers,
+                        help="Kafka bootstrap servers (env TRIALGUARD_BOOTSTRAP_SERVERS; default %(default)s)")
+    parser.add_argument("--study", default=defaults.study_id,
+                        help="study id, the middle part of topic names (env TRIALGUARD_STUDY_ID; default %(default)s)")
+    parser.add_argument("--namespace", default=defaults.namespace,
+                        help="first part of topic names (env TRIALGUARD_TOPIC_NAMESPACE; default %(default)s)")
+
+
+def _settings(args: argparse.Namespace) -> KafkaSettings:
+    return KafkaSettings(args.bootstrap_servers, args.study, args.namespace)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    service = RulesService(_settings(args), protocol_for(args.study), transactional_id=args.transactional_id)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.run(stop)
+    return 0
+
+
+async def _publish(args: argparse.Namespace) -> int:
+    """Publish contract-v1 JSON lines, keyed by participant id. Bad lines are reported and skipped."""
+    settings = _settings(args)
+    await ensure_topics(settings)
+    source: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
+    await producer.start()
+    sent = rejected = 0
+    try:
+        with source:
+            for number, line in enumerate(source, 1):
+                if not line.strip():
+                    continue
+                try:
+                    event = parse_event(line)
+                except ContractError as e:
+                    print(f"{args.file}:{number}: {e}", file=sys.stderr)
+                    rejected += 1
+                    continue
+                await producer.send(settings.topics.participant_events, line.strip().encode(), key=event.participant_id.encode())
+                sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    print(f"published {sent} events to {settings.topics.participant_events}; {rejected} lines rejected", file=sys.stderr)
+    return 1 if rejected else 0
+
+
+async def _deviations(args: argparse.Namespace) -> int:
+    """Print the committed findings (deviations and alerts) as JSON lines."""
+    settings = _settings(args)
+    async for record in read_to_end(settings.bootstrap_servers, settings.topics.deviations):
+        finding = json.loads(record.value or b"{}")
+        if args.format == "table":
+            print(f"{finding['participant_id']:<10} {finding['rule_id']:<14} {finding['occurred_at']:<26} {finding['term']}")
+        else:
+            print(json.dumps(finding, sort_keys=True))
+    return 0
+
+
+async def _topics(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    await ensure_topics(settings)
+    topics = settings.topics
+    print("\n".join([topics.participant_events, topics.deviations, topics.dead_letter]))
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    if not args.check:
+        for path in contract_schemas.write():
+            print(path)
+        return 0
+    stale = [
+        name for name, schema in contract_schemas.generate().items()
+        if not (path := contract_schemas.SCHEMA_DIR / name).exists() or path.read_text("utf-8") != contract_schemas.render(schema)
+    ]
+    for name in stale:
+        print(f"contracts/schemas/{name} is out of date: run `trialguard contracts schemas`", file=sys.stderr)
+    return 1 if stale else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``trialguard`` and its subcommands."""
+    parser = argparse.ArgumentParser(prog="trialguard", description="Protocol-as-code rules service for clinical trials.")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rules = commands.add_parser("rules", help="the rules service").add_subparsers(dest="action", required=True)
+    serve = rules.add_parser("serve", help="consume participant events, publish deviations and alerts")
+    _kafka_args(serve)
+    serve.add_argument("--transactional-id", help="Kafka transactional id (default: stable per study)")
+    serve.set_defaults(run=_serve)
+
+    publish = commands.add_parser("publish", help="publish contract-v1 JSON lines to participant-events")
+    publish.add_argument("file", help="a JSON-lines file, or - for standard input")
+    _kafka_args(publish)
+    publish.set_defaults(run=_publish)
+
+    deviations = commands.add_parser("deviations", help="print the committed deviations and alerts, then stop")
+    deviations.add_argument("--format", choices=["json", "table"], default="json")
+    _kafka_args(deviations)
+    deviations.set_defaults(run=_deviations)
+
+    topics = commands.add_parser("topics", help="create the study's topics when absent and print their names")
+    _kafka_args(topics)
+    topics.set_defaults(run=_topics)
+
+    contracts = commands.add_parser("contracts", help="the wire contract").add_subparsers(dest="action", required=True)
+    schemas = contracts.add_parser("schemas", help="write the JSON Schemas generated from the models")
+    schemas.add_argument("--check", action="store_true", help="fail if the checked-in schemas differ from the models")
+    schemas.set_defaults(run=_schemas, sync=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``trialguard`` command."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        if getattr(args, "sync", False):
+            return int(args.run(args))
+        return int(asyncio.run(args.run(args)))
+    except UnknownStudyError as e:
+        print(f"trialguard: {e.args[0]}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"trialguard: {e.filename}: no such file", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Kafka plumbing shared by the shell: settings, topic creation, reading a topic to its end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from events import Topics
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_STUDY = "NCT06904729"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where the broker is and which study's topics to use.
+
+    Defaults come from TRIALGUARD_BOOTSTRAP_SERVERS, TRIALGUARD_STUDY_ID and
+    TRIALGUARD_TOPIC_NAMESPACE, then from the constants above.
+    """
+
+    bootstrap_servers: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP))
+    study_id: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_STUDY_ID", DEFAULT_STUDY))
+    namespace: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_TOPIC_NAMESPACE", "trialguard"))
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.study_id, self.namespace)
+
+
+# Partition counts: participant-events is partitioned by participant for scale-out; outputs follow
+# the same key. The log is the source of truth, so it is kept forever.
+INPUT_PARTITIONS = 4
+
+
+async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (empty when it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for p in described["partitions"])
+
+
+async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITIONS) -> None:
+    """Create the study's topics when absent (an existing topic is left as it is)."""
+    topics = settings.topics
+    wanted = [
+        NewTopic(topics.participant_events, partitions, 1, topic_configs={"retention.ms": "-1", "retention.bytes": "-1"}),
+        NewTopic(topics.deviations, partitions, 1, topic_configs={"retention.ms": "-1"}),
+        NewTopic(topics.dead_letter, 1, 1, topic_configs={"retention.ms": "-1"}),
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created it between our look and our create
+    finally:
+        await admin.close()
+
+
+async def read_to_end(bootstrap_servers: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of ``topic`` from the beginning to its current end, then stop."""
+    tps = [TopicPartition(topic, p) for p in await partition_ids(bootstrap_servers, topic)]
+    if not tps:
+        return
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        yield record
+            for tp in list(remaining):
+                # position() skips transaction markers, so it reaches the end even when records do not.
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
