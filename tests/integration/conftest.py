@@ -1,0 +1,103 @@
+"""Integration fixtures: a real single-node Kafka broker started by the test run itself, and the
+rules service as a real process.
+
+Set TRIALGUARD_TEST_BOOTSTRAP=host:port to use a broker you already run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.kafka import KafkaSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if given := os.environ.get("TRIALGUARD_TEST_BOOTSTRAP"):
+        yield given
+        return
+    port, controller_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(controller_port),
+        "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka")),
+    }
+    subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "up"], env=env, check=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "down"], env=env, check=False)
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str) -> KafkaSettings:
+    """The example study's topics, in a namespace of this test's own."""
+    return KafkaSettings(kafka_bootstrap, "NCT06904729", f"test-{uuid.uuid4().hex[:10]}")
+
+
+class ServiceProcess:
+    """``trialguard rules serve`` as a child process of the test, logging to a file."""
+
+    def __init__(self, settings: KafkaSettings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "rules", "serve",
+                 "--bootstrap-servers", self.settings.bootstrap_servers,
+                 "--study", self.settings.study_id, "--namespace", self.settings.namespace],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Signal the process and wait for it to exit; returns its exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"rules service exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def rules_service(settings: KafkaSettings, tmp_path: Path) -> Iterator[Callable[[], ServiceProcess]]:
+    """Start the rules service for this test's topics; every process started is ended after the test."""
+    started: list[ServiceProcess] = []
+
+    def start() -> ServiceProcess:
+        service = ServiceProcess(settings, tmp_path / "rules-service.log")
+        started.append(service.start())
+        return service
+
+    yield start
+    for service in started:
+        if service.proc is not None and service.proc.poll() is None:
+            service.stop(signal.SIGKILL)
