@@ -35,7 +35,9 @@ def parse_event(data: bytes | str) -> ParticipantEvent:
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise ContractError([Violation(_WHOLE, f"not UTF-8: invalid byte at position {e.start}", "not_utf8")]) from None
+            raise ContractError(
+                [Violation(_WHOLE, f"not UTF-8: invalid byte at position {e.start}", "not_utf8")]
+            ) from None
     try:
         return _EVENTS.validate_json(data)
     except ValidationError as e:

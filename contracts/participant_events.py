@@ -70,13 +70,16 @@ class Reason(_Strict):
 
 class LabResult(_Strict):
     loinc: Annotated[str, Field(pattern=r"^\d{1,7}-\d$", description="LOINC code, e.g. 751-8")]
-    value: float | Annotated[
-        str,
-        Field(
-            pattern=r"^(positive|negative|equivocal|1:[1-9]\d{0,5})$",
-            description="a titre such as 1:160, or a qualitative result",
-        ),
-    ]
+    value: (
+        float
+        | Annotated[
+            str,
+            Field(
+                pattern=r"^(positive|negative|equivocal|1:[1-9]\d{0,5})$",
+                description="a titre such as 1:160, or a qualitative result",
+            ),
+        ]
+    )
     unit: Annotated[str, Field(min_length=1, max_length=30, description="UCUM unit")] | None = None
     uln: Annotated[float, Field(gt=0)] | None = None
     lln: Annotated[float, Field(ge=0)] | None = None

@@ -76,6 +76,8 @@ def process(state: ParticipantState, event: ParticipantEvent, protocol: Protocol
     raised = {once_key(protocol.rule(f.rule_id), event) for f in findings}
     folded = fold(state, event)
     return Step(
-        dataclasses.replace(folded, raised=folded.raised | raised, seen_event_ids=folded.seen_event_ids | {event.event_id}),
+        dataclasses.replace(
+            folded, raised=folded.raised | raised, seen_event_ids=folded.seen_event_ids | {event.event_id}
+        ),
         findings,
     )

@@ -15,5 +15,7 @@ def fold(state: ParticipantState, event: ParticipantEvent) -> ParticipantState:
         case ParticipantRegistered(payload=p):
             return dataclasses.replace(state, birth_date=p.birth_date)
         case ConsentSigned(payload=p) if p.signer not in state.consent_signed_at:
-            return dataclasses.replace(state, consent_signed_at={**state.consent_signed_at, p.signer: event.occurred_at})
+            return dataclasses.replace(
+                state, consent_signed_at={**state.consent_signed_at, p.signer: event.occurred_at}
+            )
     return state

@@ -5,6 +5,7 @@
 #   scripts/kafka.sh up       fetch the jars (first time), format storage (first time), start, wait
 #   scripts/kafka.sh down     stop the broker this script started (by its pid), wait for it to exit
 #   scripts/kafka.sh status   say whether it runs
+#   scripts/kafka.sh fetch    only fetch the jars
 #
 # Settings (environment):
 #   KAFKA_PORT             client port                       (default 9092)
@@ -126,7 +127,8 @@ down() {
 
 case "${1:-}" in
   up) up ;;
+  fetch) fetch ;;
   down) down ;;
   status) if running; then echo "running (pid $(cat "$pidfile"), 127.0.0.1:$port)"; else echo "not running"; exit 3; fi ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|fetch" >&2; exit 2 ;;
 esac

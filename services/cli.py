@@ -16,21 +16,30 @@ from aiokafka import AIOKafkaProducer
 from contracts import ContractError, parse_event
 from contracts import schemas as contract_schemas
 from protocol.registry import UnknownStudyError, protocol_for
-from services.kafka import KafkaSettings, ensure_topics, read_to_end
+from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
-from services.rules_service import RulesService
+from services.rules_service import RulesService, rules_group_id
 
 log = structlog.get_logger("trialguard.cli")
 
 
 def _kafka_args(parser: argparse.ArgumentParser) -> None:
     defaults = KafkaSettings()
-    parser.add_argument("--bootstrap-servers", default=defaults.bootstrap_servers,
-                        help="Kafka bootstrap servers (env TRIALGUARD_BOOTSTRAP_SERVERS; default %(default)s)")
-    parser.add_argument("--study", default=defaults.study_id,
-                        help="study id, the middle part of topic names (env TRIALGUARD_STUDY_ID; default %(default)s)")
-    parser.add_argument("--namespace", default=defaults.namespace,
-                        help="first part of topic names (env TRIALGUARD_TOPIC_NAMESPACE; default %(default)s)")
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=defaults.bootstrap_servers,
+        help="Kafka bootstrap servers (env TRIALGUARD_BOOTSTRAP_SERVERS; default %(default)s)",
+    )
+    parser.add_argument(
+        "--study",
+        default=defaults.study_id,
+        help="study id, the middle part of topic names (env TRIALGUARD_STUDY_ID; default %(default)s)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=defaults.namespace,
+        help="first part of topic names (env TRIALGUARD_TOPIC_NAMESPACE; default %(default)s)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> KafkaSettings:
@@ -51,7 +60,7 @@ async def _publish(args: argparse.Namespace) -> int:
     """Publish contract-v1 JSON lines, keyed by participant id. Bad lines are reported and skipped."""
     settings = _settings(args)
     await ensure_topics(settings)
-    source: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    source: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115, ASYNC230
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
     await producer.start()
     sent = rejected = 0
@@ -66,22 +75,49 @@ async def _publish(args: argparse.Namespace) -> int:
                     print(f"{args.file}:{number}: {e}", file=sys.stderr)
                     rejected += 1
                     continue
-                await producer.send(settings.topics.participant_events, line.strip().encode(), key=event.participant_id.encode())
+                await producer.send(
+                    settings.topics.participant_events, line.strip().encode(), key=event.participant_id.encode()
+                )
                 sent += 1
         await producer.flush()
     finally:
         await producer.stop()
-    print(f"published {sent} events to {settings.topics.participant_events}; {rejected} lines rejected", file=sys.stderr)
+    print(
+        f"published {sent} events to {settings.topics.participant_events}; {rejected} lines rejected", file=sys.stderr
+    )
     return 1 if rejected else 0
+
+
+async def _wait_for_rules_service(settings: KafkaSettings, seconds: float) -> bool:
+    """Wait until the rules service has consumed every published event; report progress."""
+    last: int | None = -1
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                lag = await group_lag(settings, rules_group_id(settings))
+                remaining = None if lag is None else sum(lag.values())
+                if remaining == 0:
+                    return True
+                if remaining != last:
+                    shown = "?" if remaining is None else remaining
+                    print(f"waiting for the rules service: {shown} events to go", file=sys.stderr)
+                    last = remaining
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        print(f"trialguard: the rules service has not caught up after {seconds:.0f}s; is it running?", file=sys.stderr)
+        return False
 
 
 async def _deviations(args: argparse.Namespace) -> int:
     """Print the committed findings (deviations and alerts) as JSON lines."""
     settings = _settings(args)
+    if args.wait and not await _wait_for_rules_service(settings, args.wait):
+        return 1
     async for record in read_to_end(settings.bootstrap_servers, settings.topics.deviations):
         finding = json.loads(record.value or b"{}")
         if args.format == "table":
-            print(f"{finding['participant_id']:<10} {finding['rule_id']:<14} {finding['occurred_at']:<26} {finding['term']}")
+            pid, rule, at = finding["participant_id"], finding["rule_id"], finding["occurred_at"]
+            print(f"{pid:<10} {rule:<14} {at:<26} {finding['term']}")
         else:
             print(json.dumps(finding, sort_keys=True))
     return 0
@@ -101,8 +137,10 @@ def _schemas(args: argparse.Namespace) -> int:
             print(path)
         return 0
     stale = [
-        name for name, schema in contract_schemas.generate().items()
-        if not (path := contract_schemas.SCHEMA_DIR / name).exists() or path.read_text("utf-8") != contract_schemas.render(schema)
+        name
+        for name, schema in contract_schemas.generate().items()
+        if not (path := contract_schemas.SCHEMA_DIR / name).exists()
+        or path.read_text("utf-8") != contract_schemas.render(schema)
     ]
     for name in stale:
         print(f"contracts/schemas/{name} is out of date: run `trialguard contracts schemas`", file=sys.stderr)
@@ -111,7 +149,9 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``trialguard`` and its subcommands."""
-    parser = argparse.ArgumentParser(prog="trialguard", description="Protocol-as-code rules service for clinical trials.")
+    parser = argparse.ArgumentParser(
+        prog="trialguard", description="Protocol-as-code rules service for clinical trials."
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -128,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     deviations = commands.add_parser("deviations", help="print the committed deviations and alerts, then stop")
     deviations.add_argument("--format", choices=["json", "table"], default="json")
+    deviations.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="first wait (at most SECONDS) until the rules service has consumed every published event",
+    )
     _kafka_args(deviations)
     deviations.set_defaults(run=_deviations)
 

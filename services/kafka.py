@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from events import Topics
 
@@ -24,7 +25,9 @@ class KafkaSettings:
     TRIALGUARD_TOPIC_NAMESPACE, then from the constants above.
     """
 
-    bootstrap_servers: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP))
+    bootstrap_servers: str = field(
+        default_factory=lambda: os.environ.get("TRIALGUARD_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
+    )
     study_id: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_STUDY_ID", DEFAULT_STUDY))
     namespace: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_TOPIC_NAMESPACE", "trialguard"))
 
@@ -53,7 +56,9 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
     """Create the study's topics when absent (an existing topic is left as it is)."""
     topics = settings.topics
     wanted = [
-        NewTopic(topics.participant_events, partitions, 1, topic_configs={"retention.ms": "-1", "retention.bytes": "-1"}),
+        NewTopic(
+            topics.participant_events, partitions, 1, topic_configs={"retention.ms": "-1", "retention.bytes": "-1"}
+        ),
         NewTopic(topics.deviations, partitions, 1, topic_configs={"retention.ms": "-1"}),
         NewTopic(topics.dead_letter, 1, 1, topic_configs={"retention.ms": "-1"}),
     ]
@@ -63,10 +68,8 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another process
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created it between our look and our create
     finally:
         await admin.close()
 
@@ -99,4 +102,29 @@ async def read_to_end(bootstrap_servers: str, topic: str) -> AsyncIterator[Consu
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
+        await consumer.stop()
+
+
+async def group_lag(settings: KafkaSettings, group_id: str) -> dict[int, int] | None:
+    """Records of participant-events not yet consumed by ``group_id``, per partition.
+
+    None while the broker cannot say yet (a new broker still creating its offsets topic).
+    """
+    topic = settings.topics.participant_events
+    tps = [TopicPartition(topic, p) for p in await partition_ids(settings.bootstrap_servers, topic)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+        try:
+            committed = await admin.list_consumer_group_offsets(group_id)
+        except KafkaError as e:
+            if e.retriable:
+                return None
+            raise
+        return {tp.partition: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps}
+    finally:
+        await admin.close()
         await consumer.stop()

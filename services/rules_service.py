@@ -10,11 +10,12 @@ committed offset with the same pure step, discarding the findings it already pub
 from __future__ import annotations
 
 import asyncio
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from contracts import ContractError, ParticipantEvent, Violation, encode, parse_event
 from events import process
@@ -23,7 +24,22 @@ from services.kafka import KafkaSettings, ensure_topics
 
 log = structlog.get_logger("trialguard.rules")
 
-Record = ConsumerRecord[bytes, bytes]
+
+class Record(typing.Protocol):
+    """The fields of a consumed Kafka record that the service reads."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 States = dict[str, ParticipantState]
 
 
@@ -37,6 +53,11 @@ class Outgoing:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
+def rules_group_id(settings: KafkaSettings) -> str:
+    """The consumer group of a study's rules service."""
+    return f"{settings.namespace}.{settings.study_id}.rules"
+
+
 def check_message(record: Record, event: ParticipantEvent, study_id: str) -> None:
     """Guard the topic's own contract: key = participant id, one study per topic.
 
@@ -48,9 +69,15 @@ def check_message(record: Record, event: ParticipantEvent, study_id: str) -> Non
     if record.key is None:
         violations.append(Violation("<key>", "missing: the message key must be the participant_id", "key_missing"))
     elif record.key != event.participant_id.encode():
-        violations.append(Violation("<key>", f"{record.key!r} differs from participant_id {event.participant_id!r}", "key_mismatch"))
+        violations.append(
+            Violation("<key>", f"{record.key!r} differs from participant_id {event.participant_id!r}", "key_mismatch")
+        )
     if event.study_id != study_id:
-        violations.append(Violation("study_id", f"{event.study_id!r} does not belong on the topic of study {study_id!r}", "study_mismatch"))
+        violations.append(
+            Violation(
+                "study_id", f"{event.study_id!r} does not belong on the topic of study {study_id!r}", "study_mismatch"
+            )
+        )
     if violations:
         raise ContractError(violations, event_type=event.event_type, event_id=str(event.event_id))
 
@@ -93,7 +120,7 @@ class RulesService:
         self.settings = settings
         self.protocol = protocol
         self.topics = settings.topics
-        self.group_id = f"{self.topics.namespace}.{settings.study_id}.rules"
+        self.group_id = rules_group_id(settings)
         self.transactional_id = transactional_id or f"{self.group_id}.0"
         self.max_batch = max_batch
         self.states: dict[TopicPartition, States] = {}
@@ -112,8 +139,13 @@ class RulesService:
             check_message(record, event, self.settings.study_id)
         except ContractError as e:
             if not replaying:
-                log.warning("dead_lettered", partition=record.partition, offset=record.offset,
-                            event_type=e.event_type, violations=e.summary())
+                log.warning(
+                    "dead_lettered",
+                    partition=record.partition,
+                    offset=record.offset,
+                    event_type=e.event_type,
+                    violations=e.summary(),
+                )
             return [dead_letter(record, str(e), e.field, self.topics.dead_letter)]
         pid = event.participant_id
         try:
@@ -125,8 +157,12 @@ class RulesService:
         states[pid] = step.state
         if not replaying:
             for finding in step.findings:
-                log.info("finding_raised", rule_id=finding.rule_id, participant_id=pid,
-                         trigger_event_ids=[str(i) for i in finding.trigger_event_ids])
+                log.info(
+                    "finding_raised",
+                    rule_id=finding.rule_id,
+                    participant_id=pid,
+                    trigger_event_ids=[str(i) for i in finding.trigger_event_ids],
+                )
         return [Outgoing(self.topics.deviations, pid.encode(), encode(f)) for f in step.findings]
 
     # --- the shell ---------------------------------------------------------------------------
@@ -151,8 +187,13 @@ class RulesService:
         await producer.start()
         await consumer.start()
         consumer.subscribe([self.topics.participant_events], listener=_Restore(self, consumer))
-        log.info("started", topic=self.topics.participant_events, group_id=self.group_id,
-                 transactional_id=self.transactional_id, protocol_version=self.protocol.version)
+        log.info(
+            "started",
+            topic=self.topics.participant_events,
+            group_id=self.group_id,
+            transactional_id=self.transactional_id,
+            protocol_version=self.protocol.version,
+        )
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)

@@ -47,7 +47,9 @@ def event(event_type: str, payload: dict[str, Any] | None = None, **kwargs: Any)
 
 
 def registered(birth_date: str, **kwargs: Any) -> ParticipantEvent:
-    return event("ParticipantRegistered", {"birth_date": birth_date, "sex": "F", "height_cm": 140.0, "weight_kg": 35.0}, **kwargs)
+    return event(
+        "ParticipantRegistered", {"birth_date": birth_date, "sex": "F", "height_cm": 140.0, "weight_kg": 35.0}, **kwargs
+    )
 
 
 def consent(signer: str, **kwargs: Any) -> ParticipantEvent:

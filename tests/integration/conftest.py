@@ -65,10 +65,22 @@ class ServiceProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "rules", "serve",
-                 "--bootstrap-servers", self.settings.bootstrap_servers,
-                 "--study", self.settings.study_id, "--namespace", self.settings.namespace],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "rules",
+                    "serve",
+                    "--bootstrap-servers",
+                    self.settings.bootstrap_servers,
+                    "--study",
+                    self.settings.study_id,
+                    "--namespace",
+                    self.settings.namespace,
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 

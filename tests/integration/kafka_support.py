@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from services.kafka import KafkaSettings, ensure_topics, partition_ids, read_to_end
+from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
+from services.rules_service import rules_group_id
 
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
@@ -24,7 +23,7 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout:
         await asyncio.sleep(0.2)
 
 
-async def publish(settings: KafkaSettings, messages: list[tuple[bytes | None, bytes]]) -> None:
+async def publish(settings: KafkaSettings, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
     """Produce (key, value) messages to participant-events, in order."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
@@ -37,41 +36,28 @@ async def publish(settings: KafkaSettings, messages: list[tuple[bytes | None, by
         await producer.stop()
 
 
-def keyed(lines: list[bytes]) -> list[tuple[bytes | None, bytes]]:
+def keyed(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     """Example lines as messages keyed by their participant id, as upstream systems publish them."""
     return [(json.loads(line)["participant_id"].encode(), line) for line in lines]
 
 
-async def wait_until_consumed(settings: KafkaSettings, group_id: str, check_alive: Callable[[], None]) -> None:
-    """Wait until the group's committed offsets reach the end of participant-events."""
-    topic = settings.topics.participant_events
-    tps = [TopicPartition(topic, p) for p in await partition_ids(settings.bootstrap_servers, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await consumer.start()
-    await admin.start()
-    try:
-        ends = await consumer.end_offsets(tps)
+async def wait_until_consumed(settings: KafkaSettings, check_alive: Callable[[], None]) -> None:
+    """Wait until the rules service has consumed participant-events to its end."""
+    group_id = rules_group_id(settings)
 
-        async def consumed() -> bool:
-            check_alive()
-            try:
-                committed = await admin.list_consumer_group_offsets(group_id)
-            except KafkaError as e:  # e.g. the offsets topic is still being created on a new broker
-                if e.retriable:
-                    return False
-                raise
-            return all(tp in committed and committed[tp].offset >= ends[tp] for tp in tps if ends[tp] > 0)
+    async def consumed() -> bool:
+        check_alive()
+        lag = await group_lag(settings, group_id)
+        return lag is not None and not any(lag.values())
 
-        await wait_for(consumed, f"group {group_id} to consume up to {dict(ends)}")
-    finally:
-        await admin.close()
-        await consumer.stop()
+    await wait_for(consumed, f"group {group_id} to consume participant-events to its end")
 
 
 async def findings(settings: KafkaSettings) -> list[dict[str, Any]]:
     """Every committed finding on the deviations topic."""
-    return [json.loads(r.value or b"") async for r in read_to_end(settings.bootstrap_servers, settings.topics.deviations)]
+    return [
+        json.loads(r.value or b"") async for r in read_to_end(settings.bootstrap_servers, settings.topics.deviations)
+    ]
 
 
 async def dead_letters(settings: KafkaSettings) -> list[ConsumerRecord[bytes, bytes]]:

@@ -29,10 +29,6 @@ pytestmark = pytest.mark.integration
 IMPLEMENTED = {r.rule_id for r in PROTOCOL.rules}
 
 
-def group_of(settings: KafkaSettings) -> str:
-    return f"{settings.namespace}.{settings.study_id}.rules"
-
-
 def expected_example_findings() -> dict[str, list[str]]:
     return {pid: rules for pid, rules in expected_rules(IMPLEMENTED).items() if rules}
 
@@ -42,7 +38,7 @@ async def test_example_published_with_aiokafka_raises_consent_01_for_e03_only(
 ) -> None:
     service = rules_service()
     await publish(settings, keyed(example_lines()))
-    await wait_until_consumed(settings, group_of(settings), service.check_alive)
+    await wait_until_consumed(settings, service.check_alive)
 
     found = await findings(settings)
     assert rule_ids_by_participant(found) == expected_example_findings()
@@ -63,11 +59,24 @@ async def test_example_published_with_kcat_raises_the_same(
     messages = tmp_path / "messages.txt"
     messages.write_bytes(b"".join(key + b"\t" + value + b"\n" for key, value in keyed(example_lines())))
     subprocess.run(
-        [kcat, "-P", "-b", settings.bootstrap_servers, "-t", settings.topics.participant_events,
-         "-K", "\t", "-X", "partitioner=murmur2_random", "-l", str(messages)],
-        check=True, timeout=60,
+        [
+            kcat,
+            "-P",
+            "-b",
+            settings.bootstrap_servers,
+            "-t",
+            settings.topics.participant_events,
+            "-K",
+            "\t",
+            "-X",
+            "partitioner=murmur2_random",
+            "-l",
+            str(messages),
+        ],
+        check=True,
+        timeout=60,
     )
-    await wait_until_consumed(settings, group_of(settings), service.check_alive)
+    await wait_until_consumed(settings, service.check_alive)
 
     assert rule_ids_by_participant(await findings(settings)) == expected_example_findings()
 
@@ -78,21 +87,26 @@ async def test_malformed_messages_are_dead_lettered_and_the_next_good_one_is_pro
     service = rules_service()
     not_json = b'{"event_type": "ScreeningLabResulted", '
     negative_weight = json.dumps(
-        event_dict("ParticipantRegistered", {"birth_date": "2014-01-01", "sex": "M", "height_cm": 140.0, "weight_kg": -3.0},
-                   participant="M-01")
+        event_dict(
+            "ParticipantRegistered",
+            {"birth_date": "2014-01-01", "sex": "M", "height_cm": 140.0, "weight_kg": -3.0},
+            participant="M-01",
+        )
     ).encode()
     lab_before_consent = json.dumps(
         event_dict("ScreeningLabResulted", {"loinc": "751-8", "value": 2.1, "unit": "10*9/L"}, participant="M-01")
     ).encode()
     await publish(settings, [(b"M-01", not_json), (b"M-01", negative_weight), (b"M-01", lab_before_consent)])
-    await wait_until_consumed(settings, group_of(settings), service.check_alive)
+    await wait_until_consumed(settings, service.check_alive)
 
     rejected = await dead_letters(settings)
     assert [r.value for r in rejected] == [not_json, negative_weight]
     reasons = [dict(r.headers)["trialguard.error"].decode() for r in rejected]
     assert reasons[0].startswith("<message>: not JSON")
     assert reasons[1].startswith("payload.weight_kg: Input should be greater than 0")
-    assert {dict(r.headers)["trialguard.source.topic"] for r in rejected} == {settings.topics.participant_events.encode()}
+    assert {dict(r.headers)["trialguard.source.topic"] for r in rejected} == {
+        settings.topics.participant_events.encode()
+    }
     assert rule_ids_by_participant(await findings(settings)) == {"M-01": ["CONSENT-01"]}
 
 
@@ -106,19 +120,23 @@ async def test_a_restarted_service_does_not_raise_the_same_deviation_twice(
     # A lab collected before consent but recorded after: a fresh service that lost E-03's state
     # would raise CONSENT-01 again for it.
     late_lab = json.dumps(
-        event_dict("ScreeningLabResulted", {"loinc": "731-0", "value": 1.5, "unit": "10*9/L"}, participant="E-03",
-                   at="2025-11-30T09:00:00+08:00")
+        event_dict(
+            "ScreeningLabResulted",
+            {"loinc": "731-0", "value": 1.5, "unit": "10*9/L"},
+            participant="E-03",
+            at="2025-11-30T09:00:00+08:00",
+        )
     ).encode()
 
     service = rules_service()
     await publish(settings, keyed(first))
-    await wait_until_consumed(settings, group_of(settings), service.check_alive)
+    await wait_until_consumed(settings, service.check_alive)
     assert rule_ids_by_participant(await findings(settings)) == {"E-03": ["CONSENT-01"]}
     service.stop(how)
 
     service = rules_service()
     await publish(settings, keyed(rest) + keyed(first) + keyed([late_lab]))  # with every early event again
-    await wait_until_consumed(settings, group_of(settings), service.check_alive)
+    await wait_until_consumed(settings, service.check_alive)
 
     found = await findings(settings)
     assert rule_ids_by_participant(found) == expected_example_findings()

@@ -20,25 +20,50 @@ def test_every_example_event_parses_to_its_type() -> None:
 
 def test_catalogue_has_every_participant_event_type_of_the_design() -> None:
     assert set(EVENT_TYPES) == {
-        "ParticipantRegistered", "ConsentSigned", "ConsentWithdrawn", "ScreeningLabResulted",
-        "KidneyBiopsyReported", "DiseaseActivityScored", "SLEClassificationScored", "MedicalHistoryRecorded",
-        "ConcomitantMedicationRecorded", "PerformanceStatusAssessed", "EligibilityConfirmed", "ParticipantEnrolled",
-        "LeukapheresisPerformed", "LymphodepletionAdministered", "CarTInfused", "AdverseEventReported",
-        "FollowUpVisitCompleted", "RelapseReported", "ParticipantWithdrawn", "ClockTicked",
+        "ParticipantRegistered",
+        "ConsentSigned",
+        "ConsentWithdrawn",
+        "ScreeningLabResulted",
+        "KidneyBiopsyReported",
+        "DiseaseActivityScored",
+        "SLEClassificationScored",
+        "MedicalHistoryRecorded",
+        "ConcomitantMedicationRecorded",
+        "PerformanceStatusAssessed",
+        "EligibilityConfirmed",
+        "ParticipantEnrolled",
+        "LeukapheresisPerformed",
+        "LymphodepletionAdministered",
+        "CarTInfused",
+        "AdverseEventReported",
+        "FollowUpVisitCompleted",
+        "RelapseReported",
+        "ParticipantWithdrawn",
+        "ClockTicked",
     }
 
 
 def test_titre_and_qualitative_values_stay_strings_numbers_become_floats() -> None:
-    titre = parse_event(json.dumps(event_dict("ScreeningLabResulted", {"loinc": "5048-4", "value": "1:160", "unit": "{titer}"})))
-    count = parse_event(json.dumps(event_dict("ScreeningLabResulted", {"loinc": "751-8", "value": 2, "unit": "10*9/L"})))
-    assert isinstance(titre, ScreeningLabResulted) and titre.payload.value == "1:160"
-    assert isinstance(count, ScreeningLabResulted) and count.payload.value == 2.0
+    titre = parse_event(
+        json.dumps(event_dict("ScreeningLabResulted", {"loinc": "5048-4", "value": "1:160", "unit": "{titer}"}))
+    )
+    count = parse_event(
+        json.dumps(event_dict("ScreeningLabResulted", {"loinc": "751-8", "value": 2, "unit": "10*9/L"}))
+    )
+    assert isinstance(titre, ScreeningLabResulted)
+    assert titre.payload.value == "1:160"
+    assert isinstance(count, ScreeningLabResulted)
+    assert count.payload.value == 2.0
 
 
-def _with(change: dict[str, Any], payload: dict[str, Any] | None = None, event_type: str = "ParticipantRegistered") -> bytes:
+def _with(
+    change: dict[str, Any], payload: dict[str, Any] | None = None, event_type: str = "ParticipantRegistered"
+) -> bytes:
     base = event_dict(
         event_type,
-        payload if payload is not None else {"birth_date": "2015-09-14", "sex": "F", "height_cm": 133.0, "weight_kg": 27.5},
+        payload
+        if payload is not None
+        else {"birth_date": "2015-09-14", "sex": "F", "height_cm": 133.0, "weight_kg": 27.5},
     )
     base.update(change)
     return json.dumps({k: v for k, v in base.items() if v is not _DROP}).encode()
@@ -53,10 +78,20 @@ REJECTED = [
     ("not JSON", b"{event_type: ConsentSigned", "<message>", "not JSON"),
     ("JSON but not an object", b"[1, 2, 3]", "<message>", "object"),
     ("empty message", b"", "<message>", "not JSON"),
-    ("unknown event type", _with({"event_type": "PatientTeleported"}), "event_type", "unknown event type 'PatientTeleported'"),
+    (
+        "unknown event type",
+        _with({"event_type": "PatientTeleported"}),
+        "event_type",
+        "unknown event type 'PatientTeleported'",
+    ),
     ("event type missing", _with({"event_type": _DROP}), "event_type", "missing"),
     ("envelope field missing", _with({"participant_id": _DROP}), "participant_id", "missing"),
-    ("payload field missing", _with({}, {k: v for k, v in _REGISTRATION.items() if k != "sex"}), "payload.sex", "missing"),
+    (
+        "payload field missing",
+        _with({}, {k: v for k, v in _REGISTRATION.items() if k != "sex"}),
+        "payload.sex",
+        "missing",
+    ),
     ("timestamp without offset", _with({"occurred_at": "2025-11-03T10:30:00"}), "occurred_at", "offset"),
     ("recorded_at without offset", _with({"recorded_at": "2025-11-03 10:30"}), "recorded_at", "offset"),
     ("negative weight", _with({}, {**_REGISTRATION, "weight_kg": -27.5}), "payload.weight_kg", "greater than 0"),
@@ -65,14 +100,49 @@ REJECTED = [
     ("weight true", _with({}, {**_REGISTRATION, "weight_kg": True}), "payload.weight_kg", "number"),
     ("NaN weight", _with({}, {**_REGISTRATION, "weight_kg": float("nan")}), "payload.weight_kg", "finite"),
     ("impossible birth date", _with({}, {**_REGISTRATION, "birth_date": "2015-02-30"}), "payload.birth_date", "date"),
-    ("ECOG 7", _with({}, {"scale": "ECOG", "score": 7}, "PerformanceStatusAssessed"), "payload.score", "less than or equal to 5"),
-    ("SLEDAI above 105", _with({}, {"instrument": "SLEDAI-2K", "score": 106}, "DiseaseActivityScored"), "payload.score", "105"),
+    (
+        "ECOG 7",
+        _with({}, {"scale": "ECOG", "score": 7}, "PerformanceStatusAssessed"),
+        "payload.score",
+        "less than or equal to 5",
+    ),
+    (
+        "SLEDAI above 105",
+        _with({}, {"instrument": "SLEDAI-2K", "score": 106}, "DiseaseActivityScored"),
+        "payload.score",
+        "105",
+    ),
     ("unknown arm", _with({}, {"arm": "mid_dose"}, "ParticipantEnrolled"), "payload.arm", "low_dose"),
-    ("bad ISN/RPS class", _with({}, {"isn_rps_class": "VII", "active_lesions": True}, "KidneyBiopsyReported"), "payload.isn_rps_class", "pattern"),
-    ("lab value free text", _with({}, {"loinc": "751-8", "value": "lots", "unit": "x"}, "ScreeningLabResulted"), "payload.value", "lots"),
-    ("malformed LOINC", _with({}, {"loinc": "75A-8", "value": 1.0, "unit": "x"}, "ScreeningLabResulted"), "payload.loinc", "pattern"),
-    ("zero cells infused", _with({}, {"total_cells": 0, "weight_kg": 30, "product_lot": "L1"}, "CarTInfused"), "payload.total_cells", "greater than 0"),
-    ("CRS grade 6", _with({}, {"term": "CRS", "ctcae_grade": 3, "serious": True, "crs_grade": 6}, "AdverseEventReported"), "payload.crs_grade", "5"),
+    (
+        "bad ISN/RPS class",
+        _with({}, {"isn_rps_class": "VII", "active_lesions": True}, "KidneyBiopsyReported"),
+        "payload.isn_rps_class",
+        "pattern",
+    ),
+    (
+        "lab value free text",
+        _with({}, {"loinc": "751-8", "value": "lots", "unit": "x"}, "ScreeningLabResulted"),
+        "payload.value",
+        "lots",
+    ),
+    (
+        "malformed LOINC",
+        _with({}, {"loinc": "75A-8", "value": 1.0, "unit": "x"}, "ScreeningLabResulted"),
+        "payload.loinc",
+        "pattern",
+    ),
+    (
+        "zero cells infused",
+        _with({}, {"total_cells": 0, "weight_kg": 30, "product_lot": "L1"}, "CarTInfused"),
+        "payload.total_cells",
+        "greater than 0",
+    ),
+    (
+        "CRS grade 6",
+        _with({}, {"term": "CRS", "ctcae_grade": 3, "serious": True, "crs_grade": 6}, "AdverseEventReported"),
+        "payload.crs_grade",
+        "5",
+    ),
     ("bad event id", _with({"event_id": "not-a-uuid"}), "event_id", "UUID"),
     ("schema version 2", _with({"schema_version": 2}), "schema_version", "1"),
     ("unknown field", _with({"patient_name": "x"}), "patient_name", "not a field"),
@@ -107,10 +177,18 @@ def test_a_deviation_round_trips_through_json() -> None:
     deviation = DeviationRaised.model_validate(
         {
             "deviation_id": "3b9789f2-0408-58ed-880a-690a3df0238f",
-            "study_id": "NCT06904729", "site_id": "GZ-01", "participant_id": "E-03", "rule_id": "CONSENT-01",
-            "protocol_version": "1.0", "category": "INFORMED CONSENT", "severity": "important",
-            "term": "t", "protocol_reference": "Inclusion 8", "occurred_at": "2025-11-29T10:30:00+08:00",
-            "trigger_event_ids": ["7b1b7955-7c99-5f54-8f92-28dfab9a79bf"], "evidence": {"procedure": "x"},
+            "study_id": "NCT06904729",
+            "site_id": "GZ-01",
+            "participant_id": "E-03",
+            "rule_id": "CONSENT-01",
+            "protocol_version": "1.0",
+            "category": "INFORMED CONSENT",
+            "severity": "important",
+            "term": "t",
+            "protocol_reference": "Inclusion 8",
+            "occurred_at": "2025-11-29T10:30:00+08:00",
+            "trigger_event_ids": ["7b1b7955-7c99-5f54-8f92-28dfab9a79bf"],
+            "evidence": {"procedure": "x"},
         }
     )
     assert DeviationRaised.model_validate_json(deviation.model_dump_json()) == deviation

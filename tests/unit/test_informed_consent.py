@@ -39,7 +39,11 @@ CASES = [
     ("minor: participant signed, guardian not", [MINOR, both_signed[0], lab(at=_at("2025-11-06"))], ["CONSENT-01"]),
     ("minor: guardian signed, participant not", [MINOR, both_signed[1], lab(at=_at("2025-11-06"))], ["CONSENT-01"]),
     ("procedure at the very second consent completes", [MINOR, *both_signed, lab(at=_at(CONSENT_DAY, "10:35:00"))], []),
-    ("procedure one second before consent completes", [MINOR, *both_signed, lab(at=_at(CONSENT_DAY, "10:34:59"))], ["CONSENT-01"]),
+    (
+        "procedure one second before consent completes",
+        [MINOR, *both_signed, lab(at=_at(CONSENT_DAY, "10:34:59"))],
+        ["CONSENT-01"],
+    ),
     ("same instant in another offset", [MINOR, *both_signed, lab(at="2025-11-03T02:35:00+00:00")], []),
     (
         "18th birthday on the consent day: no guardian needed",
@@ -63,7 +67,11 @@ CASES = [
         [MINOR, *both_signed, lab(at=_at("2025-11-01"))],
         ["CONSENT-01"],
     ),
-    ("raised once per participant", [MINOR, lab(at=_at("2025-11-01")), lab(at=_at("2025-11-02"), loinc="731-0")], ["CONSENT-01"]),
+    (
+        "raised once per participant",
+        [MINOR, lab(at=_at("2025-11-01")), lab(at=_at("2025-11-02"), loinc="731-0")],
+        ["CONSENT-01"],
+    ),
     *[
         (f"{kind} before consent", [MINOR, e], ["CONSENT-01"])
         for kind, e in [
@@ -79,8 +87,17 @@ CASES = [
         (f"{kind} before consent is history, not a procedure", [MINOR, e], [])
         for kind, e in [
             ("kidney biopsy", event("KidneyBiopsyReported", {"isn_rps_class": "IV", "active_lesions": True})),
-            ("EULAR/ACR score", event("SLEClassificationScored", {"criteria": "EULAR/ACR 2019", "ana_entry_met": True, "score": 19})),
-            ("concomitant medication", event("ConcomitantMedicationRecorded", {"drug_class": "G-CSF", "agent": "filgrastim", "start": "2025-10-01"})),
+            (
+                "EULAR/ACR score",
+                event("SLEClassificationScored", {"criteria": "EULAR/ACR 2019", "ana_entry_met": True, "score": 19}),
+            ),
+            (
+                "concomitant medication",
+                event(
+                    "ConcomitantMedicationRecorded",
+                    {"drug_class": "G-CSF", "agent": "filgrastim", "start": "2025-10-01"},
+                ),
+            ),
         ]
     ],
 ]
@@ -95,7 +112,9 @@ def test_consent_01_explains_itself() -> None:
     trigger = lab(at=_at("2025-11-01"))
     step = process(process(ParticipantState("P-0001"), MINOR, PROTOCOL).state, trigger, PROTOCOL)
     (deviation,) = step.findings
-    assert deviation.model_dump(mode="json", include={"rule_id", "protocol_reference", "protocol_version", "category", "severity"}) == {
+    assert deviation.model_dump(
+        mode="json", include={"rule_id", "protocol_reference", "protocol_version", "category", "severity"}
+    ) == {
         "rule_id": "CONSENT-01",
         "protocol_reference": "Inclusion 8",
         "protocol_version": "1.0",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
 from services.kafka import KafkaSettings
-from services.rules_service import RulesService
+from services.rules_service import Outgoing, RulesService
 from tests.builders import event_dict
 
 SETTINGS = KafkaSettings("127.0.0.1:1", "NCT06904729", "unit")
@@ -26,34 +26,44 @@ class FakeRecord:
 
 def lab_before_consent(participant: str = "P-0001", study: str = "NCT06904729") -> bytes:
     return json.dumps(
-        event_dict("ScreeningLabResulted", {"loinc": "751-8", "value": 2.1, "unit": "10*9/L"}, participant=participant, study=study)
+        event_dict(
+            "ScreeningLabResulted",
+            {"loinc": "751-8", "value": 2.1, "unit": "10*9/L"},
+            participant=participant,
+            study=study,
+        )
     ).encode()
 
 
-def handle(record: FakeRecord, states: dict[str, ParticipantState] | None = None) -> list:
-    return RulesService(SETTINGS, PROTOCOL).handle(record, {} if states is None else states)  # type: ignore[arg-type]
+def handle(record: FakeRecord, states: dict[str, ParticipantState] | None = None) -> list[Outgoing]:
+    return RulesService(SETTINGS, PROTOCOL).handle(record, {} if states is None else states)
 
 
 def test_a_finding_goes_to_deviations_keyed_by_participant() -> None:
     states: dict[str, ParticipantState] = {}
     (out,) = handle(FakeRecord(lab_before_consent(), b"P-0001"), states)
-    assert out.topic == TOPICS.deviations and out.key == b"P-0001"
-    assert json.loads(out.value)["rule_id"] == "CONSENT-01"
+    assert out.topic == TOPICS.deviations
+    assert out.key == b"P-0001"
+    assert json.loads(out.value or b"")["rule_id"] == "CONSENT-01"
     assert "P-0001" in states
 
 
-def headers(out) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def headers(out: Outgoing) -> dict[str, str]:
     return {k: v.decode() for k, v in out.headers}
 
 
 def test_broken_input_goes_to_dead_letter_with_reason_bytes_and_origin() -> None:
     (out,) = handle(FakeRecord(b"{oops", b"P-0001"))
-    assert out.topic == TOPICS.dead_letter and out.value == b"{oops" and out.key == b"P-0001"
+    assert out.topic == TOPICS.dead_letter
+    assert out.value == b"{oops"
+    assert out.key == b"P-0001"
     h = headers(out)
     assert h["trialguard.error"].startswith("<message>: not JSON")
     assert h["trialguard.error.field"] == "<message>"
     assert (h["trialguard.source.topic"], h["trialguard.source.partition"], h["trialguard.source.offset"]) == (
-        TOPICS.participant_events, "2", "41",
+        TOPICS.participant_events,
+        "2",
+        "41",
     )
 
 
@@ -77,6 +87,6 @@ def test_an_event_of_another_study_is_dead_lettered() -> None:
 
 def test_a_replayed_record_rebuilds_state_without_logging(capsys) -> None:  # type: ignore[no-untyped-def]
     states: dict[str, ParticipantState] = {}
-    RulesService(SETTINGS, PROTOCOL).handle(FakeRecord(lab_before_consent(), b"P-0001"), states, replaying=True)  # type: ignore[arg-type]
+    RulesService(SETTINGS, PROTOCOL).handle(FakeRecord(lab_before_consent(), b"P-0001"), states, replaying=True)
     assert "CONSENT-01" in states["P-0001"].raised
     assert "finding_raised" not in capsys.readouterr().err
