@@ -16,8 +16,9 @@ help: ## list the targets
 $(BIN)/trialguard: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else "Python 3.11 or 3.12 is needed (durable-rules does not build on 3.13); set PYTHON=")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@mkdir -p .cache
+	$(BIN)/pip install -q --upgrade pip > .cache/pip.log 2>&1 || { cat .cache/pip.log; exit 1; }
+	$(BIN)/pip install -e '.[dev]' > .cache/pip.log 2>&1 || { cat .cache/pip.log; exit 1; }
 	@touch $@
 
 setup: $(BIN)/trialguard ## create .venv and install TrialGuard with its dev tools

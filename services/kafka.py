@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -70,8 +71,19 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another process
                 await admin.create_topics(missing)
+            await _wait_for_leaders(admin, [t.name for t in missing])
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], seconds: float = 30) -> None:
+    """A new topic takes a moment to elect leaders; producing before that only logs retries."""
+    async with asyncio.timeout(seconds):
+        while True:
+            described = await admin.describe_topics(names)
+            if all(t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+                return
+            await asyncio.sleep(0.1)
 
 
 async def read_to_end(bootstrap_servers: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
