@@ -34,7 +34,7 @@ fetch() {
   if compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; then return; fi
   command -v mvn >/dev/null || { say "Maven (mvn) is needed to fetch the broker jars"; exit 1; }
   say "fetching broker jars with Maven into $libs (first run only)"
-  mvn -q -B -f "$root/kafka/pom.xml" -Dmaven.repo.local="$root/.cache/m2" dependency:copy-dependencies
+  mvn -q -B -Dstyle.color=never -f "$root/kafka/pom.xml" -Dmaven.repo.local="$root/.cache/m2" dependency:copy-dependencies
 }
 
 write_config() {
