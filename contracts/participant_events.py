@@ -12,7 +12,10 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from contracts import units
 
 SCHEMA_VERSION = 1
 
@@ -83,6 +86,39 @@ class LabResult(_Strict):
     unit: Annotated[str, Field(min_length=1, max_length=30, description="UCUM unit")] | None = None
     uln: Annotated[float, Field(gt=0)] | None = None
     lln: Annotated[float, Field(ge=0)] | None = None
+
+    # For a LOINC code of the unit table (contracts/units.py), a value or a unit that cannot be
+    # right breaks the contract, naming the field; other LOINC codes are not restricted.
+    @field_validator("value")
+    @classmethod
+    def _value_fits_the_analyte(cls, value: float | str, info: ValidationInfo) -> float | str:
+        if (loinc := info.data.get("loinc")) is not None:
+            try:
+                units.check_value(loinc, value)
+            except units.ResultKindError as e:
+                raise PydanticCustomError("lab_result_kind", "{reason}", {"reason": str(e)}) from None
+        return value
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_known_for_the_analyte(cls, unit: str | None, info: ValidationInfo) -> str | None:
+        if (loinc := info.data.get("loinc")) is not None and "value" in info.data:
+            _check_unit(loinc, info.data["value"], unit)
+        return unit
+
+    @model_validator(mode="after")
+    def _unit_present_when_needed(self) -> LabResult:
+        # A field validator does not see an omitted unit (the default is not validated).
+        if "unit" not in self.model_fields_set:
+            _check_unit(self.loinc, self.value, None)
+        return self
+
+
+def _check_unit(loinc: str, value: float | str, unit: str | None) -> None:
+    try:
+        units.check_unit(loinc, value, unit)
+    except units.UnknownUnitError as e:
+        raise PydanticCustomError("lab_unit_unknown", "{reason}", {"reason": str(e)}) from None
 
 
 class KidneyBiopsy(_Strict):

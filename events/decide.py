@@ -9,51 +9,75 @@ from dataclasses import dataclass
 
 from contracts import DeviationRaised, Finding, ParticipantEvent, SafetyAlertRaised
 from events.fold import fold
-from protocol import Kind, OncePer, Protocol, RuleSpec
+from protocol import Facts, Kind, OncePer, Protocol, RuleSpec
+from protocol.engine import engine_for
 from protocol.state import ParticipantState
 
 FINDING_NAMESPACE = uuid.UUID("5b0e6f4e-3a52-4a4e-9d8e-2f6c1d7a9b10")
 """uuid5 namespace of deviation and alert ids. Changing it changes every id: never do."""
 
 
-def finding_id(study_id: str, participant_id: str, rule_id: str, trigger_event_ids: tuple[uuid.UUID, ...]) -> uuid.UUID:
-    """The deterministic id of a finding: a retry or a replay yields the same id."""
-    name = "|".join([study_id, participant_id, rule_id, *(str(i) for i in trigger_event_ids)])
-    return uuid.uuid5(FINDING_NAMESPACE, name)
+def finding_id(
+    study_id: str, participant_id: str, rule_id: str, trigger_event_ids: tuple[uuid.UUID, ...], item: str | None = None
+) -> uuid.UUID:
+    """The deterministic id of a finding: a retry or a replay yields the same id.
+
+    ``item`` tells apart the findings one trigger raises for several items (missed visits).
+    """
+    parts = [study_id, participant_id, rule_id, *(str(i) for i in trigger_event_ids)]
+    return uuid.uuid5(FINDING_NAMESPACE, "|".join(parts if item is None else [*parts, item]))
 
 
-def once_key(rule: RuleSpec, event: ParticipantEvent) -> str:
-    """What makes a finding the same real-world problem as one already raised."""
-    return rule.rule_id if rule.once_per is OncePer.PARTICIPANT else f"{rule.rule_id}@{event.event_id}"
+def _once_keys(rule: RuleSpec, event: ParticipantEvent, facts: Facts) -> list[tuple[str, str | None]]:
+    """(once-key, item) of each finding the rule raises: the key says which problem it is."""
+    if rule.once_per is OncePer.PARTICIPANT:
+        return [(rule.rule_id, None)]
+    if rule.once_per is OncePer.TRIGGER:
+        return [(f"{rule.rule_id}@{event.event_id}", None)]
+    if rule.for_each is not None:
+        items = facts[rule.for_each]
+        assert isinstance(items, list)
+        return [(f"{rule.rule_id}@{item}", item) for item in items]
+    assert rule.key is not None
+    return [(f"{rule.rule_id}@{facts[rule.key]}", None)]
 
 
 def decide(state: ParticipantState, event: ParticipantEvent, protocol: Protocol) -> list[Finding]:
     """The findings ``event`` raises, given the state before it. Rules run in catalogue order."""
-    findings: list[Finding] = []
-    for rule in protocol.rules:
-        if once_key(rule, event) in state.raised:
-            continue
-        evidence = rule.check(state, event)
-        if evidence is None:
-            continue
-        triggers = (event.event_id,)
-        common = {
-            "study_id": event.study_id,
-            "site_id": event.site_id,
-            "participant_id": event.participant_id,
-            "rule_id": rule.rule_id,
-            "protocol_version": protocol.version,
-            "term": rule.term,
-            "protocol_reference": rule.reference,
-            "occurred_at": event.occurred_at,
-            "trigger_event_ids": triggers,
-            "evidence": evidence,
-        }
-        fid = finding_id(event.study_id, event.participant_id, rule.rule_id, triggers)
-        if rule.kind is Kind.DEVIATION:
-            findings.append(DeviationRaised(deviation_id=fid, category=rule.category, severity=rule.severity, **common))
-        else:
-            findings.append(SafetyAlertRaised(alert_id=fid, **common))
+    return [finding for finding, _ in _decide(state, event, protocol)]
+
+
+def _decide(state: ParticipantState, event: ParticipantEvent, protocol: Protocol) -> list[tuple[Finding, str]]:
+    facts = protocol.facts(state, event)
+    if len(facts) == 1:
+        return []  # nothing but the event type: no rule can hold
+    findings: list[tuple[Finding, str]] = []
+    triggers = (event.event_id,)
+    for rule in engine_for(protocol).matching(facts):
+        evidence = {name: facts[name] for name in rule.evidence if name in facts}
+        for once_key, item in _once_keys(rule, event, facts):
+            if once_key in state.raised:
+                continue
+            common = {
+                "study_id": event.study_id,
+                "site_id": event.site_id,
+                "participant_id": event.participant_id,
+                "rule_id": rule.rule_id,
+                "protocol_version": protocol.version,
+                "term": rule.term,
+                "protocol_reference": rule.reference,
+                "occurred_at": event.occurred_at,
+                "trigger_event_ids": triggers,
+                "evidence": evidence if item is None else {rule.item_name: item, **evidence},
+            }
+            fid = finding_id(event.study_id, event.participant_id, rule.rule_id, triggers, item)
+            if rule.kind is Kind.DEVIATION:
+                finding: Finding = DeviationRaised(
+                    deviation_id=fid, category=rule.category, severity=rule.severity, **common
+                )
+            else:
+                finding = SafetyAlertRaised(alert_id=fid, **common)
+            findings.append((finding, once_key))
     return findings
 
 
@@ -72,12 +96,10 @@ def process(state: ParticipantState, event: ParticipantEvent, protocol: Protocol
     """
     if event.event_id in state.seen_event_ids:
         return Step(state, [])
-    findings = decide(state, event, protocol)
-    raised = {once_key(protocol.rule(f.rule_id), event) for f in findings}
+    decided = _decide(state, event, protocol)
     folded = fold(state, event)
+    raised = folded.raised | {key for _, key in decided}
     return Step(
-        dataclasses.replace(
-            folded, raised=folded.raised | raised, seen_event_ids=folded.seen_event_ids | {event.event_id}
-        ),
-        findings,
+        dataclasses.replace(folded, raised=raised, seen_event_ids=folded.seen_event_ids | {event.event_id}),
+        [finding for finding, _ in decided],
     )

@@ -1,6 +1,6 @@
 """What a trial requires, as code: pure, no I/O, no clock."""
 
-from protocol.model import Evidence, Kind, OncePer, Protocol, RuleSpec
+from protocol.model import Arm, Facts, Kind, OncePer, Parameter, Protocol, RuleSpec, VisitWindow
 from protocol.state import ParticipantState
 
-__all__ = ["Evidence", "Kind", "OncePer", "ParticipantState", "Protocol", "RuleSpec"]
+__all__ = ["Arm", "Facts", "Kind", "OncePer", "Parameter", "ParticipantState", "Protocol", "RuleSpec", "VisitWindow"]

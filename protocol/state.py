@@ -1,4 +1,9 @@
-"""What the protocol knows about one participant: the facts folded from their events so far."""
+"""What the protocol knows about one participant: the facts folded from their events so far.
+
+The state keeps the events the rules read (immutable contract models), not copies of their
+fields, so evidence can always name the event it came from. It grows with one participant's own
+history, never with the log as a whole.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,20 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from typing import Literal
+
+from contracts.participant_events import (
+    ConcomitantMedicationRecorded,
+    ConsentWithdrawn,
+    DiseaseActivityScored,
+    EligibilityConfirmed,
+    KidneyBiopsyReported,
+    MedicalHistoryRecorded,
+    ParticipantEnrolled,
+    ParticipantRegistered,
+    PerformanceStatusAssessed,
+    ScreeningLabResulted,
+    SLEClassificationScored,
+)
 
 Signer = Literal["participant", "guardian"]
 
@@ -16,14 +35,39 @@ class ParticipantState:
 
     Attributes:
         participant_id: the pseudonymous id.
-        birth_date: from registration; None until registered.
-        consent_signed_at: the first signature of each signer (event time).
+        registration: the latest registration (birth date, sex, height, weight).
+        consent_signed_at: the first signature of each signer since the last withdrawal.
+        consent_withdrawal: the withdrawal in force (cleared by a later signature).
+        labs: screening results by analyte name, in log order.
+        sledai, ecog: disease-activity and performance-status assessments, in log order.
+        biopsy, eular, history, eligibility: the latest of each, in log order.
+        gcsf: G-CSF exposures recorded as concomitant medication.
+        enrollment: the first enrollment.
+        leukapheresis_at, lymphodepletion_at: event time of the latest of each step.
+        infusions_at: event time of every CAR-T infusion.
+        visits_done: visit codes completed.
+        withdrawn_at: when the participant left the study.
         raised: keys of findings already raised, so each is raised once.
         seen_event_ids: event ids already processed, so a duplicate changes nothing.
     """
 
     participant_id: str
-    birth_date: dt.date | None = None
+    registration: ParticipantRegistered | None = None
     consent_signed_at: dict[Signer, dt.datetime] = field(default_factory=dict)
+    consent_withdrawal: ConsentWithdrawn | None = None
+    labs: dict[str, tuple[ScreeningLabResulted, ...]] = field(default_factory=dict)
+    sledai: tuple[DiseaseActivityScored, ...] = ()
+    ecog: tuple[PerformanceStatusAssessed, ...] = ()
+    biopsy: KidneyBiopsyReported | None = None
+    eular: SLEClassificationScored | None = None
+    history: MedicalHistoryRecorded | None = None
+    gcsf: tuple[ConcomitantMedicationRecorded, ...] = ()
+    eligibility: EligibilityConfirmed | None = None
+    enrollment: ParticipantEnrolled | None = None
+    leukapheresis_at: dt.datetime | None = None
+    lymphodepletion_at: dt.datetime | None = None
+    infusions_at: tuple[dt.datetime, ...] = ()
+    visits_done: frozenset[str] = frozenset()
+    withdrawn_at: dt.datetime | None = None
     raised: frozenset[str] = frozenset()
     seen_event_ids: frozenset[uuid.UUID] = frozenset()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from contracts import schemas as contract_schemas
 from protocol.registry import UnknownStudyError, protocol_for
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
+from services.replay import run as run_replay
 from services.rules_service import RulesService, rules_group_id
 
 log = structlog.get_logger("trialguard.cli")
@@ -147,6 +149,19 @@ def _schemas(args: argparse.Namespace) -> int:
     return 1 if stale else 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    """Replay a JSON-lines event log offline: findings on stdout (or --out), summary on stderr."""
+    try:
+        return run_replay(
+            args.file, args.out, args.study, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, stderr=sys.stderr
+        )
+    except BrokenPipeError:
+        # The reader of stdout left (`trialguard replay log.jsonl | head`): stop quietly, as Unix
+        # tools do. Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``trialguard`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -181,6 +196,27 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser("topics", help="create the study's topics when absent and print their names")
     _kafka_args(topics)
     topics.set_defaults(run=_topics)
+
+    replay = commands.add_parser(
+        "replay",
+        help="run the protocol over a JSON-lines event log, offline (no broker)",
+        description="Run the protocol over contract-v1 JSON lines and write every finding (DeviationRaised, "
+        "SafetyAlertRaised) as one JSON object per line. The same input always gives byte-identical output. "
+        "Lines that break the contract are reported on stderr as FILE:LINE: error and skipped; a summary "
+        "follows on stderr. Exit status: 0 every line was fine, 1 some lines were rejected (the other "
+        "lines' findings are still written), 2 usage or I/O error.",
+    )
+    replay.add_argument("file", help="a JSON-lines file, or - for standard input")
+    replay.add_argument(
+        "--out", metavar="FILE", help="write the findings to FILE, complete or not at all (default: standard output)"
+    )
+    replay.add_argument(
+        "--study",
+        default=KafkaSettings().study_id,
+        help="study whose protocol judges the log; events of other studies are rejected "
+        "(env TRIALGUARD_STUDY_ID; default %(default)s)",
+    )
+    replay.set_defaults(run=_replay, sync=True)
 
     contracts = commands.add_parser("contracts", help="the wire contract").add_subparsers(dest="action", required=True)
     schemas = contracts.add_parser("schemas", help="write the JSON Schemas generated from the models")

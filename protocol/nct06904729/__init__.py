@@ -1,15 +1,46 @@
 """NCT06904729: CAR-T cells for refractory/recurrent lupus nephritis in children, version 1.0.
 
-One module per protocol section; each contributes its rules. Registry record:
-shared/protocol-source/NCT06904729.md.
+One module per protocol section; each contributes the facts it derives and its rules, in
+catalogue order. Registry record: shared/protocol-source/NCT06904729.md.
 """
 
 from protocol.model import Protocol
-from protocol.nct06904729 import informed_consent
+from protocol.nct06904729 import (
+    exclusion,
+    follow_up,
+    inclusion,
+    informed_consent,
+    safety,
+    screening,
+    treatment,
+)
+from protocol.nct06904729.design import ARMS, SCHEDULE, STEPS, VISIT_SCHEDULE
+from protocol.nct06904729.parameters import PARAMETERS
 
 PROTOCOL = Protocol(
     study_id="NCT06904729",
     version="1.0",
     title="CAR-T cells for refractory/recurrent lupus nephritis in children",
-    rules=(*informed_consent.RULES,),
+    arms=ARMS,
+    parameters=(*PARAMETERS, VISIT_SCHEDULE),
+    schedule=SCHEDULE,
+    steps=STEPS,
+    fact_sources=(
+        screening.screening_facts,
+        inclusion.inclusion_facts,
+        exclusion.exclusion_facts,
+        informed_consent.consent_facts,
+        treatment.treatment_facts,
+        follow_up.follow_up_facts,
+        safety.safety_facts,
+    ),
+    rules=(
+        *inclusion.RULES,
+        *exclusion.RULES,
+        *screening.RULES,
+        *informed_consent.RULES,
+        *treatment.RULES,
+        *follow_up.RULES,
+        *safety.RULES,
+    ),
 )

@@ -1,17 +1,17 @@
 """Informed consent (Inclusion 8): participants and, for minors, their guardians sign before any
-study procedure."""
+study procedure; nothing is done after consent is withdrawn."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from durable.lang import m
+
 from contracts import Category, ParticipantEvent, Severity
 from protocol.clinical import age_in_years
-from protocol.model import Evidence, OncePer, deviation
+from protocol.model import Facts, OncePer, deviation
+from protocol.nct06904729.parameters import AGE_OF_CONSENT
 from protocol.state import ParticipantState
-
-AGE_OF_CONSENT = 18
-"""Below this age a guardian signs too (Inclusion 8: "participants and their guardians")."""
 
 STUDY_PROCEDURES = frozenset(
     {
@@ -29,41 +29,56 @@ EULAR/ACR score and concomitant medications are history, not procedures (DESIGN.
 
 
 def consent_complete_at(state: ParticipantState) -> dt.datetime | None:
-    """When consent became complete: the participant signed and, under 18 (or of unknown age),
-    a guardian signed too. None while incomplete."""
+    """When consent became complete: the participant signed and, under 18 at their signature
+    (or of unknown age), a guardian signed too. None while incomplete."""
     participant = state.consent_signed_at.get("participant")
     if participant is None:
         return None
-    minor = state.birth_date is None or age_in_years(state.birth_date, participant.date()) < AGE_OF_CONSENT
-    if not minor:
+    birth = state.registration.payload.birth_date if state.registration else None
+    if birth is not None and age_in_years(birth, participant.date()) >= AGE_OF_CONSENT.value:
         return participant
     guardian = state.consent_signed_at.get("guardian")
     return None if guardian is None else max(participant, guardian)
 
 
-def procedure_before_consent(state: ParticipantState, event: ParticipantEvent) -> Evidence | None:
-    """A study procedure whose event time is before consent was complete (or with none yet)."""
+def consent_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     if event.event_type not in STUDY_PROCEDURES:
-        return None
+        return {}
     complete_at = consent_complete_at(state)
-    if complete_at is not None and complete_at <= event.occurred_at:
-        return None
-    return {
+    facts: Facts = {
         "procedure": event.event_type,
         "procedure_at": event.occurred_at.isoformat(),
-        "consent_complete_at": None if complete_at is None else complete_at.isoformat(),
+        "consent_complete": complete_at is not None and complete_at <= event.occurred_at,
         "signed": sorted(state.consent_signed_at),
     }
+    if complete_at is not None:
+        facts["consent_complete_at"] = complete_at.isoformat()
+    withdrawal = state.consent_withdrawal
+    if withdrawal is not None and withdrawal.occurred_at < event.occurred_at:
+        facts["consent_withdrawn_at"] = withdrawal.occurred_at.isoformat()
+        facts["consent_withdrawal_event_id"] = str(withdrawal.event_id)
+    return facts
 
 
 RULES = (
     deviation(
         "CONSENT-01",
-        procedure_before_consent,
         category=Category.INFORMED_CONSENT,
         severity=Severity.IMPORTANT,
-        term="Study procedure performed before informed consent was complete",
         reference="Inclusion 8",
-        once_per=OncePer.PARTICIPANT,
+        term="Study procedure performed before informed consent was complete",
+        when=m.consent_complete == False,
+        evidence=("procedure", "procedure_at", "consent_complete_at", "signed"),
+    ),
+    deviation(
+        "CONSENT-02",
+        category=Category.INFORMED_CONSENT,
+        severity=Severity.IMPORTANT,
+        reference="Inclusion 8",
+        term="Study procedure performed after informed consent was withdrawn",
+        when=+m.consent_withdrawn_at,
+        evidence=("procedure", "procedure_at", "consent_withdrawn_at"),
+        once_per=OncePer.KEY,
+        key="consent_withdrawal_event_id",
     ),
 )

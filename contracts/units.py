@@ -1,0 +1,302 @@
+"""The LOINC-coded screening analytes, the results and UCUM units each accepts, and the
+conversion of a number to the analyte's canonical unit (the unit the protocol criterion is
+written in).
+
+Source: shared/reference/clinical.md, "LOINC codes and UCUM units for the screening labs" and its
+"Conversions" paragraph. Units are UCUM and compared case-sensitively, as UCUM is ("mg/dl" is
+not "mg/dL"); a few common non-UCUM spellings (``IU/L``, ``sec``) are accepted as listed.
+
+Conversions are exact rationals (``Fraction``) applied to the decimal a number is written as,
+so that a result is rounded once, at the end: 88.4 umol/L of creatinine is exactly 1.0 mg/dL,
+6.0 g/dL of hemoglobin exactly 60.0 g/L.
+
+Pure: no I/O, imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from types import MappingProxyType
+
+QUALITATIVE_RESULTS = ("positive", "negative", "equivocal")
+"""The qualitative results the wire contract allows as a lab ``value``."""
+
+_TITRE = re.compile(r"^1:([1-9]\d*)$")
+
+
+class LabResultError(ValueError):
+    """A lab result that cannot be right for its LOINC code (a unit or a kind of value)."""
+
+
+class UnknownUnitError(LabResultError):
+    """A unit that is not known for the analyte of a LOINC code (or a missing unit)."""
+
+
+class ResultKindError(LabResultError):
+    """A value of the wrong kind for the analyte: a number for an ordinal test, a titre for a
+    concentration, "positive" for a count."""
+
+
+class UnknownAnalyteError(LookupError):
+    """A LOINC code that is not in the unit table."""
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """One row of the unit table.
+
+    Attributes:
+        name: the analyte's name in the protocol code ("creatinine"). Two rows may share a name
+            when their LOINC codes have units that do not convert (HBV DNA in IU vs copies).
+        loincs: the LOINC codes reported for it, the preferred first.
+        canonical_unit: the unit the protocol criterion is written in; None for an ordinal
+            (positive/negative) test.
+        factors: each accepted unit → the factor that takes a number in that unit to the
+            canonical unit. Empty when the analyte takes no number.
+        qualitative: the qualitative results (``positive``, ``negative``, ``equivocal``) that
+            are a valid answer for it.
+        titre: whether a titre string such as ``1:160`` is a valid answer.
+        unit_optional: whether a number may come without a unit (dimensionless quantities,
+            where a missing unit cannot be misread): then it is taken in the canonical unit.
+    """
+
+    name: str
+    loincs: tuple[str, ...]
+    canonical_unit: str | None
+    factors: Mapping[str, Fraction] = field(hash=False)
+    qualitative: frozenset[str] = frozenset()
+    titre: bool = False
+    unit_optional: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "factors", MappingProxyType(dict(self.factors)))
+
+    @property
+    def numeric(self) -> bool:
+        """Whether a number is a valid answer."""
+        return bool(self.factors)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The accepted units, the canonical one first."""
+        return tuple(self.factors)
+
+
+def _times(factor: str) -> Fraction:
+    return Fraction(factor)
+
+
+def _per(divisor: str) -> Fraction:
+    return 1 / Fraction(divisor)
+
+
+_ONE = Fraction(1)
+_ALL_QUALITATIVE = frozenset(QUALITATIVE_RESULTS)
+
+# 10*9/L = 10*3/uL = 1000/uL; 1 mm3 = 1 uL; 10*6/L = 1/uL.
+_CELLS_PER_NL = {
+    "10*9/L": _ONE,
+    "10*3/uL": _ONE,
+    "/uL": _per("1000"),
+    "/mm3": _per("1000"),
+    "10*6/L": _per("1000"),
+}
+_ENZYME = {"U/L": _ONE, "IU/L": _ONE, "[IU]/L": _ONE}
+
+ANALYTES: tuple[Analyte, ...] = (
+    # Cell counts: criteria in 10*9/L (Inclusion 9: lymphocytes, WBC, neutrophils).
+    Analyte("lymphocytes", ("731-0", "26474-7"), "10*9/L", _CELLS_PER_NL),
+    Analyte("wbc", ("6690-2", "26464-8", "804-5"), "10*9/L", _CELLS_PER_NL),
+    Analyte("neutrophils", ("751-8", "26499-4", "753-4"), "10*9/L", _CELLS_PER_NL),
+    # Hemoglobin: g/L = g/dL × 10; g/dL = mmol/L × 1.61, so g/L = mmol/L × 16.1 (59260-0 is the
+    # molar code; a molar unit on 718-7 converts just as exactly, so it is accepted too).
+    Analyte(
+        "hemoglobin",
+        ("718-7", "59260-0"),
+        "g/L",
+        {"g/L": _ONE, "g/dL": _times("10"), "mmol/L": _times("16.1")},
+    ),
+    Analyte("alt", ("1742-6",), "U/L", _ENZYME),
+    Analyte("ast", ("1920-8",), "U/L", _ENZYME),
+    # Bilirubin umol/L = mg/dL × 17.1; creatinine umol/L = mg/dL × 88.4.
+    Analyte("total_bilirubin", ("1975-2", "14631-6"), "mg/dL", {"mg/dL": _ONE, "umol/L": _per("17.1")}),
+    Analyte("creatinine", ("2160-0", "14682-9"), "mg/dL", {"mg/dL": _ONE, "umol/L": _per("88.4")}),
+    # INR is a dimensionless ratio: "1" is UCUM's unity, and a missing unit cannot be misread.
+    Analyte("inr", ("6301-6", "34714-6"), "{INR}", {"{INR}": _ONE, "{ratio}": _ONE, "1": _ONE}, unit_optional=True),
+    Analyte("pt", ("5902-2", "5964-2"), "s", {"s": _ONE, "sec": _ONE}),
+    # CD19 by flow: positive as a qualitative result, or a count or percentage above zero.
+    Analyte(
+        "cd19_count",
+        ("8116-6",),
+        "/uL",
+        {"/uL": _ONE, "/mm3": _ONE, "10*6/L": _ONE, "10*9/L": _times("1000"), "10*3/uL": _times("1000")},
+        qualitative=_ALL_QUALITATIVE,
+    ),
+    Analyte("cd19_percent", ("8117-4",), "%", {"%": _ONE}, qualitative=_ALL_QUALITATIVE),
+    # Urine protein/creatinine: mg/mg = g/g; 1 g/g = 113.1 mg/mmol.
+    Analyte(
+        "upcr",
+        ("2890-2", "34366-5"),
+        "mg/mg",
+        {
+            "mg/mg": _ONE,
+            "g/g": _ONE,
+            "mg/g{creat}": _per("1000"),
+            "mg/g": _per("1000"),
+            "mg/mmol{creat}": _per("113.1"),
+            "mg/mmol": _per("113.1"),
+        },
+    ),
+    # ANA: a titre "1:160", or the dilution 160 as a number; "negative" when below the first
+    # dilution. "positive" without a titre is not an answer to a [Titer] code.
+    Analyte(
+        "ana",
+        ("5048-4", "29953-7"),
+        "{titer}",
+        {"{titer}": _ONE},
+        qualitative=frozenset({"negative"}),
+        titre=True,
+        unit_optional=True,
+    ),
+    # Ordinal ([Presence]) tests: positive, negative or equivocal, never a number.
+    Analyte("hbsag", ("5196-1", "5195-3"), None, {}, qualitative=_ALL_QUALITATIVE),
+    Analyte("anti_hbc", ("16933-4", "13952-7"), None, {}, qualitative=_ALL_QUALITATIVE),
+    Analyte("anti_hcv", ("16128-1", "13955-0"), None, {}, qualitative=_ALL_QUALITATIVE),
+    Analyte("hiv", ("31201-7", "56888-1"), None, {}, qualitative=_ALL_QUALITATIVE),
+    Analyte("syphilis", ("24110-9", "22587-0"), None, {}, qualitative=_ALL_QUALITATIVE),
+    # Viral loads: a number, or detected/not detected. IU and copies do not convert by a fixed
+    # factor (it depends on the assay), so each code keeps its own unit.
+    Analyte("hbv_dna", ("42595-9",), "[IU]/mL", {"[IU]/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
+    Analyte("hbv_dna", ("29615-2",), "{copies}/mL", {"{copies}/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
+    Analyte("hcv_rna", ("11011-4",), "[IU]/mL", {"[IU]/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
+    Analyte("hcv_rna", ("11259-9",), None, {}, qualitative=_ALL_QUALITATIVE),
+)
+"""The unit table, one row per analyte (and unit family)."""
+
+ANALYTES_BY_LOINC: dict[str, Analyte] = {loinc: a for a in ANALYTES for loinc in a.loincs}
+"""Every LOINC code of the table → its row."""
+
+
+def as_decimal(value: float) -> Fraction:
+    """The exact rational of the decimal a number is written as (its shortest repr): 1.8 is
+    9/5, not the binary double nearest to it. Arithmetic on these rounds once, at the end, so
+    1.8 / 1.2 is exactly 1.5 and a boundary such as "≤ 1.5×ULN" holds where the lab meant it.
+    """
+    return Fraction(repr(value))
+
+
+def analyte_for(loinc: str) -> Analyte | None:
+    """The analyte of a LOINC code, or None when the code is not in the table.
+
+    Source: clinical.md, "LOINC codes and UCUM units for the screening labs".
+    """
+    return ANALYTES_BY_LOINC.get(loinc)
+
+
+def to_canonical(loinc: str, value: float, unit: str | None) -> float:
+    """Convert a number to the canonical unit of its analyte.
+
+    Source: clinical.md, "Conversions".
+
+    Args:
+        loinc: the result's LOINC code.
+        value: the number as reported.
+        unit: its UCUM unit as reported; None means no unit.
+
+    Returns:
+        The number in the analyte's ``canonical_unit``, rounded once from the exact product.
+
+    Raises:
+        UnknownAnalyteError: the LOINC code is not in the table.
+        UnknownUnitError: the unit is not known for the analyte, or missing where it matters,
+            or the analyte takes no number at all (an ordinal test).
+    """
+    analyte = ANALYTES_BY_LOINC.get(loinc)
+    if analyte is None:
+        raise UnknownAnalyteError(f"LOINC {loinc} is not in the unit table")
+    factor = _factor(analyte, loinc, unit)
+    return float(as_decimal(value) * factor)
+
+
+def check_value(loinc: str, value: float | str) -> None:
+    """Check that a value is a possible answer for the analyte of a LOINC code.
+
+    A number for an ordinal test, a titre for anything but ANA, a qualitative result for a
+    concentration, a negative number, or a dilution that is not a whole number ≥ 1 cannot be
+    right. Codes that are not in the table are not checked.
+
+    Source: clinical.md, "LOINC codes and UCUM units for the screening labs"; DESIGN.md (CD19
+    positive: a qualitative positive, or a count or percentage above zero).
+
+    Raises:
+        ResultKindError: the value cannot be an answer for this analyte.
+    """
+    analyte = ANALYTES_BY_LOINC.get(loinc)
+    if analyte is None:
+        return
+    where = f"{analyte.name} (LOINC {loinc})"
+    if isinstance(value, str):
+        if _TITRE.match(value):
+            if not analyte.titre:
+                raise ResultKindError(f"a titre such as {value!r} is not a result for {where}; {_expected(analyte)}")
+        elif value not in analyte.qualitative:
+            raise ResultKindError(f"{value!r} is not a result for {where}; {_expected(analyte)}")
+        return
+    if not analyte.numeric:
+        raise ResultKindError(f"a number is not a result for {where}; {_expected(analyte)}")
+    if value < 0:
+        raise ResultKindError(f"{where} cannot be negative")
+    if analyte.titre and (value < 1 or value != int(value)):
+        raise ResultKindError(f"a titre of {where} is a whole dilution ≥ 1, such as 160")
+
+
+def check_unit(loinc: str, value: float | str, unit: str | None) -> None:
+    """Check that a unit is known for the analyte of a LOINC code, given the value it goes with.
+
+    A number needs one of the analyte's units (or none, for a dimensionless analyte); a titre
+    or a qualitative result may come without a unit or with one of the analyte's units. Codes
+    that are not in the table are not checked.
+
+    Source: clinical.md, "LOINC codes and UCUM units for the screening labs".
+
+    Raises:
+        UnknownUnitError: the message names the unit, the analyte and the units expected.
+    """
+    analyte = ANALYTES_BY_LOINC.get(loinc)
+    if analyte is None:
+        return
+    if isinstance(value, str):
+        if unit is not None and unit not in analyte.factors:
+            raise UnknownUnitError(_unknown_unit(analyte, loinc, unit))
+        return
+    _factor(analyte, loinc, unit)
+
+
+def _factor(analyte: Analyte, loinc: str, unit: str | None) -> Fraction:
+    if unit is None and analyte.unit_optional and analyte.canonical_unit is not None:
+        unit = analyte.canonical_unit
+    factor = None if unit is None else analyte.factors.get(unit)
+    if factor is None:
+        raise UnknownUnitError(_unknown_unit(analyte, loinc, unit))
+    return factor
+
+
+def _unknown_unit(analyte: Analyte, loinc: str, unit: str | None) -> str:
+    where = f"{analyte.name} (LOINC {loinc})"
+    if not analyte.numeric:
+        return f"unit {unit!r} is not known for {where}; it takes no unit (a qualitative result)"
+    said = "no unit is given" if unit is None else f"unit {unit!r} is not known"
+    return f"{said} for {where}; expected one of: {', '.join(analyte.units)}"
+
+
+def _expected(analyte: Analyte) -> str:
+    kinds = []
+    if analyte.numeric:
+        kinds.append(f"a number in {' or '.join(analyte.units)}")
+    if analyte.titre:
+        kinds.append("a titre such as 1:160")
+    kinds += [repr(q) for q in QUALITATIVE_RESULTS if q in analyte.qualitative]
+    return "expected " + ", ".join(kinds[:-1]) + (" or " if len(kinds) > 1 else "") + kinds[-1]

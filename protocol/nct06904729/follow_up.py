@@ -1,0 +1,67 @@
+"""Follow-up: each visit inside its window after infusion (VISIT-01), none missed (VISIT-02).
+
+A missed visit is decided when an event proves its window has closed: a later visit, any other
+event, or a ClockTicked watermark. Nothing reads the wall clock.
+"""
+
+from __future__ import annotations
+
+from durable.lang import m
+
+from contracts import Category, ParticipantEvent, Severity
+from contracts.participant_events import FollowUpVisitCompleted
+from protocol.model import Facts, OncePer, deviation
+from protocol.nct06904729.design import SCHEDULE, SCHEDULE_BY_CODE
+from protocol.state import ParticipantState
+
+
+def follow_up_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
+    if not state.infusions_at or state.withdrawn_at is not None:
+        return {}
+    infused_on = state.infusions_at[0].date()
+    today = event.occurred_at.date()
+    facts: Facts = {"infused_on": infused_on.isoformat(), "event_date": today.isoformat()}
+    this_visit = event.payload.visit if isinstance(event, FollowUpVisitCompleted) else None
+    if this_visit is not None and (window := SCHEDULE_BY_CODE.get(this_visit)) is not None:
+        day = (today - infused_on).days
+        facts.update(
+            visit=this_visit,
+            visit_day=day,
+            visit_window=f"day {window.day - window.window_days}..{window.day + window.window_days}",
+            visit_in_window=window.allows(day),
+        )
+    missed = [
+        v.code
+        for v in SCHEDULE
+        if v.code not in state.visits_done and v.code != this_visit and v.closes_after(infused_on) < today
+    ]
+    if missed:
+        facts["missed_visits"] = missed
+    return facts
+
+
+RULES = (
+    deviation(
+        "VISIT-01",
+        category=Category.VISIT_SCHEDULE,
+        severity=Severity.MINOR,
+        reference="Follow-up schedule",
+        term="Follow-up visit outside its window",
+        when=m.visit_in_window == False,
+        evidence=("visit", "visit_day", "visit_window", "infused_on"),
+        once_per=OncePer.KEY,
+        key="visit",
+    ),
+    deviation(
+        "VISIT-02",
+        category=Category.VISIT_SCHEDULE,
+        severity=Severity.MINOR,
+        reference="Follow-up schedule",
+        term="Follow-up visit missed (its window closed with no visit)",
+        when=+m.missed_visits,
+        evidence=("infused_on", "event_date"),
+        once_per=OncePer.KEY,
+        for_each="missed_visits",
+        item_name="visit",
+    ),
+)

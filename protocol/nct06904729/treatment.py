@@ -1,0 +1,126 @@
+"""Treatment: eligibility confirmation before enrollment, the order of leukapheresis,
+lymphodepletion and infusion, one infusion only, its timing and its dose."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from durable.lang import m
+
+from contracts import Category, ParticipantEvent, Severity
+from contracts.participant_events import CarTInfused, ParticipantEnrolled, RelapseReported
+from protocol.clinical import cells_per_kg
+from protocol.model import Facts, OncePer, deviation
+from protocol.nct06904729 import parameters as p
+from protocol.nct06904729.design import STEPS, TARGET_CELLS_PER_KG
+from protocol.nct06904729.screening import ENROLLED
+from protocol.state import ParticipantState
+
+_AFTER = {step.event_type: step.after for step in STEPS}
+LOW_DOSE_RATIO = p.rounded(1 - p.DOSE_TOLERANCE.value)
+HIGH_DOSE_RATIO = p.rounded(1 + p.DOSE_TOLERANCE.value)
+
+
+def _done_by(state: ParticipantState, step: str, at: dt.datetime) -> bool:
+    """Whether the log shows ``step`` done at or before ``at``."""
+    done_at = {
+        "ParticipantEnrolled": state.enrollment.occurred_at if state.enrollment else None,
+        "LeukapheresisPerformed": state.leukapheresis_at,
+        "LymphodepletionAdministered": state.lymphodepletion_at,
+    }[step]
+    return done_at is not None and done_at <= at
+
+
+def treatment_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
+    at = event.occurred_at
+    if isinstance(event, ParticipantEnrolled):
+        confirmation = state.eligibility
+        confirmed = confirmation is not None and confirmation.payload.eligible and confirmation.occurred_at <= at
+        facts: Facts = {"eligibility_confirmed": confirmed}
+        if confirmation is not None:
+            facts["eligibility_confirmed_eligible"] = confirmation.payload.eligible
+            facts["eligibility_confirmed_at"] = confirmation.occurred_at.isoformat()
+        return facts
+    if isinstance(event, RelapseReported):
+        return {"relapse_before_infusion": not any(i <= at for i in state.infusions_at)}
+    if event.event_type not in _AFTER:
+        return {}
+    facts = {
+        "step": event.event_type,
+        "step_at": at.isoformat(),
+        "enrolled_before": _done_by(state, "ParticipantEnrolled", at),
+        "requires": _AFTER[event.event_type],
+        "required_step_before": _done_by(state, _AFTER[event.event_type], at),
+    }
+    if isinstance(event, CarTInfused):
+        facts.update(_infusion_facts(state, event))
+    return facts
+
+
+def _infusion_facts(state: ParticipantState, event: CarTInfused) -> Facts:
+    facts: Facts = {"infusion_number": len(state.infusions_at) + 1}
+    if state.lymphodepletion_at is not None:
+        facts["lymphodepletion_at"] = state.lymphodepletion_at.isoformat()
+        facts["days_after_lymphodepletion"] = (event.occurred_at.date() - state.lymphodepletion_at.date()).days
+    if state.enrollment is not None:
+        arm = state.enrollment.payload.arm
+        dose = cells_per_kg(event.payload.total_cells, event.payload.weight_kg)
+        facts["arm"] = arm
+        facts["cells_per_kg"] = p.rounded(dose)
+        facts["target_cells_per_kg"] = TARGET_CELLS_PER_KG[arm]
+        facts["dose_ratio"] = p.rounded(dose / TARGET_CELLS_PER_KG[arm])
+    return facts
+
+
+RULES = (
+    deviation(
+        "SEQ-01",
+        category=Category.STUDY_PROCEDURE,
+        severity=Severity.IMPORTANT,
+        reference="Eligibility criteria",
+        term="Enrolled without the investigator's confirmation of eligibility",
+        when=ENROLLED & (m.eligibility_confirmed == False),
+        evidence=("eligibility_confirmed_eligible", "eligibility_confirmed_at"),
+    ),
+    deviation(
+        "SEQ-02",
+        category=Category.STUDY_PROCEDURE,
+        severity=Severity.IMPORTANT,
+        reference="Study design: treatment sequence",
+        term="Treatment step out of order (before enrollment or before the step it depends on)",
+        when=(m.enrolled_before == False) | (m.required_step_before == False) | (m.relapse_before_infusion == True),
+        evidence=("step", "step_at", "enrolled_before", "requires", "required_step_before", "relapse_before_infusion"),
+        once_per=OncePer.TRIGGER,
+    ),
+    deviation(
+        "SEQ-03",
+        category=Category.INVESTIGATIONAL_PRODUCT,
+        severity=Severity.IMPORTANT,
+        reference="Interventions",
+        term="A second CAR-T infusion",
+        when=m.infusion_number >= 2,
+        evidence=("infusion_number",),
+        once_per=OncePer.TRIGGER,
+    ),
+    deviation(
+        "SEQ-04",
+        category=Category.STUDY_PROCEDURE,
+        severity=Severity.MINOR,
+        reference="Interventions: lymphodepletion",
+        term="CAR-T infusion outside the window after lymphodepletion",
+        when=(m.days_after_lymphodepletion < p.INFUSION_DAYS_AFTER_LYMPHODEPLETION.value[0])
+        | (m.days_after_lymphodepletion > p.INFUSION_DAYS_AFTER_LYMPHODEPLETION.value[1]),
+        evidence=("days_after_lymphodepletion", "lymphodepletion_at", "step_at"),
+        once_per=OncePer.TRIGGER,
+    ),
+    deviation(
+        "DOSE-01",
+        category=Category.INVESTIGATIONAL_PRODUCT,
+        severity=Severity.IMPORTANT,
+        reference="Interventions: dose",
+        term="Infused CAR-T cells per kg outside the arm's target +-20 %",
+        when=(m.dose_ratio < LOW_DOSE_RATIO) | (m.dose_ratio > HIGH_DOSE_RATIO),
+        evidence=("arm", "cells_per_kg", "target_cells_per_kg", "dose_ratio"),
+        once_per=OncePer.TRIGGER,
+    ),
+)
