@@ -33,7 +33,7 @@ def expected_example_findings() -> dict[str, list[str]]:
     return {pid: rules for pid, rules in expected_rules(IMPLEMENTED).items() if rules}
 
 
-async def test_example_published_with_aiokafka_raises_consent_01_for_e03_only(
+async def test_example_published_with_aiokafka_raises_what_the_example_expects(
     settings: KafkaSettings, rules_service: Callable[[], ServiceProcess]
 ) -> None:
     service = rules_service()
