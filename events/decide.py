@@ -3,7 +3,6 @@ them in. Pure: no clock, no I/O; the same state and event always give the same o
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ from contracts import DeviationRaised, Finding, ParticipantEvent, SafetyAlertRai
 from events.fold import fold
 from protocol import Facts, Kind, OncePer, Protocol, RuleSpec
 from protocol.engine import engine_for
-from protocol.state import ParticipantState
+from protocol.state import ParticipantState, evolve
 
 FINDING_NAMESPACE = uuid.UUID("5b0e6f4e-3a52-4a4e-9d8e-2f6c1d7a9b10")
 """uuid5 namespace of deviation and alert ids. Changing it changes every id: never do."""
@@ -98,8 +97,8 @@ def process(state: ParticipantState, event: ParticipantEvent, protocol: Protocol
         return Step(state, [])
     decided = _decide(state, event, protocol)
     folded = fold(state, event)
-    raised = folded.raised | {key for _, key in decided}
+    raised = folded.raised | {key for _, key in decided} if decided else folded.raised
     return Step(
-        dataclasses.replace(folded, raised=raised, seen_event_ids=folded.seen_event_ids | {event.event_id}),
+        evolve(folded, raised=raised, seen_event_ids=folded.seen_event_ids | {event.event_id}),
         [finding for finding, _ in decided],
     )

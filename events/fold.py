@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from contracts import ParticipantEvent
 from contracts.participant_events import (
     CarTInfused,
@@ -26,6 +24,7 @@ from contracts.participant_events import (
 )
 from contracts.units import analyte_for
 from protocol.state import ParticipantState
+from protocol.state import evolve as replace
 
 GCSF = "G-CSF"
 

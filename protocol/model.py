@@ -24,8 +24,29 @@ Facts = dict[str, Fact]
 that rule conditions test and findings quote as evidence. An unknown fact is absent, never
 None, so a condition on it does not hold."""
 
-FactSource = Callable[[ParticipantState, ParticipantEvent], Facts]
-"""A protocol section's derivation of facts; returns {} for events it has nothing to say about."""
+Derive = Callable[[ParticipantState, ParticipantEvent], Facts]
+
+
+@dataclass(frozen=True)
+class FactSource:
+    """A protocol section's derivation of facts for the event types it reads.
+
+    Attributes:
+        on: the event types it has something to say about (None: every type).
+        derive: the facts, given the state before the event; {} when there is nothing to say.
+    """
+
+    derive: Derive
+    on: frozenset[str] | None = None
+
+
+def facts_on(*event_types: str) -> Callable[[Derive], FactSource]:
+    """Declare a fact derivation for some event types (none given: every type)."""
+
+    def declare(derive: Derive) -> FactSource:
+        return FactSource(derive, frozenset(event_types) if event_types else None)
+
+    return declare
 
 
 class Kind(StrEnum):
@@ -164,12 +185,14 @@ class Protocol:
     fact_sources: tuple[FactSource, ...]
     rules: tuple[RuleSpec, ...]
     _by_id: Mapping[str, RuleSpec] = field(init=False, repr=False, compare=False)
+    _sources_by_type: dict[str, tuple[Derive, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id = {r.rule_id: r for r in self.rules}
         if len(by_id) != len(self.rules):
             raise ValueError(f"{self.study_id} v{self.version}: duplicate rule ids")
         object.__setattr__(self, "_by_id", by_id)
+        object.__setattr__(self, "_sources_by_type", {})
 
     def rule(self, rule_id: str) -> RuleSpec:
         """The rule with this id."""
@@ -178,6 +201,13 @@ class Protocol:
     def facts(self, state: ParticipantState, event: ParticipantEvent) -> Facts:
         """Every fact the protocol derives for ``event``, given the state before it."""
         facts: Facts = {"event_type": event.event_type}
-        for source in self.fact_sources:
-            facts.update(source(state, event))
+        for derive in self._sources_for(event.event_type):
+            facts.update(derive(state, event))
         return facts
+
+    def _sources_for(self, event_type: str) -> tuple[Derive, ...]:
+        sources = self._sources_by_type.get(event_type)
+        if sources is None:
+            sources = tuple(s.derive for s in self.fact_sources if s.on is None or event_type in s.on)
+            self._sources_by_type[event_type] = sources
+        return sources

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from contracts.participant_events import (
     ConcomitantMedicationRecorded,
@@ -71,3 +71,12 @@ class ParticipantState:
     withdrawn_at: dt.datetime | None = None
     raised: frozenset[str] = frozenset()
     seen_event_ids: frozenset[uuid.UUID] = frozenset()
+
+
+def evolve(state: ParticipantState, **changes: Any) -> ParticipantState:
+    """A copy of ``state`` with ``changes``: ``dataclasses.replace`` without re-running
+    ``__init__`` (it is on the path of every event, and the fields need no validation)."""
+    new = object.__new__(ParticipantState)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new

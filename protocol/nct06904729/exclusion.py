@@ -11,13 +11,14 @@ from durable.lang import m
 
 from contracts import Category, ParticipantEvent, Severity
 from contracts.participant_events import ParticipantEnrolled
-from protocol.model import Facts, RuleSpec, deviation
+from protocol.model import Facts, RuleSpec, deviation, facts_on
 from protocol.nct06904729.screening import ENROLLED, detected, screening_lab
 from protocol.state import ParticipantState
 
 INFECTION_SCREENS = ("hbsag", "anti_hbc", "hbv_dna", "anti_hcv", "hcv_rna", "hiv", "syphilis")
 
 
+@facts_on("ParticipantEnrolled")
 def exclusion_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     if not isinstance(event, ParticipantEnrolled):
         return {}

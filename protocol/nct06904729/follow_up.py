@@ -6,22 +6,27 @@ event, or a ClockTicked watermark. Nothing reads the wall clock.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from durable.lang import m
 
 from contracts import Category, ParticipantEvent, Severity
 from contracts.participant_events import FollowUpVisitCompleted
-from protocol.model import Facts, OncePer, deviation
+from protocol.model import Facts, OncePer, deviation, facts_on
 from protocol.nct06904729.design import SCHEDULE, SCHEDULE_BY_CODE
 from protocol.state import ParticipantState
 
 
+@facts_on()
 def follow_up_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     if not state.infusions_at or state.withdrawn_at is not None:
         return {}
     infused_on = state.infusions_at[0].date()
     today = event.occurred_at.date()
-    facts: Facts = {"infused_on": infused_on.isoformat(), "event_date": today.isoformat()}
     this_visit = event.payload.visit if isinstance(event, FollowUpVisitCompleted) else None
+    if this_visit is None and not _any_window_closed_undone(state, infused_on, today):
+        return {}  # the common case: nothing to say, no match to attempt
+    facts: Facts = {"infused_on": infused_on.isoformat(), "event_date": today.isoformat()}
     if this_visit is not None and (window := SCHEDULE_BY_CODE.get(this_visit)) is not None:
         day = (today - infused_on).days
         facts.update(
@@ -38,6 +43,10 @@ def follow_up_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     if missed:
         facts["missed_visits"] = missed
     return facts
+
+
+def _any_window_closed_undone(state: ParticipantState, infused_on: dt.date, today: dt.date) -> bool:
+    return any(v.code not in state.visits_done and v.closes_after(infused_on) < today for v in SCHEDULE)
 
 
 RULES = (

@@ -15,7 +15,7 @@ from durable.lang import m
 from contracts import Category, ParticipantEvent, Severity
 from contracts.participant_events import ParticipantEnrolled
 from protocol.clinical import age_in_years, ana_titre, is_positive, schwartz_egfr, uln_multiple
-from protocol.model import Facts, RuleSpec, deviation
+from protocol.model import Facts, RuleSpec, deviation, facts_on
 from protocol.nct06904729 import parameters as p
 from protocol.nct06904729.informed_consent import consent_complete_at
 from protocol.nct06904729.screening import ENROLLED, latest_in_window, numeric, screening_lab
@@ -52,6 +52,7 @@ def _immunosuppressants_over_6_months(state: ParticipantState, enrolled_on: dt.d
     return len(agents)
 
 
+@facts_on("ParticipantEnrolled")
 def inclusion_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     if not isinstance(event, ParticipantEnrolled):
         return {}

@@ -9,7 +9,7 @@ from durable.lang import m
 
 from contracts import Category, ParticipantEvent, Severity
 from protocol.clinical import age_in_years
-from protocol.model import Facts, OncePer, deviation
+from protocol.model import Facts, OncePer, deviation, facts_on
 from protocol.nct06904729.parameters import AGE_OF_CONSENT
 from protocol.state import ParticipantState
 
@@ -41,20 +41,31 @@ def consent_complete_at(state: ParticipantState) -> dt.datetime | None:
     return None if guardian is None else max(participant, guardian)
 
 
+@facts_on(*STUDY_PROCEDURES)
 def consent_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
+    """A procedure's consent, when it is in question: not complete before it, or withdrawn.
+
+    Most procedures follow complete consent; saying nothing about them spares the engine a
+    match that cannot hold.
+    """
     if event.event_type not in STUDY_PROCEDURES:
         return {}
     complete_at = consent_complete_at(state)
+    complete = complete_at is not None and complete_at <= event.occurred_at
+    withdrawal = state.consent_withdrawal
+    withdrawn = withdrawal is not None and withdrawal.occurred_at < event.occurred_at
+    if complete and not withdrawn:
+        return {}
     facts: Facts = {
         "procedure": event.event_type,
         "procedure_at": event.occurred_at.isoformat(),
-        "consent_complete": complete_at is not None and complete_at <= event.occurred_at,
+        "consent_complete": complete,
         "signed": sorted(state.consent_signed_at),
     }
     if complete_at is not None:
         facts["consent_complete_at"] = complete_at.isoformat()
-    withdrawal = state.consent_withdrawal
-    if withdrawal is not None and withdrawal.occurred_at < event.occurred_at:
+    if withdrawn:
+        assert withdrawal is not None
         facts["consent_withdrawn_at"] = withdrawal.occurred_at.isoformat()
         facts["consent_withdrawal_event_id"] = str(withdrawal.event_id)
     return facts

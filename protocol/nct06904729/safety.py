@@ -7,12 +7,13 @@ from durable.lang import m
 
 from contracts import ParticipantEvent
 from contracts.participant_events import AdverseEventReported, RelapseReported
-from protocol.model import Facts, alert
+from protocol.model import Facts, alert, facts_on
 from protocol.state import ParticipantState
 
 SEVERE_GRADE = 3
 
 
+@facts_on("AdverseEventReported", "RelapseReported")
 def safety_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     if isinstance(event, AdverseEventReported):
         facts: Facts = {"ctcae_grade": event.payload.ctcae_grade, "serious": event.payload.serious}

@@ -18,7 +18,7 @@ from contracts import Category, ParticipantEvent, Severity
 from contracts.participant_events import ParticipantEnrolled, ScreeningLabResulted
 from contracts.units import to_canonical
 from protocol.clinical import is_positive
-from protocol.model import Facts, deviation
+from protocol.model import Facts, deviation, facts_on
 from protocol.nct06904729.parameters import SCREENING_WINDOW_DAYS
 from protocol.state import ParticipantState
 
@@ -123,6 +123,7 @@ def _missing(state: ParticipantState, enrolled_at: dt.datetime) -> tuple[list[st
     return missing, outdated
 
 
+@facts_on("ParticipantEnrolled")
 def screening_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     if not isinstance(event, ParticipantEnrolled):
         return {}

@@ -10,7 +10,7 @@ from durable.lang import m
 from contracts import Category, ParticipantEvent, Severity
 from contracts.participant_events import CarTInfused, ParticipantEnrolled, RelapseReported
 from protocol.clinical import cells_per_kg
-from protocol.model import Facts, OncePer, deviation
+from protocol.model import Facts, OncePer, deviation, facts_on
 from protocol.nct06904729 import parameters as p
 from protocol.nct06904729.design import STEPS, TARGET_CELLS_PER_KG
 from protocol.nct06904729.screening import ENROLLED
@@ -31,6 +31,7 @@ def _done_by(state: ParticipantState, step: str, at: dt.datetime) -> bool:
     return done_at is not None and done_at <= at
 
 
+@facts_on("ParticipantEnrolled", "RelapseReported", *(step.event_type for step in STEPS))
 def treatment_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     at = event.occurred_at
     if isinstance(event, ParticipantEnrolled):
