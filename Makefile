@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
-.PHONY: help setup lint test test-unit test-integration demo demo-stop kafka-up kafka-down kafka-fetch schemas clean
+.PHONY: help setup lint test test-unit test-integration demo demo-stop kafka-up kafka-down kafka-fetch schemas bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ demo: setup ## Kafka + rules service + the example events; prints the deviations
 
 demo-stop: ## stop what `make demo` started
 	scripts/demo.sh stop
+
+bench: setup ## replay benchmark: 1M simulated events, full pipeline vs parse-only, peak memory
+	$(BIN)/python bench/replay.py
 
 schemas: setup ## regenerate contracts/schemas/ from the models
 	$(BIN)/trialguard contracts schemas

@@ -1,0 +1,132 @@
+"""Replay benchmark: events/s of the full pipeline against a parse-and-validate-only pass over the
+same simulated history, their ratio, and peak memory at 100k and at 1M events.
+
+    .venv/bin/python bench/replay.py [--events 1000000] [--seed 7]    (or: make bench)
+
+The history is built once by `trialguard simulate` and kept in .cache/bench/. Throughput is timed
+in this process (best of --repeat runs); peak memory is each `trialguard replay` child's own
+maximum resident set, so it includes the interpreter, pydantic and durable_rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from contracts import encode, parse_event  # noqa: E402
+from events.jsonl import read_lines  # noqa: E402
+from events.replay import Replay  # noqa: E402
+from protocol.nct06904729 import PROTOCOL  # noqa: E402
+
+CACHE = ROOT / ".cache" / "bench"
+TRIALGUARD = [sys.executable, "-m", "services.cli"]
+
+
+def history(events: int, seed: int) -> Path:
+    """A simulated history of exactly ``events`` lines (built once, then cached)."""
+    path = CACHE / f"history-{events}-seed{seed}.jsonl"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    probe = CACHE / "probe.jsonl"
+    subprocess.run([*TRIALGUARD, "simulate", "--participants", "200", "--seed", str(seed), "--out", str(probe)],
+                   check=True, cwd=ROOT)  # fmt: skip
+    per_participant = sum(1 for _ in probe.open("rb")) / 200
+    participants = int(events / per_participant * 1.1) + 10
+    full = CACHE / f"simulated-{participants}-seed{seed}.jsonl"
+    print(f"building a history of {events:,} events ({participants:,} simulated participants)...", file=sys.stderr)
+    subprocess.run([*TRIALGUARD, "simulate", "--participants", str(participants), "--seed", str(seed), "--out", str(full)],
+                   check=True, cwd=ROOT)  # fmt: skip
+    with full.open("rb") as source, path.open("wb") as out:
+        written = 0
+        for line in islice(source, events):
+            out.write(line)
+            written += 1
+    if written < events:
+        raise SystemExit(f"the simulator made only {written:,} events")
+    return path
+
+
+def parse_only(path: Path) -> int:
+    n = 0
+    with path.open("rb") as f:
+        for _, line in read_lines(f):
+            parse_event(line)
+            n += 1
+    return n
+
+
+def full_pipeline(path: Path) -> int:
+    replay = Replay(PROTOCOL)
+    n = 0
+    with path.open("rb") as f, open(os.devnull, "wb") as out:
+        for _, line in read_lines(f):
+            for finding in replay.feed(parse_event(line)):
+                out.write(encode(finding) + b"\n")
+            n += 1
+    return n
+
+
+def best_rate(run: object, path: Path, repeat: int) -> float:
+    best = float("inf")
+    n = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        n = run(path)  # type: ignore[operator]
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def peak_rss_mib(path: Path, events: int) -> tuple[float, int]:
+    """Peak RSS of `trialguard replay` over the first ``events`` lines, and the participants seen."""
+    head = CACHE / f"head-{events}.jsonl"
+    with path.open("rb") as source, head.open("wb") as out:
+        out.writelines(islice(source, events))
+    with head.open("rb") as lines:
+        participants = len({json.loads(line)["participant_id"] for line in lines})
+    with open(os.devnull, "wb") as devnull:
+        child = subprocess.Popen([*TRIALGUARD, "replay", str(head)], cwd=ROOT, stdout=devnull, stderr=devnull)
+        _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"replay of {head} failed")
+    head.unlink()
+    return usage.ru_maxrss / 1024, participants
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each pass; the best counts")
+    args = parser.parse_args()
+    path = history(args.events, args.seed)
+    print(f"machine: {machine()}")
+    print(f"history: {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:,.0f} MB, {args.events:,} events)")
+    parse_rate = best_rate(parse_only, path, args.repeat)
+    print(f"parse and validate only: {parse_rate:>10,.0f} events/s")
+    full_rate = best_rate(full_pipeline, path, args.repeat)
+    print(f"full replay pipeline:    {full_rate:>10,.0f} events/s")
+    print(f"ratio (full / parse-only throughput): {full_rate / parse_rate:.2f}")
+    for events in sorted({min(100_000, args.events), args.events}):
+        rss, participants = peak_rss_mib(path, events)
+        print(f"peak RSS of `trialguard replay` over {events:>9,} events: {rss:7.1f} MiB ({participants:,} participants)")
+
+
+if __name__ == "__main__":
+    main()
