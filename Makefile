@@ -35,7 +35,7 @@ kafka-down: ## stop the local Kafka started by kafka-up
 lint: setup ## ruff and mypy (strict on contracts/, protocol/, events/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts protocol events services tests
+	$(BIN)/mypy contracts protocol events services tests bench
 
 test-unit: setup ## the pure core and the contract, no broker
 	$(BIN)/pytest tests/unit

@@ -39,14 +39,20 @@ def history(events: int, seed: int) -> Path:
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     probe = CACHE / "probe.jsonl"
-    subprocess.run([*TRIALGUARD, "simulate", "--participants", "200", "--seed", str(seed), "--out", str(probe)],
-                   check=True, cwd=ROOT)  # fmt: skip
+    subprocess.run(
+        [*TRIALGUARD, "simulate", "--participants", "200", "--seed", str(seed), "--out", str(probe)],
+        check=True,
+        cwd=ROOT,
+    )
     per_participant = sum(1 for _ in probe.open("rb")) / 200
     participants = int(events / per_participant * 1.1) + 10
     full = CACHE / f"simulated-{participants}-seed{seed}.jsonl"
     print(f"building a history of {events:,} events ({participants:,} simulated participants)...", file=sys.stderr)
-    subprocess.run([*TRIALGUARD, "simulate", "--participants", str(participants), "--seed", str(seed), "--out", str(full)],
-                   check=True, cwd=ROOT)  # fmt: skip
+    subprocess.run(
+        [*TRIALGUARD, "simulate", "--participants", str(participants), "--seed", str(seed), "--out", str(full)],
+        check=True,
+        cwd=ROOT,
+    )
     with full.open("rb") as source, path.open("wb") as out:
         written = 0
         for line in islice(source, events):
@@ -104,9 +110,17 @@ def peak_rss_mib(path: Path, events: int) -> tuple[float, int]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def main() -> None:
@@ -125,7 +139,9 @@ def main() -> None:
     print(f"ratio (full / parse-only throughput): {full_rate / parse_rate:.2f}")
     for events in sorted({min(100_000, args.events), args.events}):
         rss, participants = peak_rss_mib(path, events)
-        print(f"peak RSS of `trialguard replay` over {events:>9,} events: {rss:7.1f} MiB ({participants:,} participants)")
+        print(
+            f"peak RSS of `trialguard replay` over {events:>9,} events: {rss:7.1f} MiB ({participants:,} participants)"
+        )
 
 
 if __name__ == "__main__":

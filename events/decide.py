@@ -12,6 +12,11 @@ from protocol import Facts, Kind, OncePer, Protocol, RuleSpec
 from protocol.engine import engine_for
 from protocol.state import ParticipantState, evolve
 
+MAX_SEEN_EVENT_IDS = 10_000
+"""Event ids remembered per participant for de-duplication. A participant's whole trial is a few
+hundred events; the bound only keeps a runaway producer from growing a state without limit (an
+event older than the last 10,000 of its participant would count as new)."""
+
 FINDING_NAMESPACE = uuid.UUID("5b0e6f4e-3a52-4a4e-9d8e-2f6c1d7a9b10")
 """uuid5 namespace of deviation and alert ids. Changing it changes every id: never do."""
 
@@ -98,7 +103,7 @@ def process(state: ParticipantState, event: ParticipantEvent, protocol: Protocol
     decided = _decide(state, event, protocol)
     folded = fold(state, event)
     raised = folded.raised | {key for _, key in decided} if decided else folded.raised
-    return Step(
-        evolve(folded, raised=raised, seen_event_ids=folded.seen_event_ids | {event.event_id}),
-        [finding for finding, _ in decided],
-    )
+    seen = {**folded.seen_event_ids, event.event_id: None}
+    if len(seen) > MAX_SEEN_EVENT_IDS:
+        del seen[next(iter(seen))]
+    return Step(evolve(folded, raised=raised, seen_event_ids=seen), [finding for finding, _ in decided])

@@ -34,6 +34,14 @@ class Topics:
         return self._name("deviations")
 
     @property
+    def participant_state(self) -> str:
+        """Derived: the latest snapshot of each participant's state, compacted, key = participant id.
+
+        Partition n holds the participants of participant-events partition n.
+        """
+        return self._name("participant-state")
+
+    @property
     def dead_letter(self) -> str:
         """Input that broke the contract: the original bytes, with the reason in headers."""
         return self._name("dead-letter")

@@ -48,7 +48,8 @@ class ParticipantState:
         visits_done: visit codes completed.
         withdrawn_at: when the participant left the study.
         raised: keys of findings already raised, so each is raised once.
-        seen_event_ids: event ids already processed, so a duplicate changes nothing.
+        seen_event_ids: event ids already processed, oldest first, so a duplicate changes
+            nothing (a dict used as an ordered set; see events.decide.MAX_SEEN_EVENT_IDS).
     """
 
     participant_id: str
@@ -70,7 +71,7 @@ class ParticipantState:
     visits_done: frozenset[str] = frozenset()
     withdrawn_at: dt.datetime | None = None
     raised: frozenset[str] = frozenset()
-    seen_event_ids: frozenset[uuid.UUID] = frozenset()
+    seen_event_ids: dict[uuid.UUID, None] = field(default_factory=dict)
 
 
 def evolve(state: ParticipantState, **changes: Any) -> ParticipantState:

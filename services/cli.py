@@ -19,6 +19,7 @@ from contracts import schemas as contract_schemas
 from protocol.registry import UnknownStudyError, protocol_for
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
+from services.metrics import serve_http
 from services.replay import run as run_replay
 from services.rules_service import RulesService, rules_group_id
 
@@ -49,12 +50,17 @@ def _settings(args: argparse.Namespace) -> KafkaSettings:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    service = RulesService(_settings(args), protocol_for(args.study), transactional_id=args.transactional_id)
+    service = RulesService(_settings(args), protocol_for(args.study))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.run(stop)
+    http = None if args.http_port < 0 else await serve_http(args.http_port, service.metrics, lambda: service.ready)
+    try:
+        await service.run(stop)
+    finally:
+        if http is not None:
+            http.close()
     return 0
 
 
@@ -162,6 +168,13 @@ def _replay(args: argparse.Namespace) -> int:
         return 1
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    """Write a synthetic cohort (JSON lines) and its ground-truth labels; progress and summary on stderr."""
+    from services.simulator import run as run_simulator
+
+    return run_simulator(args.participants, args.seed, args.out, args.labels, args.deviation_rate, stderr=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``trialguard`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -173,7 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="the rules service").add_subparsers(dest="action", required=True)
     serve = rules.add_parser("serve", help="consume participant events, publish deviations and alerts")
     _kafka_args(serve)
-    serve.add_argument("--transactional-id", help="Kafka transactional id (default: stable per study)")
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        default=int(os.environ.get("TRIALGUARD_HTTP_PORT", "8081")),
+        help="port of /health and /metrics on 127.0.0.1 (env TRIALGUARD_HTTP_PORT; 0: any free port; -1: none; "
+        "default %(default)s)",
+    )
     serve.set_defaults(run=_serve)
 
     publish = commands.add_parser("publish", help="publish contract-v1 JSON lines to participant-events")
@@ -217,6 +236,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(env TRIALGUARD_STUDY_ID; default %(default)s)",
     )
     replay.set_defaults(run=_replay, sync=True)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write a synthetic NCT06904729 cohort with injected deviations and ground-truth labels",
+        description="Write a synthetic cohort as contract-v1 JSON lines in log order, with protocol deviations "
+        "injected into a share of the participants, and (with --labels) the rule ids a replay must raise for "
+        "each participant. The same seed gives byte-identical files. Exit status: 0 written, 2 usage or I/O error.",
+    )
+    simulate.add_argument("--participants", type=int, required=True, metavar="N", help="participants to simulate")
+    simulate.add_argument("--seed", type=int, required=True, metavar="S", help="random seed")
+    simulate.add_argument(
+        "--out", required=True, metavar="FILE", help="the events file, written complete or not at all"
+    )
+    simulate.add_argument("--labels", metavar="FILE", help="write {participant_id: [rule ids]} as JSON to FILE")
+    simulate.add_argument(
+        "--deviation-rate",
+        type=float,
+        default=0.3,
+        metavar="R",
+        help="probability that a participant has a deviation injected (default %(default)s)",
+    )
+    simulate.set_defaults(run=_simulate, sync=True)
 
     contracts = commands.add_parser("contracts", help="the wire contract").add_subparsers(dest="action", required=True)
     schemas = contracts.add_parser("schemas", help="write the JSON Schemas generated from the models")

@@ -37,9 +37,10 @@ class KafkaSettings:
         return Topics(self.study_id, self.namespace)
 
 
-# Partition counts: participant-events is partitioned by participant for scale-out; outputs follow
-# the same key. The log is the source of truth, so it is kept forever.
 INPUT_PARTITIONS = 4
+"""participant-events is partitioned by participant for scale-out: at most this many rules
+service instances share the work. participant-state has as many partitions (partition n holds
+the snapshots of input partition n); deviations follows the same key; dead-letter needs one."""
 
 
 async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
@@ -54,19 +55,27 @@ async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
 
 
 async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITIONS) -> None:
-    """Create the study's topics when absent (an existing topic is left as it is)."""
+    """Create the study's topics when absent (an existing topic is left as it is).
+
+    participant-events and the outputs are kept forever (the log is the source of truth, findings
+    are the audit trail); participant-state is compacted: only each participant's latest
+    snapshot matters.
+    """
     topics = settings.topics
-    wanted = [
-        NewTopic(
-            topics.participant_events, partitions, 1, topic_configs={"retention.ms": "-1", "retention.bytes": "-1"}
-        ),
-        NewTopic(topics.deviations, partitions, 1, topic_configs={"retention.ms": "-1"}),
-        NewTopic(topics.dead_letter, 1, 1, topic_configs={"retention.ms": "-1"}),
-    ]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        if topics.participant_events in existing:
+            (described,) = await admin.describe_topics([topics.participant_events])
+            partitions = len(described["partitions"])
+        forever = {"retention.ms": "-1", "retention.bytes": "-1"}
+        wanted = [
+            NewTopic(topics.participant_events, partitions, 1, topic_configs=forever),
+            NewTopic(topics.participant_state, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+            NewTopic(topics.deviations, partitions, 1, topic_configs=forever),
+            NewTopic(topics.dead_letter, 1, 1, topic_configs=forever),
+        ]
         missing = [t for t in wanted if t.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another process
@@ -89,6 +98,19 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], second
 async def read_to_end(bootstrap_servers: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every committed record of ``topic`` from the beginning to its current end, then stop."""
     tps = [TopicPartition(topic, p) for p in await partition_ids(bootstrap_servers, topic)]
+    async for record in _read(bootstrap_servers, tps):
+        yield record
+
+
+async def read_partition(
+    bootstrap_servers: str, topic: str, partition: int
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of one partition from the beginning to its current end, in order."""
+    async for record in _read(bootstrap_servers, [TopicPartition(topic, partition)]):
+        yield record
+
+
+async def _read(bootstrap_servers: str, tps: list[TopicPartition]) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     if not tps:
         return
     consumer = AIOKafkaConsumer(

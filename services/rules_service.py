@@ -1,26 +1,37 @@
-"""The rules service: consume participant events, fold and decide, publish findings.
+"""The rules service: consume participant events, fold and decide, publish findings. Exactly once.
 
-Imperative shell around the pure core (``events.process``). Per batch of consumed records one
-Kafka transaction carries the findings, the dead-lettered input and the consumed offsets, so a
-finding is published exactly when its input counts as consumed. Participant state lives in
-memory per input partition; on assignment it is rebuilt by re-reading that partition up to the
-committed offset with the same pure step, discarding the findings it already published.
+Imperative shell around the pure core (``events.process``). Each assigned input partition has its
+own transactional producer, with a transactional id stable per partition
+(``<group>.p<partition>``): whoever owns the partition next (a restarted process, another
+instance after a rebalance) opens the same id and so fences its predecessor and aborts what it
+left open. Per batch of one partition, one transaction carries:
+  - the findings (DeviationRaised, SafetyAlertRaised) to the deviations topic,
+  - the dead-lettered input, with the reason and its topic/partition/offset,
+  - a snapshot of every participant the batch changed, to the compacted participant-state topic
+    (same partition number as the input partition),
+  - the consumed offsets.
+So a finding, a snapshot and an offset are published together or not at all. On assignment the
+service restores the partition's participants from its snapshots and resumes at the committed
+offset, without re-reading history.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import typing
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import ChainMap
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from contracts import ContractError, ParticipantEvent, Violation, encode, parse_event
-from events import process
+from events import process, snapshots
 from protocol import ParticipantState, Protocol
-from services.kafka import KafkaSettings, ensure_topics
+from services.kafka import KafkaSettings, ensure_topics, read_partition
+from services.metrics import Metrics
 
 log = structlog.get_logger("trialguard.rules")
 
@@ -40,7 +51,7 @@ class Record(typing.Protocol):
     def value(self) -> bytes | None: ...
 
 
-States = dict[str, ParticipantState]
+States = MutableMapping[str, ParticipantState]
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class Outgoing:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    rule_id: str | None = None
 
 
 def rules_group_id(settings: KafkaSettings) -> str:
@@ -105,8 +117,8 @@ class RulesService:
     Args:
         settings: broker and study.
         protocol: the protocol version in force.
-        transactional_id: fences a predecessor with the same id; default is stable per study.
         max_batch: records per transaction at most.
+        metrics: where counts, lag and latency go (a fresh set by default).
     """
 
     def __init__(
@@ -114,17 +126,21 @@ class RulesService:
         settings: KafkaSettings,
         protocol: Protocol,
         *,
-        transactional_id: str | None = None,
         max_batch: int = 500,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.protocol = protocol
         self.topics = settings.topics
         self.group_id = rules_group_id(settings)
-        self.transactional_id = transactional_id or f"{self.group_id}.0"
         self.max_batch = max_batch
-        self.states: dict[TopicPartition, States] = {}
-        self.counts = {"consumed": 0, "processed": 0, "dead_lettered": 0, "findings": 0}
+        self.metrics = metrics or Metrics()
+        self.partitions: dict[TopicPartition, _Partition] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+
+    def transactional_id(self, tp: TopicPartition) -> str:
+        """Stable per input partition: the next owner of the partition fences the previous one."""
+        return f"{self.group_id}.p{tp.partition}"
 
     # --- the pure-ish part: one record in, records out --------------------------------------
 
@@ -163,20 +179,14 @@ class RulesService:
                     participant_id=pid,
                     trigger_event_ids=[str(i) for i in finding.trigger_event_ids],
                 )
-        return [Outgoing(self.topics.deviations, pid.encode(), encode(f)) for f in step.findings]
+        return [Outgoing(self.topics.deviations, pid.encode(), encode(f), rule_id=f.rule_id) for f in step.findings]
 
     # --- the shell ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, one transaction per batch."""
+        """Consume until ``stop`` is set, one transaction per partition and batch."""
         await ensure_topics(self.settings)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            transactional_id=self.transactional_id,
-            enable_idempotence=True,
-            linger_ms=5,
-        )
-        consumer = AIOKafkaConsumer(
+        consumer = self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -184,88 +194,150 @@ class RulesService:
             auto_offset_reset="earliest",
             max_poll_records=self.max_batch,
         )
-        await producer.start()
         await consumer.start()
-        consumer.subscribe([self.topics.participant_events], listener=_Restore(self, consumer))
-        log.info(
-            "started",
-            topic=self.topics.participant_events,
-            group_id=self.group_id,
-            transactional_id=self.transactional_id,
-            protocol_version=self.protocol.version,
-        )
+        consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))
+        log.info("started", topic=self.topics.participant_events, group_id=self.group_id,
+                 protocol_version=self.protocol.version)  # fmt: skip
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
                 if batch:
-                    await self._commit_batch(producer, batch)
+                    await asyncio.gather(*(self._commit(tp, records) for tp, records in batch.items()))
+                self.metrics.lag = {tp.partition: await _lag(consumer, tp) for tp in consumer.assignment()}
         finally:
             await consumer.stop()
-            await producer.stop()
-            log.info("stopped", **self.counts)
+            await self._close(list(self.partitions))
+            log.info("stopped", **self.metrics.counts())
 
-    async def _commit_batch(self, producer: AIOKafkaProducer, batch: dict[TopicPartition, list[Record]]) -> None:
-        # New states become visible only once the transaction commits: an aborted batch leaves
-        # memory as the committed log says.
-        pending: dict[TopicPartition, States] = {}
-        counts = dict.fromkeys(self.counts, 0)
-        async with producer.transaction():
-            for tp, records in batch.items():
-                states = pending[tp] = dict(self.states.get(tp, {}))
-                for record in records:
-                    outgoing = self.handle(record, states)
-                    counts["consumed"] += 1
-                    rejected = any(o.topic == self.topics.dead_letter for o in outgoing)
-                    counts["dead_lettered" if rejected else "processed"] += 1
-                    counts["findings"] += 0 if rejected else len(outgoing)
-                    await self._send(producer, outgoing)
-            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            await producer.send_offsets_to_transaction(offsets, self.group_id)
-        self.states.update(pending)
-        for k, v in counts.items():
-            self.counts[k] += v
-        log.debug("batch_committed", records=counts["consumed"], findings=counts["findings"])
+    async def _commit(self, tp: TopicPartition, records: list[Record]) -> None:
+        """One transaction: findings, dead letters, snapshots of changed participants, offsets."""
+        part = self.partitions.get(tp)
+        if part is None:
+            return  # revoked while the batch was fetched; its next owner reads it again
+        started = time.perf_counter()
+        changed: dict[str, ParticipantState] = {}
+        view: States = ChainMap(changed, part.states)  # writes land in `changed` only
+        dead = 0
+        rule_ids: list[str] = []
+        async with part.producer.transaction():
+            for record in records:
+                outgoing = self.handle(record, view)
+                if any(o.topic == self.topics.dead_letter for o in outgoing):
+                    dead += 1
+                rule_ids += [o.rule_id for o in outgoing if o.rule_id is not None]
+                await self._send(part.producer, outgoing)
+            for pid, state in changed.items():
+                await part.producer.send(self.topics.participant_state, key=pid.encode(), value=snapshots.encode(state),
+                                         partition=tp.partition)  # fmt: skip
+            await part.producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+        # Memory follows the log only once the transaction is committed.
+        part.states.update(changed)
+        self.metrics.batch_committed(len(records) - dead, dead, rule_ids, time.perf_counter() - started)
 
     @staticmethod
     async def _send(producer: AIOKafkaProducer, outgoing: Iterable[Outgoing]) -> None:
         for o in outgoing:
             await producer.send(o.topic, key=o.key, value=o.value, headers=list(o.headers))
 
-    async def restore(self, consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition]) -> None:
-        """Rebuild the state of newly assigned partitions from the log, up to the committed offset."""
+    # --- ownership of partitions ----------------------------------------------------------------
+
+    async def _open(self, tp: TopicPartition) -> None:
+        """Take over a partition: fence the predecessor, then restore state from snapshots."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            transactional_id=self.transactional_id(tp),
+            enable_idempotence=True,
+            linger_ms=5,
+        )
+        # Starting initialises the transactional id: the broker aborts whatever the predecessor
+        # left open, so the snapshots read next are exactly those of committed batches.
+        await producer.start()
+        started = time.perf_counter()
+        states, read = await restore_snapshots(self.settings, tp.partition)
+        self.partitions[tp] = _Partition(producer, dict(states))
+        self.metrics.restored(read, time.perf_counter() - started)
+        log.info("partition_restored", partition=tp.partition, participants=len(states), snapshots_read=read)
+
+    async def _close(self, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:
-            committed = await consumer.committed(tp) or 0
-            states: States = {}
-            reader = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap_servers,
-                isolation_level="read_committed",
-                enable_auto_commit=False,
-            )
-            await reader.start()
-            try:
-                reader.assign([tp])
-                await reader.seek_to_beginning(tp)
-                while committed and await reader.position(tp) < committed:
-                    for record in (await reader.getmany(tp, timeout_ms=1000)).get(tp, []):
-                        if record.offset < committed:
-                            self.handle(record, states, replaying=True)
-            finally:
-                await reader.stop()
-            self.states[tp] = states
-            log.info("partition_restored", partition=tp.partition, committed_offset=committed, participants=len(states))
+            part = self.partitions.pop(tp, None)
+            if part is not None:
+                await part.producer.stop()
+
+    @property
+    def ready(self) -> bool:
+        """Whether every assigned partition has been restored."""
+        consumer = self.consumer
+        return (
+            consumer is not None
+            and bool(consumer.assignment())
+            and all(tp in self.partitions for tp in consumer.assignment())
+        )
 
 
-class _Restore(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, service: RulesService, consumer: AIOKafkaConsumer) -> None:
+@dataclass
+class _Partition:
+    """What the service holds for one assigned input partition."""
+
+    producer: AIOKafkaProducer
+    states: dict[str, ParticipantState] = field(default_factory=dict)
+
+
+async def _lag(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    """Records between the consumer's position and the partition's end (as last fetched)."""
+    end: int | None = consumer.last_stable_offset(tp)
+    if end is None or tp in consumer.paused():
+        return 0
+    try:
+        position: int = await consumer.position(tp)
+    except Exception:  # no position yet: the partition is being restored
+        return 0
+    return max(0, end - position)
+
+
+async def restore_snapshots(settings: KafkaSettings, partition: int) -> tuple[dict[str, ParticipantState], int]:
+    """The latest committed snapshot of every participant of one partition, and how many
+    snapshot records were read to find them."""
+    states: dict[str, ParticipantState] = {}
+    read = 0
+    async for record in read_partition(settings.bootstrap_servers, settings.topics.participant_state, partition):
+        read += 1
+        if record.key is None:
+            continue
+        if record.value is None:
+            states.pop(record.key.decode(), None)
+        else:
+            states[record.key.decode()] = snapshots.decode(record.value)
+    return states, read
+
+
+async def rebuild_from_log(service: RulesService, partition: int, upto: int) -> tuple[dict[str, ParticipantState], int]:
+    """The state of one partition's participants rebuilt by re-reading participant-events from
+    offset 0 up to ``upto`` with the same step (what snapshots save), and the events read."""
+    states: dict[str, ParticipantState] = {}
+    read = 0
+    async for record in read_partition(
+        service.settings.bootstrap_servers, service.topics.participant_events, partition
+    ):
+        if record.offset >= upto:
+            break
+        read += 1
+        service.handle(record, states, replaying=True)
+    return states, read
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: RulesService) -> None:
         self.service = service
-        self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        for tp in revoked:
-            self.service.states.pop(tp, None)
+        await self.service._close(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.service.consumer
+        assert consumer is not None
         # The fetcher may already fetch for new partitions: hold them until their state is back.
-        self.consumer.pause(*assigned)
-        await self.service.restore(self.consumer, sorted(assigned))
-        self.consumer.resume(*assigned)
+        consumer.pause(*assigned)
+        for tp in sorted(assigned):
+            await self.service._open(tp)
+        consumer.resume(*assigned)

@@ -1,7 +1,8 @@
 """Follow-up: each visit inside its window after infusion (VISIT-01), none missed (VISIT-02).
 
 A missed visit is decided when an event proves its window has closed: a later visit, any other
-event, or a ClockTicked watermark. Nothing reads the wall clock.
+event, or a ClockTicked watermark. Nothing reads the wall clock. No visit is due once the
+participant is withdrawn or has withdrawn consent (a visit then would be CONSENT-02).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from protocol.state import ParticipantState
 
 @facts_on()
 def follow_up_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
-    if not state.infusions_at or state.withdrawn_at is not None:
-        return {}
+    if not state.infusions_at or state.withdrawn_at is not None or state.consent_withdrawal is not None:
+        return {}  # no visits are due before infusion, nor once the participant or their consent has left
     infused_on = state.infusions_at[0].date()
     today = event.occurred_at.date()
     this_visit = event.payload.visit if isinstance(event, FollowUpVisitCompleted) else None

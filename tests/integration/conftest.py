@@ -59,6 +59,7 @@ class ServiceProcess:
     def __init__(self, settings: KafkaSettings, log_path: Path) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.http_port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
@@ -77,6 +78,8 @@ class ServiceProcess:
                     self.settings.study_id,
                     "--namespace",
                     self.settings.namespace,
+                    "--http-port",
+                    str(self.http_port),
                 ],
                 cwd=ROOT,
                 stdout=log,

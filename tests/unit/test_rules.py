@@ -314,6 +314,17 @@ CASES: list[tuple[str, list[ParticipantEvent], list[str]]] = [
         ),
         [],
     ),
+    (
+        "VISIT-02 not after consent was withdrawn",
+        journey(
+            visits={"M24": None},
+            extra=[
+                after_infusion("ConsentWithdrawn", {"reason": "family decision"}, 600),
+                after_infusion("ClockTicked", None, 800),
+            ],
+        ),
+        [],
+    ),
     # CONSENT-02: a procedure after consent was withdrawn, once per withdrawal
     (
         "CONSENT-02 visits after withdrawal",

@@ -1,0 +1,114 @@
+"""Participant-state snapshots: the state as versioned JSON, for the compacted state topic.
+
+A snapshot is derived data: the participant-events log can always rebuild it. It exists so a
+restarted service resumes without re-reading history. ``decode`` reads every version ever
+written; an older version is upcast step by step to the current one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from contracts import ParticipantEvent, parse_event
+from contracts import encode as encode_event
+from contracts.participant_events import ScreeningLabResulted
+from protocol.state import ParticipantState
+
+SNAPSHOT_VERSION = 1
+
+_EVENT_FIELDS = ("registration", "consent_withdrawal", "biopsy", "eular", "history", "eligibility", "enrollment")
+_EVENT_LISTS = ("sledai", "ecog", "gcsf")
+_TIMES = ("leukapheresis_at", "lymphodepletion_at", "withdrawn_at")
+
+
+class SnapshotError(ValueError):
+    """Bytes that are not a snapshot this code can read."""
+
+
+def encode(state: ParticipantState) -> bytes:
+    """The snapshot of a participant's state (current version), compact UTF-8 JSON."""
+    body: dict[str, Any] = {
+        "snapshot_version": SNAPSHOT_VERSION,
+        "participant_id": state.participant_id,
+        "consent_signed_at": {k: v.isoformat() for k, v in sorted(state.consent_signed_at.items())},
+        "labs": {k: [_dump(e) for e in v] for k, v in sorted(state.labs.items())},
+        "infusions_at": [t.isoformat() for t in state.infusions_at],
+        "visits_done": sorted(state.visits_done),
+        "raised": sorted(state.raised),
+        "seen_event_ids": [str(i) for i in state.seen_event_ids],
+    }
+    for name in _EVENT_FIELDS:
+        event = getattr(state, name)
+        body[name] = None if event is None else _dump(event)
+    for name in _EVENT_LISTS:
+        body[name] = [_dump(e) for e in getattr(state, name)]
+    for name in _TIMES:
+        at = getattr(state, name)
+        body[name] = None if at is None else at.isoformat()
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(data: bytes) -> ParticipantState:
+    """The participant's state from a snapshot of any version.
+
+    Raises:
+        SnapshotError: not JSON, an unknown version, or a body this version cannot read.
+    """
+    try:
+        body = json.loads(data)
+        version = body["snapshot_version"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise SnapshotError(f"not a participant-state snapshot: {e}") from None
+    if not isinstance(version, int) or not 1 <= version <= SNAPSHOT_VERSION:
+        raise SnapshotError(f"snapshot version {version!r} is not one this code reads (1..{SNAPSHOT_VERSION})")
+    for upcast in UPCASTERS[version - 1 :]:
+        body = upcast(body)
+    try:
+        return _load(body)
+    except (ValueError, KeyError, TypeError) as e:
+        raise SnapshotError(f"snapshot of {body.get('participant_id')!r} cannot be read: {e}") from None
+
+
+UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+"""UPCASTERS[v - 1] turns a version-v body into a version v+1 body. Add one per new version."""
+
+
+def _dump(event: ParticipantEvent) -> Any:
+    """An event as its wire form: snapshots hold events exactly as the contract reads them."""
+    return json.loads(encode_event(event))
+
+
+def _event(wire: Any) -> ParticipantEvent:
+    return parse_event(json.dumps(wire))
+
+
+def _lab(wire: Any) -> ScreeningLabResulted:
+    event = _event(wire)
+    if not isinstance(event, ScreeningLabResulted):
+        raise TypeError(f"a lab result was expected, not {event.event_type}")
+    return event
+
+
+def _load(body: dict[str, Any]) -> ParticipantState:
+    def at(value: str | None) -> dt.datetime | None:
+        return None if value is None else dt.datetime.fromisoformat(value)
+
+    events = {name: None if body[name] is None else _event(body[name]) for name in _EVENT_FIELDS}
+    lists = {name: tuple(_event(e) for e in body[name]) for name in _EVENT_LISTS}
+    times = {name: at(body[name]) for name in _TIMES}
+    return ParticipantState(
+        participant_id=body["participant_id"],
+        consent_signed_at={k: dt.datetime.fromisoformat(v) for k, v in body["consent_signed_at"].items()},
+        labs={k: tuple(_lab(e) for e in v) for k, v in body["labs"].items()},
+        infusions_at=tuple(dt.datetime.fromisoformat(t) for t in body["infusions_at"]),
+        visits_done=frozenset(body["visits_done"]),
+        raised=frozenset(body["raised"]),
+        seen_event_ids=dict.fromkeys(uuid.UUID(i) for i in body["seen_event_ids"]),
+        **events,  # type: ignore[arg-type]
+        **lists,  # type: ignore[arg-type]
+        **times,  # type: ignore[arg-type]
+    )
