@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
-.PHONY: help setup lint test test-unit test-integration demo demo-stop kafka-up kafka-down kafka-fetch schemas bench clean
+.PHONY: help setup lint test test-unit test-integration demo demo-stop kafka-up kafka-down kafka-fetch schemas bench bench-live clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ demo-stop: ## stop what `make demo` started
 
 bench: setup ## replay benchmark: 1M simulated events, full pipeline vs parse-only, peak memory
 	$(BIN)/python bench/replay.py
+
+bench-live: setup kafka-up ## live benchmark: service vs raw transactional pass-through, latency at 1,000 events/s
+	$(BIN)/python bench/live.py
 
 schemas: setup ## regenerate contracts/schemas/ from the models
 	$(BIN)/trialguard contracts schemas

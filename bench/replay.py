@@ -11,6 +11,7 @@ maximum resident set, so it includes the interpreter, pydantic and durable_rules
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -73,6 +74,7 @@ def parse_only(path: Path) -> int:
 
 
 def full_pipeline(path: Path) -> int:
+    gc.set_threshold(50_000, 20, 100)  # as `trialguard` sets it (services/cli.py)
     replay = Replay(PROTOCOL)
     n = 0
     with path.open("rb") as f, open(os.devnull, "wb") as out:
@@ -100,13 +102,18 @@ def peak_rss_mib(path: Path, events: int) -> tuple[float, int]:
         out.writelines(islice(source, events))
     with head.open("rb") as lines:
         participants = len({json.loads(line)["participant_id"] for line in lines})
-    with open(os.devnull, "wb") as devnull:
-        child = subprocess.Popen([*TRIALGUARD, "replay", str(head)], cwd=ROOT, stdout=devnull, stderr=devnull)
-        _, status, usage = os.wait4(child.pid, 0)
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise SystemExit(f"replay of {head} failed")
+    # The child reports its own VmHWM: ru_maxrss would also count the pages it shared with this
+    # (large) process between fork and exec.
+    measure = (
+        "import sys; from services.cli import main; code = main(['replay', sys.argv[1]]);"
+        "hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]; print(hwm, file=sys.stderr)"
+    )
+    child = subprocess.run([sys.executable, "-c", measure, str(head)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, check=False)  # fmt: skip
+    if child.returncode != 0:
+        raise SystemExit(f"replay of {head} failed: {child.stderr.decode()[-500:]}")
     head.unlink()
-    return usage.ru_maxrss / 1024, participants
+    return int(child.stderr.split()[-1]) / 1024, participants
 
 
 def machine() -> str:

@@ -18,6 +18,7 @@ offset, without re-reading history.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import typing
 from collections import ChainMap
@@ -193,6 +194,9 @@ class RulesService:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             max_poll_records=self.max_batch,
+            # How long a dead instance holds its partitions before the group moves them on.
+            session_timeout_ms=int(os.environ.get("TRIALGUARD_SESSION_TIMEOUT_MS", "10000")),
+            heartbeat_interval_ms=1000,
         )
         await consumer.start()
         consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))

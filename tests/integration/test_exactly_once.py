@@ -1,0 +1,202 @@
+"""Exactly once on a real broker: kill -9 at random points, two instances sharing the work, restore
+from snapshots, duplicates and poison mid-stream. The committed findings must always equal an
+offline replay of the same events: none duplicated, none missing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from contracts import encode, parse_event
+from events.replay import Replay
+from protocol.nct06904729 import PROTOCOL
+from services.kafka import KafkaSettings
+from services.rules_service import RulesService, rebuild_from_log, restore_snapshots, rules_group_id
+from tests.integration.conftest import ROOT, ServiceProcess
+from tests.integration.kafka_support import dead_letters, findings, keyed, publish, wait_for, wait_until_consumed
+
+pytestmark = pytest.mark.integration
+
+STREAM_EVENTS = 20_000
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """The first 20,000 events of a simulated cohort, in log order."""
+    out = tmp_path_factory.mktemp("cohort") / "cohort.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "services.cli", "simulate", "--participants", "260", "--seed", "11", "--out", str(out)],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    lines = out.read_bytes().splitlines()
+    assert len(lines) >= STREAM_EVENTS
+    return lines[:STREAM_EVENTS]
+
+
+def replayed(lines: list[bytes]) -> list[dict[str, Any]]:
+    """What `trialguard replay` makes of the same events."""
+    replay = Replay(PROTOCOL)
+    return [json.loads(encode(f)) for line in lines for f in replay.feed(parse_event(line))]
+
+
+def same_findings(live: list[dict[str, Any]], offline: list[dict[str, Any]]) -> None:
+    def key(f: dict[str, Any]) -> str:
+        return json.dumps(f, sort_keys=True)
+
+    ids = [f.get("deviation_id") or f["alert_id"] for f in live]
+    assert len(ids) == len(set(ids)), "a finding was published twice"
+    assert sorted(map(key, live)) == sorted(map(key, offline))
+
+
+async def committed_offsets(settings: KafkaSettings) -> dict[int, int]:
+    """The rules group's committed offset of each participant-events partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(rules_group_id(settings))
+    except KafkaError:  # the group or the offsets topic does not exist yet
+        return {}
+    finally:
+        await admin.close()
+    return {tp.partition: o.offset for tp, o in offsets.items()}
+
+
+async def committed_total(settings: KafkaSettings) -> int:
+    """Events of participant-events the rules group has committed, over all partitions."""
+    return sum((await committed_offsets(settings)).values())
+
+
+async def wait_committed(settings: KafkaSettings, target: int, *services: ServiceProcess) -> None:
+    async def reached() -> bool:
+        for service in services:
+            service.check_alive()
+        return await committed_total(settings) >= target
+
+    await wait_for(reached, f"the rules service to commit {target} events")
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    """A GET to the service's HTTP port: (status, body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    response = await reader.read()
+    writer.close()
+    head, _, body = response.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def metric(text: str, name: str) -> float:
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{")
+    )
+
+
+async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
+    settings: KafkaSettings, rules_service: Callable[[], ServiceProcess], stream: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TRIALGUARD_SESSION_TIMEOUT_MS", "6000")
+    chance = random.Random(20251125)
+    chunks = [stream[i : i + 3_000] for i in range(0, len(stream), 3_000)]  # 7 chunks
+    service = rules_service()
+    published = kills = 0
+    for number, chunk in enumerate(chunks):
+        await publish(settings, keyed(chunk))
+        if number < 6:
+            # Kill somewhere inside this chunk's processing, at a random point.
+            await wait_committed(settings, published + int(len(chunk) * chance.uniform(0.1, 0.9)), service)
+            service.stop(signal.SIGKILL)
+            kills += 1
+            service = rules_service()
+        published += len(chunk)
+    await wait_until_consumed(settings, service.check_alive)
+
+    assert kills >= 5
+    same_findings(await findings(settings), replayed(stream))
+    assert await dead_letters(settings) == []
+
+
+async def test_two_instances_one_killed_mid_stream_lose_and_duplicate_nothing(
+    settings: KafkaSettings, rules_service: Callable[[], ServiceProcess], stream: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TRIALGUARD_SESSION_TIMEOUT_MS", "6000")
+    first, second = rules_service(), rules_service()
+    await publish(settings, keyed(stream))
+    await wait_committed(settings, len(stream) // 3, first, second)
+    first.stop(signal.SIGKILL)  # its partitions move to the second once its session expires
+    await wait_until_consumed(settings, second.check_alive)
+
+    same_findings(await findings(settings), replayed(stream))
+    restored = [json.loads(line) for line in second.log().splitlines() if '"partition_restored"' in line]
+    assert {r["partition"] for r in restored} == {0, 1, 2, 3}, "the second instance took over every partition"
+
+
+async def test_restore_from_snapshots_equals_a_rebuild_from_offset_0_and_reads_less(
+    settings: KafkaSettings, rules_service: Callable[[], ServiceProcess], stream: list[bytes]
+) -> None:
+    service = rules_service()
+    await publish(settings, keyed(stream[:6_000]))
+    await wait_until_consumed(settings, service.check_alive)
+    service.stop()
+
+    committed = await committed_offsets(settings)
+    rebuilder = RulesService(settings, PROTOCOL)
+    for partition, upto in sorted(committed.items()):
+        restored, snapshots_read = await restore_snapshots(settings, partition)
+        rebuilt, events_read = await rebuild_from_log(rebuilder, partition, upto)
+        assert restored == rebuilt, f"partition {partition}"
+        assert snapshots_read < events_read, f"partition {partition}: restore read no less than a rebuild"
+
+
+async def test_duplicates_and_poison_mid_stream(
+    settings: KafkaSettings, rules_service: Callable[[], ServiceProcess], stream: list[bytes]
+) -> None:
+    events = stream[:4_000]
+    chance = random.Random(7)
+    poison: list[tuple[bytes | None, bytes]] = [
+        (b"P-X", b"\x00\xff not even UTF-8"),
+        (b"P-X", b'{"event_type": "ScreeningLabResulted"'),
+        (None, events[10]),  # no key
+        (b"P-wrong", events[11]),  # the key is not the participant
+    ]
+    messages: list[tuple[bytes | None, bytes]] = list(keyed(events))
+    for duplicate in chance.sample(keyed(events[:3_000]), 400):  # retried publishes, later in the log
+        messages.insert(chance.randrange(3_000, len(messages)), duplicate)
+    for bad in poison:
+        messages.insert(chance.randrange(1_000, 3_000), bad)
+    service = rules_service()
+    await publish(settings, messages)
+    await wait_until_consumed(settings, service.check_alive)
+
+    same_findings(await findings(settings), replayed(events))
+    rejected = await dead_letters(settings)
+    assert sorted(r.value for r in rejected) == sorted(value for _, value in poison)
+    for record in rejected:
+        headers = dict(record.headers)
+        assert headers["trialguard.error"]
+        assert headers["trialguard.source.topic"] == settings.topics.participant_events.encode()
+        assert int(headers["trialguard.source.offset"]) >= 0
+
+    status, health = await http_get(service.http_port, "/health")
+    assert (status, json.loads(health)) == (200, {"status": "ready"})
+    _, text = await http_get(service.http_port, "/metrics")
+    consumed = metric(text, "trialguard_events_consumed_total")
+    assert consumed == len(messages)
+    assert consumed == metric(text, "trialguard_events_processed_total") + metric(
+        text, "trialguard_events_dead_lettered_total"
+    )
+    assert metric(text, "trialguard_events_dead_lettered_total") == len(poison)
+    assert metric(text, "trialguard_findings_total") == len(replayed(events))
