@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from contracts import ParticipantEvent
 from contracts.participant_events import (
     CarTInfused,
@@ -28,6 +30,30 @@ from protocol.state import evolve as replace
 
 GCSF = "G-CSF"
 
+SCREENING_RECORD: dict[str, Any] = {
+    "labs": {},
+    "sledai": (),
+    "ecog": (),
+    "biopsy": None,
+    "eular": None,
+    "history": None,
+    "gcsf": (),
+    "eligibility": None,
+}
+"""What eligibility reads and nothing after enrollment does: emptied at enrollment."""
+SCREENING_EVENTS = frozenset(
+    {
+        "ScreeningLabResulted",
+        "DiseaseActivityScored",
+        "PerformanceStatusAssessed",
+        "KidneyBiopsyReported",
+        "SLEClassificationScored",
+        "MedicalHistoryRecorded",
+        "ConcomitantMedicationRecorded",
+        "EligibilityConfirmed",
+    }
+)
+
 
 def fold(state: ParticipantState, event: ParticipantEvent) -> ParticipantState:
     """The participant's state after ``event``. Events that change no fact return ``state``."""
@@ -42,6 +68,12 @@ def fold(state: ParticipantState, event: ParticipantEvent) -> ParticipantState:
             return replace(state, consent_signed_at={**state.consent_signed_at, p.signer: event.occurred_at})
         case ConsentWithdrawn():
             return replace(state, consent_withdrawal=event)
+        case ParticipantEnrolled() if state.enrollment is None:
+            # Eligibility has just been decided, once and for all: the screening record is no
+            # longer read, so it need not be kept (the log keeps it).
+            return replace(state, enrollment=event, **SCREENING_RECORD)
+        case _ if state.enrollment is not None and event.event_type in SCREENING_EVENTS:
+            return state
         case ScreeningLabResulted(payload=p):
             analyte = analyte_for(p.loinc)
             if analyte is None:
@@ -61,8 +93,6 @@ def fold(state: ParticipantState, event: ParticipantEvent) -> ParticipantState:
             return replace(state, gcsf=(*state.gcsf, event))
         case EligibilityConfirmed():
             return replace(state, eligibility=event)
-        case ParticipantEnrolled() if state.enrollment is None:
-            return replace(state, enrollment=event)
         case LeukapheresisPerformed():
             return replace(state, leukapheresis_at=event.occurred_at)
         case LymphodepletionAdministered():

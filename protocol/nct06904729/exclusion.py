@@ -20,8 +20,8 @@ INFECTION_SCREENS = ("hbsag", "anti_hbc", "hbv_dna", "anti_hcv", "hcv_rna", "hiv
 
 @facts_on("ParticipantEnrolled")
 def exclusion_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
-    if not isinstance(event, ParticipantEnrolled):
-        return {}
+    if not isinstance(event, ParticipantEnrolled) or state.enrollment is not None:
+        return {}  # eligibility is decided once, at the first enrollment
     facts: Facts = {}
     if state.history is not None:
         facts.update(state.history.payload.model_dump(exclude={"immunosuppressants", "remission_achieved",

@@ -54,8 +54,8 @@ def _immunosuppressants_over_6_months(state: ParticipantState, enrolled_on: dt.d
 
 @facts_on("ParticipantEnrolled")
 def inclusion_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
-    if not isinstance(event, ParticipantEnrolled):
-        return {}
+    if not isinstance(event, ParticipantEnrolled) or state.enrollment is not None:
+        return {}  # eligibility is decided once, at the first enrollment
     at = event.occurred_at
     facts: Facts = {"arm": event.payload.arm}
     consented_on = consent_date(state, at)

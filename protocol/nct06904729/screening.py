@@ -125,8 +125,8 @@ def _missing(state: ParticipantState, enrolled_at: dt.datetime) -> tuple[list[st
 
 @facts_on("ParticipantEnrolled")
 def screening_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
-    if not isinstance(event, ParticipantEnrolled):
-        return {}
+    if not isinstance(event, ParticipantEnrolled) or state.enrollment is not None:
+        return {}  # eligibility is decided once, at the first enrollment
     missing, outdated = _missing(state, event.occurred_at)
     return {
         "missing": missing,

@@ -35,6 +35,8 @@ def _done_by(state: ParticipantState, step: str, at: dt.datetime) -> bool:
 def treatment_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     at = event.occurred_at
     if isinstance(event, ParticipantEnrolled):
+        if state.enrollment is not None:
+            return {}  # eligibility is decided once, at the first enrollment
         confirmation = state.eligibility
         confirmed = confirmation is not None and confirmation.payload.eligible and confirmation.occurred_at <= at
         facts: Facts = {"eligibility_confirmed": confirmed}
