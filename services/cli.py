@@ -56,7 +56,9 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    http = None if args.http_port < 0 else await serve_http(args.http_port, service.metrics, lambda: service.ready)
+    http = None
+    if args.http_port >= 0:
+        http = await serve_http(args.http_port, service.metrics, lambda: service.ready, args.http_host)
     try:
         await service.run(stop)
     finally:
@@ -193,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("TRIALGUARD_HTTP_PORT", "8081")),
         help="port of /health and /metrics on 127.0.0.1 (env TRIALGUARD_HTTP_PORT; 0: any free port; -1: none; "
         "default %(default)s)",
+    )
+    serve.add_argument(
+        "--http-host",
+        default=os.environ.get("TRIALGUARD_HTTP_HOST", "127.0.0.1"),
+        help="address of /health and /metrics (env TRIALGUARD_HTTP_HOST; default %(default)s)",
     )
     serve.set_defaults(run=_serve)
 

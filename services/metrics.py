@@ -1,4 +1,4 @@
-"""Health and Prometheus metrics of the rules service, served over plain HTTP on 127.0.0.1.
+"""Health and Prometheus metrics of the rules service, served over plain HTTP (loopback by default).
 
     GET /health    200 {"status": "ready"} once every assigned partition is restored, else 503
     GET /metrics   Prometheus text format 0.0.4
@@ -92,8 +92,9 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-async def serve_http(port: int, metrics: Metrics, ready: Callable[[], bool]) -> asyncio.Server:
-    """Serve /health and /metrics on 127.0.0.1:``port`` (0 picks a free port)."""
+async def serve_http(port: int, metrics: Metrics, ready: Callable[[], bool], host: str = "127.0.0.1") -> asyncio.Server:
+    """Serve /health and /metrics on ``host``:``port`` (0 picks a free port). Loopback unless
+    told otherwise (a container publishing the port needs 0.0.0.0)."""
 
     async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -121,6 +122,6 @@ async def serve_http(port: int, metrics: Metrics, ready: Callable[[], bool]) -> 
         finally:
             writer.close()
 
-    server = await asyncio.start_server(respond, "127.0.0.1", port)
-    log.info("http_listening", address=f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    server = await asyncio.start_server(respond, host, port)
+    log.info("http_listening", address=f"{host}:{server.sockets[0].getsockname()[1]}")
     return server
