@@ -157,7 +157,8 @@ async def latency(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], 
     sent_at: dict[str, float] = {}
     samples: list[float] = []
     consumer = AIOKafkaConsumer(settings.topics.deviations, bootstrap_servers=settings.bootstrap_servers,
-                                isolation_level="read_committed", auto_offset_reset="earliest")  # fmt: skip
+                                isolation_level="read_committed", auto_offset_reset="earliest",
+                                fetch_max_wait_ms=10)  # fmt: skip
     try:
         await ready(port)
         await consumer.start()

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from pydantic_core import to_json
+
 from contracts import ParticipantEvent, parse_event
-from contracts import encode as encode_event
 from contracts.participant_events import ScreeningLabResulted
 from protocol.state import ParticipantState
 
@@ -30,26 +31,24 @@ class SnapshotError(ValueError):
 
 
 def encode(state: ParticipantState) -> bytes:
-    """The snapshot of a participant's state (current version), compact UTF-8 JSON."""
+    """The snapshot of a participant's state (current version), compact UTF-8 JSON.
+
+    Events are written in their contract-v1 wire form. One snapshot per changed participant goes
+    out with every batch, so this is serialised in one pass by pydantic-core, not via dicts.
+    """
     body: dict[str, Any] = {
         "snapshot_version": SNAPSHOT_VERSION,
         "participant_id": state.participant_id,
-        "consent_signed_at": {k: v.isoformat() for k, v in sorted(state.consent_signed_at.items())},
-        "labs": {k: [_dump(e) for e in v] for k, v in sorted(state.labs.items())},
-        "infusions_at": [t.isoformat() for t in state.infusions_at],
+        "consent_signed_at": dict(sorted(state.consent_signed_at.items())),
+        "labs": dict(sorted(state.labs.items())),
+        "infusions_at": state.infusions_at,
         "visits_done": sorted(state.visits_done),
         "raised": sorted(state.raised),
-        "seen_event_ids": [str(i) for i in state.seen_event_ids],
+        "seen_event_ids": list(state.seen_event_ids),
     }
-    for name in _EVENT_FIELDS:
-        event = getattr(state, name)
-        body[name] = None if event is None else _dump(event)
-    for name in _EVENT_LISTS:
-        body[name] = [_dump(e) for e in getattr(state, name)]
-    for name in _TIMES:
-        at = getattr(state, name)
-        body[name] = None if at is None else at.isoformat()
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    for name in (*_EVENT_FIELDS, *_EVENT_LISTS, *_TIMES):
+        body[name] = getattr(state, name)
+    return to_json(body)
 
 
 def decode(data: bytes) -> ParticipantState:
@@ -75,11 +74,6 @@ def decode(data: bytes) -> ParticipantState:
 
 UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
 """UPCASTERS[v - 1] turns a version-v body into a version v+1 body. Add one per new version."""
-
-
-def _dump(event: ParticipantEvent) -> Any:
-    """An event as its wire form: snapshots hold events exactly as the contract reads them."""
-    return json.loads(encode_event(event))
 
 
 def _event(wire: Any) -> ParticipantEvent:

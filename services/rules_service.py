@@ -197,6 +197,7 @@ class RulesService:
             # How long a dead instance holds its partitions before the group moves them on.
             session_timeout_ms=int(os.environ.get("TRIALGUARD_SESSION_TIMEOUT_MS", "10000")),
             heartbeat_interval_ms=1000,
+            fetch_max_wait_ms=50,  # at a trickle, a finding should not wait half a second for its event
         )
         await consumer.start()
         consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))
