@@ -259,9 +259,15 @@ class RulesService:
         await producer.start()
         started = time.perf_counter()
         states, read = await restore_snapshots(self.settings, tp.partition)
+        committed = await self.consumer.committed(tp) if self.consumer is not None else None
+        if read == 0 and committed:
+            # Offsets were committed but no snapshot exists (the state topic was deleted, or it
+            # predates snapshots): the log is the source of truth, rebuild from it.
+            log.warning("snapshots_missing", partition=tp.partition, committed_offset=committed)
+            states, read = await rebuild_from_log(self, tp.partition, committed)
         self.partitions[tp] = _Partition(producer, dict(states))
         self.metrics.restored(read, time.perf_counter() - started)
-        log.info("partition_restored", partition=tp.partition, participants=len(states), snapshots_read=read)
+        log.info("partition_restored", partition=tp.partition, participants=len(states), records_read=read)
 
     async def _close(self, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from protocol.nct06904729 import PROTOCOL
 from services.kafka import KafkaSettings, ensure_topics
@@ -110,9 +111,13 @@ async def test_malformed_messages_are_dead_lettered_and_the_next_good_one_is_pro
     assert rule_ids_by_participant(await findings(settings)) == {"M-01": ["CONSENT-01"]}
 
 
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["graceful stop", "kill -9"])
+@pytest.mark.parametrize(
+    ("how", "lose_snapshots"),
+    [(signal.SIGTERM, False), (signal.SIGKILL, False), (signal.SIGTERM, True)],
+    ids=["graceful stop", "kill -9", "state topic deleted: rebuilt from the log"],
+)
 async def test_a_restarted_service_does_not_raise_the_same_deviation_twice(
-    settings: KafkaSettings, rules_service: Callable[[], ServiceProcess], how: signal.Signals
+    settings: KafkaSettings, rules_service: Callable[[], ServiceProcess], how: signal.Signals, lose_snapshots: bool
 ) -> None:
     lines = example_lines()
     e03_consented = next(i for i, line in enumerate(lines) if b'"E-03"' in line and b"ConsentSigned" in line)
@@ -133,6 +138,11 @@ async def test_a_restarted_service_does_not_raise_the_same_deviation_twice(
     await wait_until_consumed(settings, service.check_alive)
     assert rule_ids_by_participant(await findings(settings)) == {"E-03": ["CONSENT-01"]}
     service.stop(how)
+    if lose_snapshots:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await admin.start()
+        await admin.delete_topics([settings.topics.participant_state])
+        await admin.close()
 
     service = rules_service()
     await publish(settings, keyed(rest) + keyed(first) + keyed([late_lab]))  # with every early event again
@@ -141,3 +151,4 @@ async def test_a_restarted_service_does_not_raise_the_same_deviation_twice(
     found = await findings(settings)
     assert rule_ids_by_participant(found) == expected_example_findings()
     assert len({f["deviation_id"] for f in found}) == len(found)
+    assert ("snapshots_missing" in service.log()) == lose_snapshots
