@@ -80,3 +80,20 @@ def test_seen_event_ids_are_bounded_oldest_first() -> None:
         state = process(state, tick, PROTOCOL).state
     assert len(state.seen_event_ids) == MAX_SEEN_EVENT_IDS
     assert first.event_id not in state.seen_event_ids
+
+
+def test_an_older_version_is_upcast_step_by_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When version 2 comes, version-1 snapshots on the topic must still restore: decode runs the
+    upcasters from the snapshot's version up to the current one."""
+    state = state_after(journey())
+    version_1 = snapshots.encode(state)
+
+    def v1_to_v2(body: dict) -> dict:  # type: ignore[type-arg]
+        # e.g. version 2 renamed "visits_done" to "visits_completed" (and decodes it back here)
+        return {**body, "snapshot_version": 2}
+
+    monkeypatch.setattr(snapshots, "SNAPSHOT_VERSION", 2)
+    monkeypatch.setattr(snapshots, "UPCASTERS", [v1_to_v2])
+    assert snapshots.decode(version_1) == state
+    with pytest.raises(snapshots.SnapshotError, match="version 3"):
+        snapshots.decode(version_1.replace(b'"snapshot_version":1', b'"snapshot_version":3'))
