@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
@@ -21,6 +20,7 @@ from contracts import ContractError, parse_event
 from events.jsonl import BinaryWriter, read_lines, write_line
 from events.replay import Replay
 from protocol.registry import UnknownStudyError, protocol_for
+from services.files import atomic_output
 
 PROGRESS_MIN_BYTES = 5_000_000
 """Inputs smaller than this replay in about a second: a progress display would only flicker."""
@@ -240,31 +240,6 @@ def format_summary(report: Report, replay: Replay) -> str:
     lines = [f"replay of {report.source} under {protocol.study_id} protocol v{protocol.version}"]
     lines += [f"  {label:<{width}}  {count:>{digits}}{'  ' + note if note else ''}" for label, count, note in rows]
     return "\n".join(lines) + "\n"
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``path`` only once complete.
-
-    Written to a temporary file in the same folder (so the rename stays on one file system, where
-    it is atomic), flushed to disk, then renamed over ``path``. An exception, an interrupt or a
-    crash leaves ``path`` as it was: never a half-written file.
-    """
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file private (0600); give it the mode a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def run(

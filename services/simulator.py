@@ -26,7 +26,6 @@ the work grows linearly with it.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import itertools
@@ -44,6 +43,8 @@ from typing import IO, Any, TextIO
 
 from protocol.nct06904729 import parameters as p
 from protocol.nct06904729.design import SCHEDULE, TARGET_CELLS_PER_KG
+from protocol.nct06904729.screening import REQUIRED_LABS
+from services.files import atomic_text
 
 STUDY_ID = "NCT06904729"
 STUDY_START = dt.date(2023, 3, 6)
@@ -118,26 +119,6 @@ _STAGES = ("eligibility", "consent", "confirmation", "treatment", "withdrawal", 
 SCREEN_FAILURE_RULES = frozenset({"CONSENT-01", "CONSENT-02", "SEQ-02", "SAFETY-SAE"})
 """Rules that can be raised for a participant who is never enrolled."""
 
-REQUIRED_LABS = (
-    "lymphocytes",
-    "wbc",
-    "neutrophils",
-    "hemoglobin",
-    "alt",
-    "ast",
-    "total_bilirubin",
-    "creatinine",
-    "inr",
-    "pt",
-    "ana",
-    "cd19",
-    "hbsag",
-    "anti_hbc",
-    "anti_hcv",
-    "hiv",
-    "syphilis",
-)
-"""The screening labs the protocol requires before enrollment (DESIGN.md)."""
 
 _HISTORY_EXCLUSIONS = {
     "ELIG-EX01": "kidney_transplant",
@@ -1294,25 +1275,6 @@ _BUCKET_MINUTES = 28 * DAY
 _KEY = 21  # characters of the sort key: 8 time, 8 participant, 5 sequence
 
 
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[IO[str]]:
-    """A text file that appears at ``path`` only once complete (temporary file + rename)."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
 def simulate(
     count: int,
     seed: int,
@@ -1369,14 +1331,14 @@ def simulate(
         if progress is not None and count >= 1000:
             progress.write(f"simulate: writing {summary.events:,} events in log order to {out}\n")
             progress.flush()
-        with _atomic(out) as f:
+        with atomic_text(out) as f:
             for number in sorted(buckets):
                 with open(os.path.join(scratch, f"{number:05d}"), encoding="utf-8") as bucket:
                     keyed = bucket.readlines()
                 keyed.sort()
                 f.writelines(line[_KEY:] for line in keyed)
     if labels_path is not None:
-        with _atomic(labels_path) as f:
+        with atomic_text(labels_path) as f:
             f.write(json.dumps(labels, sort_keys=True, indent=2) + "\n")
     summary.seconds = time.monotonic() - started
     return summary
