@@ -17,7 +17,8 @@ from contracts import ContractError, encode, parse_event
 from events.jsonl import read_lines, write_lines
 from events.replay import Replay
 from protocol.nct06904729 import PROTOCOL
-from services.replay import Progress, atomic_output, progress_for, run
+from services.files import atomic_output
+from services.replay import Progress, progress_for, run
 from tests.builders import EXAMPLE_EVENTS, consent, example_lines, expected_rules, lab
 
 ROOT = Path(__file__).resolve().parents[2]
