@@ -43,6 +43,16 @@ service instances share the work. participant-state has as many partitions (part
 the snapshots of input partition n); deviations follows the same key; dead-letter needs one."""
 
 
+COMPACTED = {
+    "cleanup.policy": "compact",
+    # Every batch writes a snapshot per participant it touched: roll and clean segments often so
+    # a restore reads about one snapshot per participant, not the whole history of snapshots.
+    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+
 async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
     """The partition numbers of ``topic`` (empty when it does not exist)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
@@ -72,7 +82,7 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
         forever = {"retention.ms": "-1", "retention.bytes": "-1"}
         wanted = [
             NewTopic(topics.participant_events, partitions, 1, topic_configs=forever),
-            NewTopic(topics.participant_state, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+            NewTopic(topics.participant_state, partitions, 1, topic_configs=COMPACTED),
             NewTopic(topics.deviations, partitions, 1, topic_configs=forever),
             NewTopic(topics.dead_letter, 1, 1, topic_configs=forever),
         ]

@@ -308,17 +308,18 @@ async def _lag(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
 
 async def restore_snapshots(settings: KafkaSettings, partition: int) -> tuple[dict[str, ParticipantState], int]:
     """The latest committed snapshot of every participant of one partition, and how many
-    snapshot records were read to find them."""
-    states: dict[str, ParticipantState] = {}
+    snapshot records were read to find them.
+
+    Until the broker compacts the topic, it holds every snapshot ever written: only the last of
+    each participant is decoded.
+    """
+    latest: dict[bytes, bytes | None] = {}
     read = 0
     async for record in read_partition(settings.bootstrap_servers, settings.topics.participant_state, partition):
         read += 1
-        if record.key is None:
-            continue
-        if record.value is None:
-            states.pop(record.key.decode(), None)
-        else:
-            states[record.key.decode()] = snapshots.decode(record.value)
+        if record.key is not None:
+            latest[record.key] = record.value
+    states = {key.decode(): snapshots.decode(value) for key, value in latest.items() if value is not None}
     return states, read
 
 
