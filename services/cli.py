@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from contracts import ContractError, parse_event
 from contracts import schemas as contract_schemas
 from protocol.registry import UnknownStudyError, protocol_for
+from services import asyncapi
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
 from services.metrics import serve_http
@@ -144,7 +145,7 @@ async def _topics(args: argparse.Namespace) -> int:
 
 def _schemas(args: argparse.Namespace) -> int:
     if not args.check:
-        for path in contract_schemas.write():
+        for path in [*contract_schemas.write(), asyncapi.write()]:
             print(path)
         return 0
     stale = [
@@ -153,6 +154,8 @@ def _schemas(args: argparse.Namespace) -> int:
         if not (path := contract_schemas.SCHEMA_DIR / name).exists()
         or path.read_text("utf-8") != contract_schemas.render(schema)
     ]
+    if not asyncapi.DOCUMENT.exists() or asyncapi.DOCUMENT.read_text("utf-8") != asyncapi.render():
+        stale.append("../asyncapi.json")
     for name in stale:
         print(f"contracts/schemas/{name} is out of date: run `trialguard contracts schemas`", file=sys.stderr)
     return 1 if stale else 0
@@ -268,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(run=_simulate, sync=True)
 
     contracts = commands.add_parser("contracts", help="the wire contract").add_subparsers(dest="action", required=True)
-    schemas = contracts.add_parser("schemas", help="write the JSON Schemas generated from the models")
+    schemas = contracts.add_parser(
+        "schemas", help="write the JSON Schemas and the AsyncAPI document generated from the models"
+    )
     schemas.add_argument("--check", action="store_true", help="fail if the checked-in schemas differ from the models")
     schemas.set_defaults(run=_schemas, sync=True)
     return parser

@@ -19,3 +19,29 @@ def test_event_schema_discriminates_on_event_type() -> None:
     schema = schemas.generate()["participant-event.v1.json"]
     assert schema["discriminator"]["propertyName"] == "event_type"
     assert len(schema["oneOf"]) == 20
+
+
+def test_checked_in_asyncapi_document_matches_the_code() -> None:
+    from services import asyncapi
+
+    assert asyncapi.DOCUMENT.read_text("utf-8") == asyncapi.render(), (
+        "contracts/asyncapi.json drifted from the code: run `trialguard contracts schemas`"
+    )
+
+
+def test_asyncapi_document_describes_every_topic_with_its_contract() -> None:
+    import json
+
+    from services import asyncapi
+
+    document = json.loads(asyncapi.render())
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {
+        "trialguard.NCT06904729.participant-events",
+        "trialguard.NCT06904729.deviations",
+        "trialguard.NCT06904729.participant-state",
+        "trialguard.NCT06904729.dead-letter",
+    }
+    text = json.dumps(document)
+    for model in ("ParticipantRegistered", "CarTInfused", "ClockTicked", "DeviationRaised", "SafetyAlertRaised"):
+        assert model in text
