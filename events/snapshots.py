@@ -7,6 +7,7 @@ written; an older version is upcast step by step to the current one.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import uuid
@@ -19,7 +20,7 @@ from contracts import ParticipantEvent, parse_event
 from contracts.participant_events import ScreeningLabResulted
 from protocol.state import ParticipantState
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 _EVENT_FIELDS = ("registration", "consent_withdrawal", "biopsy", "eular", "history", "eligibility", "enrollment")
 _EVENT_LISTS = ("sledai", "ecog", "gcsf")
@@ -44,7 +45,9 @@ def encode(state: ParticipantState) -> bytes:
         "infusions_at": state.infusions_at,
         "visits_done": sorted(state.visits_done),
         "raised": sorted(state.raised),
-        "seen_event_ids": list(state.seen_event_ids),
+        # v2: 16 raw bytes per id, base64 (v1 wrote a list of UUID strings, about twice the size:
+        # the ids are most of a snapshot, and one goes out per participant and batch).
+        "seen_event_ids": base64.b64encode(b"".join(i.bytes for i in state.seen_event_ids)).decode(),
     }
     for name in (*_EVENT_FIELDS, *_EVENT_LISTS, *_TIMES):
         body[name] = getattr(state, name)
@@ -64,15 +67,21 @@ def decode(data: bytes) -> ParticipantState:
         raise SnapshotError(f"not a participant-state snapshot: {e}") from None
     if not isinstance(version, int) or not 1 <= version <= SNAPSHOT_VERSION:
         raise SnapshotError(f"snapshot version {version!r} is not one this code reads (1..{SNAPSHOT_VERSION})")
-    for upcast in UPCASTERS[version - 1 :]:
-        body = upcast(body)
     try:
+        for upcast in UPCASTERS[version - 1 :]:
+            body = upcast(body)
         return _load(body)
     except (ValueError, KeyError, TypeError) as e:
         raise SnapshotError(f"snapshot of {body.get('participant_id')!r} cannot be read: {e}") from None
 
 
-UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+def _v1_to_v2(body: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 packs the seen event ids as base64 of their raw bytes."""
+    packed = base64.b64encode(b"".join(uuid.UUID(i).bytes for i in body["seen_event_ids"])).decode()
+    return {**body, "snapshot_version": 2, "seen_event_ids": packed}
+
+
+UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v1_to_v2]
 """UPCASTERS[v - 1] turns a version-v body into a version v+1 body. Add one per new version."""
 
 
@@ -94,6 +103,7 @@ def _load(body: dict[str, Any]) -> ParticipantState:
     events = {name: None if body[name] is None else _event(body[name]) for name in _EVENT_FIELDS}
     lists = {name: tuple(_event(e) for e in body[name]) for name in _EVENT_LISTS}
     times = {name: at(body[name]) for name in _TIMES}
+    raw = base64.b64decode(body["seen_event_ids"], validate=True)
     return ParticipantState(
         participant_id=body["participant_id"],
         consent_signed_at={k: dt.datetime.fromisoformat(v) for k, v in body["consent_signed_at"].items()},
@@ -101,7 +111,7 @@ def _load(body: dict[str, Any]) -> ParticipantState:
         infusions_at=tuple(dt.datetime.fromisoformat(t) for t in body["infusions_at"]),
         visits_done=frozenset(body["visits_done"]),
         raised=frozenset(body["raised"]),
-        seen_event_ids=dict.fromkeys(uuid.UUID(i) for i in body["seen_event_ids"]),
+        seen_event_ids=dict.fromkeys(uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)),
         **events,  # type: ignore[arg-type]
         **lists,  # type: ignore[arg-type]
         **times,  # type: ignore[arg-type]
