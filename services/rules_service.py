@@ -138,6 +138,7 @@ class RulesService:
         self.metrics = metrics or Metrics()
         self.partitions: dict[TopicPartition, _Partition] = {}
         self.consumer: AIOKafkaConsumer | None = None
+        self.joined = False  # the group has assigned this instance its partitions (maybe none) once
 
     def transactional_id(self, tp: TopicPartition) -> str:
         """Stable per input partition: the next owner of the partition fences the previous one."""
@@ -277,13 +278,10 @@ class RulesService:
 
     @property
     def ready(self) -> bool:
-        """Whether every assigned partition has been restored."""
+        """Whether the group has assigned this instance its partitions and every one is restored
+        (an instance left without partitions, with more instances than partitions, is ready too)."""
         consumer = self.consumer
-        return (
-            consumer is not None
-            and bool(consumer.assignment())
-            and all(tp in self.partitions for tp in consumer.assignment())
-        )
+        return consumer is not None and self.joined and all(tp in self.partitions for tp in consumer.assignment())
 
 
 @dataclass
@@ -353,3 +351,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in sorted(assigned):
             await self.service._open(tp)
         consumer.resume(*assigned)
+        self.service.joined = True
