@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
 from services.kafka import KafkaSettings, ensure_topics, group_lag, partition_ids  # noqa: E402
-from services.rules_service import rules_group_id  # noqa: E402
+from services.rules import rules_group_id  # noqa: E402
 
 HISTORY = ROOT / ".cache" / "bench" / "history-1000000-seed7.jsonl"
 BATCH = 500  # as the rules service's max_batch

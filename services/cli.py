@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,9 +24,11 @@ from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
 from services.metrics import serve_http
 from services.replay import run as run_replay
-from services.rules_service import RulesService, rules_group_id
+from services.rules import ConfigurationError, RulesService, rules_group_id
 
 log = structlog.get_logger("trialguard.cli")
+
+TOPIC_NAME_PART = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 def _kafka_args(parser: argparse.ArgumentParser) -> None:
@@ -51,15 +54,46 @@ def _settings(args: argparse.Namespace) -> KafkaSettings:
     return KafkaSettings(args.bootstrap_servers, args.study, args.namespace)
 
 
+def _env_int(name: str, default: int) -> int:
+    """An integer setting from the environment.
+
+    Raises:
+        ConfigurationError: the variable is set but is not an integer.
+    """
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw[:40]!r} is not an integer") from None
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """Topic names are built from the study and namespace: the broker takes only these characters."""
+    for option, value in (("--study", args.study), ("--namespace", args.namespace)):
+        if not TOPIC_NAME_PART.fullmatch(value):
+            raise ConfigurationError(f"{option} {value[:60]!r}: a topic name part is 1-100 of A-Z a-z 0-9 . _ -")
+
+
 async def _serve(args: argparse.Namespace) -> int:
-    service = RulesService(_settings(args), protocol_for(args.study))
+    """Run the rules service until SIGTERM/SIGINT; exits early only on a configuration error."""
+    _check_names(args)
+    service = RulesService(
+        _settings(args),
+        protocol_for(args.study),
+        session_timeout_ms=_env_int("TRIALGUARD_SESSION_TIMEOUT_MS", 10_000),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     http = None
     if args.http_port >= 0:
-        http = await serve_http(args.http_port, service.metrics, lambda: service.ready, args.http_host)
+        try:
+            http = await serve_http(args.http_port, service.metrics, lambda: service.status, args.http_host)
+        except OSError as e:
+            raise ConfigurationError(f"cannot serve HTTP on {args.http_host}:{args.http_port}: {e.strerror}") from None
     try:
         await service.run(stop)
     finally:
@@ -195,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--http-port",
         type=int,
-        default=int(os.environ.get("TRIALGUARD_HTTP_PORT", "8081")),
+        default=os.environ.get("TRIALGUARD_HTTP_PORT", "8081"),
         help="port of /health and /metrics on 127.0.0.1 (env TRIALGUARD_HTTP_PORT; 0: any free port; -1: none; "
         "default %(default)s)",
     )
@@ -293,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(asyncio.run(args.run(args)))
     except UnknownStudyError as e:
         print(f"trialguard: {e.args[0]}", file=sys.stderr)
+        return 2
+    except ConfigurationError as e:
+        print(f"trialguard: configuration error: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
         print(f"trialguard: {e.filename}: no such file", file=sys.stderr)

@@ -73,8 +73,8 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
     """
     topics = settings.topics
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         if topics.participant_events in existing:
             (described,) = await admin.describe_topics([topics.participant_events])
@@ -92,7 +92,8 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
                 await admin.create_topics(missing)
             await _wait_for_leaders(admin, [t.name for t in missing])
     finally:
-        await admin.close()
+        with contextlib.suppress(Exception):  # a client that never connected closes with an error
+            await admin.close()
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], seconds: float = 30) -> None:

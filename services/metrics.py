@@ -1,6 +1,7 @@
 """Health and Prometheus metrics of the rules service, served over plain HTTP (loopback by default).
 
-    GET /health    200 {"status": "ready"} once every assigned partition is restored, else 503
+    GET /health    200 {"status": "ready"} once every assigned partition is open, else 503 with
+                   {"status": "waiting_for_broker"} or {"status": "restoring"}
     GET /metrics   Prometheus text format 0.0.4
 
 A few lines of asyncio instead of a web framework: two read-only endpoints on a loopback port.
@@ -36,6 +37,8 @@ class Metrics:
     latency_sum: float = 0.0
     snapshots_restored: int = 0
     restore_seconds: float = 0.0
+    transactions_failed: int = 0
+    partitions_reopened: int = 0
 
     def batch_committed(self, processed: int, dead_lettered: int, rule_ids: Iterable[str], seconds: float) -> None:
         self.consumed += processed + dead_lettered
@@ -89,10 +92,16 @@ class Metrics:
         lines.append(f"trialguard_batch_seconds_count {self.latency_count}")
         metric("trialguard_snapshots_restored_total", "counter", "Snapshot records read to restore state",
                [("", self.snapshots_restored)])  # fmt: skip
+        metric("trialguard_transactions_failed_total", "counter",
+               "Partition transactions lost (fenced, commit failed, broker gone) and the partition re-opened",
+               [("", self.transactions_failed)])  # fmt: skip
+        metric("trialguard_partitions_reopened_total", "counter",
+               "Partitions re-opened after a failed transaction or take-over",
+               [("", self.partitions_reopened)])  # fmt: skip
         return "\n".join(lines) + "\n"
 
 
-async def serve_http(port: int, metrics: Metrics, ready: Callable[[], bool], host: str = "127.0.0.1") -> asyncio.Server:
+async def serve_http(port: int, metrics: Metrics, status: Callable[[], str], host: str = "127.0.0.1") -> asyncio.Server:
     """Serve /health and /metrics on ``host``:``port`` (0 picks a free port). Loopback unless
     told otherwise (a container publishing the port needs 0.0.0.0)."""
 
@@ -104,16 +113,16 @@ async def serve_http(port: int, metrics: Metrics, ready: Callable[[], bool], hos
             parts = request.split()
             path = parts[1].decode() if len(parts) > 1 else ""
             if path == "/health":
-                is_ready = ready()
-                status = "200 OK" if is_ready else "503 Service Unavailable"
-                body = json.dumps({"status": "ready" if is_ready else "restoring"}).encode()
+                now = status()
+                code = "200 OK" if now == "ready" else "503 Service Unavailable"
+                body = json.dumps({"status": now}).encode()
                 kind = "application/json"
             elif path == "/metrics":
-                status, body, kind = "200 OK", metrics.render(ready()).encode(), "text/plain; version=0.0.4"
+                code, body, kind = "200 OK", metrics.render(status() == "ready").encode(), "text/plain; version=0.0.4"
             else:
-                status, body, kind = "404 Not Found", b"not found: try /health or /metrics\n", "text/plain"
+                code, body, kind = "404 Not Found", b"not found: try /health or /metrics\n", "text/plain"
             head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                f"HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             )
             writer.write(head.encode() + body)
             await writer.drain()

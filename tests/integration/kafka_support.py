@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
-from services.rules_service import rules_group_id
+from services.rules import rules_group_id
 
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:

@@ -21,7 +21,7 @@ from contracts import encode, parse_event
 from events.replay import Replay
 from protocol.nct06904729 import PROTOCOL
 from services.kafka import KafkaSettings
-from services.rules_service import RulesService, rebuild_from_log, restore_snapshots, rules_group_id
+from services.rules import RecordHandler, rebuild_from_log, restore_snapshots, rules_group_id
 from tests.integration.conftest import ROOT, ServiceProcess
 from tests.integration.kafka_support import dead_letters, findings, keyed, publish, wait_for, wait_until_consumed
 
@@ -153,10 +153,10 @@ async def test_restore_from_snapshots_equals_a_rebuild_from_offset_0_and_reads_l
     service.stop()
 
     committed = await committed_offsets(settings)
-    rebuilder = RulesService(settings, PROTOCOL)
+    handler = RecordHandler(settings, PROTOCOL)
     for partition, upto in sorted(committed.items()):
         restored, snapshots_read = await restore_snapshots(settings, partition)
-        rebuilt, events_read = await rebuild_from_log(rebuilder, partition, upto)
+        rebuilt, events_read = await rebuild_from_log(settings, handler, partition, upto)
         assert restored == rebuilt, f"partition {partition}"
         assert snapshots_read < events_read, f"partition {partition}: restore read no less than a rebuild"
 

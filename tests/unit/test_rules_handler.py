@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
 from services.kafka import KafkaSettings
-from services.rules_service import Outgoing, RulesService
+from services.rules import Outgoing, RulesService
 from tests.builders import event_dict
 
 SETTINGS = KafkaSettings("127.0.0.1:1", "NCT06904729", "unit")

@@ -1,0 +1,166 @@
+"""One consumed record in, the records to publish out: findings, or the record dead-lettered.
+
+Whatever the bytes, a record ends as processed or dead-lettered: input that breaks the contract,
+a wrong key, another study's event, and an exception of the protocol core on a valid event are
+all dead-lettered with a bounded reason. Nothing here logs an event's values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+
+import structlog
+
+from contracts import ContractError, Violation, encode, parse_event
+from events import process
+from protocol import ParticipantState, Protocol
+from services.kafka import KafkaSettings
+from services.rules.weather import error_fields
+
+log = structlog.get_logger("trialguard.rules")
+
+MAX_DEAD_LETTER_BYTES = 1024 * 1024 - 16 * 1024
+"""Key plus value of a dead-letter record at most: under the broker's default ``message.max.bytes``
+(1 MiB) and the producer's ``max_request_size`` (1 MiB), with room for the headers. A record on
+participant-events can be larger than that once decompressed; its dead-letter copy then keeps a
+prefix and says so in headers (the original stays on participant-events, where the headers point)."""
+
+MAX_HEADER_CHARS = 1000
+"""A dead-letter reason or field header at most (a 500 KB field value never becomes a 500 KB header)."""
+
+
+class Record(typing.Protocol):
+    """The fields of a consumed Kafka record that the service reads."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+States = MutableMapping[str, ParticipantState]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record to produce inside the batch's transaction."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    rule_id: str | None = None
+
+
+def _shown(key: bytes) -> str:
+    return repr(key[:40]) + ("…" if len(key) > 40 else "")
+
+
+def check_message(record: Record, event: typing.Any, study_id: str) -> None:
+    """Guard the topic's own contract: key = participant id, one study per topic.
+
+    Raises:
+        ContractError: the key is absent or differs from the participant id, or the event
+            belongs to another study.
+    """
+    violations = []
+    if record.key is None:
+        violations.append(Violation("<key>", "missing: the message key must be the participant_id", "key_missing"))
+    elif record.key != event.participant_id.encode():
+        problem = f"{_shown(record.key)} differs from participant_id {event.participant_id!r}"
+        violations.append(Violation("<key>", problem, "key_mismatch"))
+    if event.study_id != study_id:
+        violations.append(
+            Violation(
+                "study_id", f"{event.study_id!r} does not belong on the topic of study {study_id!r}", "study_mismatch"
+            )
+        )
+    if violations:
+        raise ContractError(violations, event_type=event.event_type, event_id=str(event.event_id))
+
+
+def _bounded(text: str) -> bytes:
+    if len(text) > MAX_HEADER_CHARS:
+        text = text[: MAX_HEADER_CHARS - 1] + "…"
+    return text.encode("utf-8", "backslashreplace")
+
+
+def dead_letter(record: Record, reason: str, field: str, topic: str) -> Outgoing:
+    """The dead-letter record for rejected input: the original key and bytes (a prefix when they
+    exceed ``MAX_DEAD_LETTER_BYTES``), the bounded reason and where it came from in headers."""
+    key, value = record.key, record.value
+    headers = [
+        ("trialguard.error", _bounded(reason)),
+        ("trialguard.error.field", _bounded(field)),
+        ("trialguard.source.topic", record.topic.encode()),
+        ("trialguard.source.partition", str(record.partition).encode()),
+        ("trialguard.source.offset", str(record.offset).encode()),
+    ]
+    size = len(key or b"") + len(value or b"")
+    if size > MAX_DEAD_LETTER_BYTES:
+        whole = (key or b"") + b"\x00" + (value or b"")
+        headers += [
+            ("trialguard.original.bytes", str(size).encode()),
+            ("trialguard.original.sha256", hashlib.sha256(whole).hexdigest().encode()),
+        ]
+        key = None if key is None else key[: MAX_DEAD_LETTER_BYTES // 2]
+        value = None if value is None else value[: MAX_DEAD_LETTER_BYTES - len(key or b"")]
+    return Outgoing(topic, key, value, tuple(headers))
+
+
+class RecordHandler:
+    """Parses, guards and processes one record of a study's participant-events topic.
+
+    Args:
+        settings: the broker and study (the topics dead letters and findings go to).
+        protocol: the protocol version in force.
+    """
+
+    def __init__(self, settings: KafkaSettings, protocol: Protocol) -> None:
+        self.study_id = settings.study_id
+        self.topics = settings.topics
+        self.protocol = protocol
+
+    def handle(self, record: Record, states: States, *, replaying: bool = False) -> list[Outgoing]:
+        """Process one consumed record against ``states`` (updated in place).
+
+        ``replaying`` rebuilds state from records consumed before: it logs nothing, since what it
+        returns was published then.
+        """
+        where = {"partition": record.partition, "offset": record.offset}
+        try:
+            event = parse_event(record.value or b"")
+            check_message(record, event, self.study_id)
+        except ContractError as e:
+            if not replaying:
+                summary = e.summary()[:MAX_HEADER_CHARS]
+                log.warning("dead_lettered", **where, event_type=e.event_type, violations=summary)
+            return [dead_letter(record, str(e), e.field, self.topics.dead_letter)]
+        except Exception as e:  # a parser bug must not stop the study: keep the input, go on
+            if not replaying:
+                log.error("parser_failed", **where, **error_fields(e))
+            return [dead_letter(record, f"the contract parser raised {type(e).__name__}", "<message>",
+                                self.topics.dead_letter)]  # fmt: skip
+        pid = event.participant_id
+        try:
+            step = process(states.get(pid) or ParticipantState(pid), event, self.protocol)
+        except Exception as e:  # the core raising on valid input is a bug: keep the input, go on
+            if not replaying:
+                log.error("core_failed", **where, event_id=str(event.event_id), event_type=event.event_type,
+                          **error_fields(e))  # fmt: skip
+            return [dead_letter(record, f"protocol core raised {type(e).__name__}", "<core>", self.topics.dead_letter)]
+        states[pid] = step.state
+        if not replaying:
+            for finding in step.findings:
+                log.info("finding_raised", rule_id=finding.rule_id, participant_id=pid,
+                         trigger_event_ids=[str(i) for i in finding.trigger_event_ids])  # fmt: skip
+        return [Outgoing(self.topics.deviations, pid.encode(), encode(f), rule_id=f.rule_id) for f in step.findings]

@@ -1,0 +1,363 @@
+"""The rules service: consume participant events, fold and decide, publish findings. Exactly once.
+
+Imperative shell around the pure core (``events.process``). Each assigned input partition has its
+own transactional producer, with a transactional id stable per partition
+(``<group>.p<partition>``): whoever owns the partition next (a restarted process, another
+instance after a rebalance) opens the same id and so fences its predecessor and aborts what it
+left open. aiokafka has no KIP-447 (no group-generation fencing of offsets), so this id per
+partition is what keeps one writer per partition. Per batch of one partition, one transaction
+carries:
+  - the findings (DeviationRaised, SafetyAlertRaised) to the deviations topic,
+  - the dead-lettered input, with the reason and its topic/partition/offset,
+  - a snapshot of every participant the batch changed, to the compacted participant-state topic
+    (same partition number as the input partition),
+  - the consumed offsets.
+So a finding, a snapshot and an offset are published together or not at all.
+
+Nothing stops the service but SIGTERM/SIGINT or a configuration error:
+  - a record, whatever its bytes, ends processed or dead-lettered (``records``);
+  - a revocation waits for the partition's transaction to end before closing its producer;
+  - a failed transaction (fenced, commit failed, broker gone) is aborted where it can be, the
+    partition's state and producer are dropped, and the partition is re-opened with a new
+    producer, restored from snapshots and the committed offset, with capped backoff;
+  - a broker that is down at start or goes away later is waited for (``weather``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import ChainMap
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from events import snapshots
+from protocol import ParticipantState, Protocol
+from services.kafka import KafkaSettings, ensure_topics
+from services.metrics import Metrics
+from services.rules.partitions import OwnedPartition, restore
+from services.rules.records import Outgoing, Record, RecordHandler, States
+from services.rules.weather import Backoff, ConfigurationError, error_fields, is_configuration_error
+
+log = structlog.get_logger("trialguard.rules")
+
+TRANSACTION_SECONDS = 60.0
+"""A partition's transaction that has not ended after this long is given up and the partition
+re-opened (the broker aborts it after the producer's ``transaction_timeout_ms``, also 60 s)."""
+
+OPEN_SECONDS = 300.0
+"""Taking over a partition (fencing, restore, seek) that takes longer than this is retried."""
+
+
+def rules_group_id(settings: KafkaSettings) -> str:
+    """The consumer group of a study's rules service."""
+    return f"{settings.namespace}.{settings.study_id}.rules"
+
+
+@dataclass
+class _Reopen:
+    """An assigned partition that is not open (its take-over or a transaction failed)."""
+
+    backoff: Backoff = field(default_factory=lambda: Backoff(first=0.2, cap=10.0))
+    at: float = 0.0
+
+
+class RulesService:
+    """Runs one protocol over one study's participant-events topic.
+
+    Args:
+        settings: broker and study.
+        protocol: the protocol version in force.
+        max_batch: records per transaction at most.
+        metrics: where counts, lag and latency go (a fresh set by default).
+        session_timeout_ms: how long a dead instance holds its partitions before the group
+            moves them on.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        protocol: Protocol,
+        *,
+        max_batch: int = 500,
+        metrics: Metrics | None = None,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
+        self.settings = settings
+        self.protocol = protocol
+        self.topics = settings.topics
+        self.group_id = rules_group_id(settings)
+        self.max_batch = max_batch
+        self.metrics = metrics or Metrics()
+        self.session_timeout_ms = session_timeout_ms
+        self.handler = RecordHandler(settings, protocol)
+        self.partitions: dict[TopicPartition, OwnedPartition] = {}
+        self.reopening: dict[TopicPartition, _Reopen] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.joined = False  # the group has assigned this instance its partitions (maybe none) once
+        self._ownership = asyncio.Lock()  # one take-over or release at a time (listener vs main loop)
+
+    def transactional_id(self, tp: TopicPartition) -> str:
+        """Stable per input partition: the next owner of the partition fences the previous one."""
+        return f"{self.group_id}.p{tp.partition}"
+
+    def handle(self, record: Record, states: States, *, replaying: bool = False) -> list[Outgoing]:
+        """Process one consumed record against ``states`` (see ``RecordHandler.handle``)."""
+        return self.handler.handle(record, states, replaying=replaying)
+
+    @property
+    def status(self) -> str:
+        """``waiting_for_broker``, ``restoring`` (a partition assigned but not open) or ``ready``."""
+        consumer = self.consumer
+        if consumer is None:
+            return "waiting_for_broker"
+        if not self.joined or any(tp not in self.partitions for tp in consumer.assignment()):
+            return "restoring"
+        return "ready"
+
+    @property
+    def ready(self) -> bool:
+        """Whether the group has assigned this instance its partitions and every one is open (an
+        instance left without partitions, with more instances than partitions, is ready too)."""
+        return self.status == "ready"
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, one transaction per partition and batch.
+
+        Raises:
+            ConfigurationError: the broker refuses the settings (not: the broker is unavailable).
+        """
+        consumer = await self._connect(stop)
+        if consumer is None:
+            return
+        backoff = Backoff()
+        try:
+            while not stop.is_set():
+                try:
+                    batch = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+                    if batch:
+                        await asyncio.gather(*(self._commit_or_recover(tp, rs) for tp, rs in batch.items()))
+                    await self._reopen_due(consumer)
+                    self.metrics.lag = {tp.partition: await _lag(consumer, tp) for tp in consumer.assignment()}
+                    backoff.reset()
+                except Exception as e:  # whatever the broker does, the loop goes on
+                    log.warning("consumer_failed", **error_fields(e))
+                    await backoff.wait(stop)
+        finally:
+            await self._release(list(self.partitions))
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(30):
+                    await consumer.stop()
+            log.info("stopped", **self.metrics.counts())
+
+    async def _connect(self, stop: asyncio.Event) -> AIOKafkaConsumer | None:
+        """Create the topics and join the group, waiting for the broker as long as it takes."""
+        backoff = Backoff(first=0.5, cap=10.0)
+        while not stop.is_set():
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap_servers,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                max_poll_records=self.max_batch,
+                session_timeout_ms=self.session_timeout_ms,
+                heartbeat_interval_ms=1000,
+                fetch_max_wait_ms=50,  # at a trickle, a finding should not wait half a second for its event
+            )
+            try:
+                await ensure_topics(self.settings)
+                await consumer.start()
+            except Exception as e:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                if is_configuration_error(e):
+                    raise ConfigurationError(f"the broker refused the settings: {type(e).__name__}: {e}") from e
+                delay = await backoff.wait(stop)
+                log.warning("waiting_for_broker", bootstrap_servers=self.settings.bootstrap_servers,
+                            waited_s=round(delay, 2), **error_fields(e))  # fmt: skip
+                continue
+            self.consumer = consumer
+            consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))
+            log.info("started", topic=self.topics.participant_events, group_id=self.group_id,
+                     protocol_version=self.protocol.version)  # fmt: skip
+            return consumer
+        return None
+
+    # --- one transaction per partition and batch -------------------------------------------------
+
+    async def _commit_or_recover(self, tp: TopicPartition, records: list[Record]) -> None:
+        part = self.partitions.get(tp)
+        if part is None:
+            return  # revoked, or being re-opened: whoever opens it next reads these again
+        async with part.lock:
+            if part.closing:
+                return
+            records = [r for r in records if r.offset >= part.next_offset]  # fetched again after a re-open
+            if not records:
+                return
+            try:
+                async with asyncio.timeout(TRANSACTION_SECONDS):
+                    await self._commit(tp, part, records)
+            except Exception as e:  # fenced, commit failed, broker gone: the partition starts over
+                log.warning("transaction_failed", partition=tp.partition, **error_fields(e))
+                self.metrics.transactions_failed += 1
+                await self._drop(tp, part, abort=True)
+                self._schedule_reopen(tp)
+
+    async def _commit(self, tp: TopicPartition, part: OwnedPartition, records: list[Record]) -> None:
+        """One transaction: findings, dead letters, snapshots of changed participants, offsets."""
+        started = time.perf_counter()
+        changed: dict[str, ParticipantState] = {}
+        view: States = ChainMap(changed, part.states)  # writes land in `changed` only
+        dead = 0
+        rule_ids: list[str] = []
+        producer = part.producer
+        async with producer.transaction():
+            for record in records:
+                outgoing = self.handler.handle(record, view)
+                if any(o.topic == self.topics.dead_letter for o in outgoing):
+                    dead += 1
+                rule_ids += [o.rule_id for o in outgoing if o.rule_id is not None]
+                await _send(producer, outgoing)
+            for pid, state in changed.items():
+                await producer.send(self.topics.participant_state, key=pid.encode(), value=snapshots.encode(state),
+                                    partition=tp.partition)  # fmt: skip
+            await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+        # Memory follows the log only once the transaction is committed.
+        part.states.update(changed)
+        part.next_offset = records[-1].offset + 1
+        self.metrics.batch_committed(len(records) - dead, dead, rule_ids, time.perf_counter() - started)
+
+    # --- ownership of partitions ----------------------------------------------------------------
+
+    async def _open(self, tp: TopicPartition) -> bool:
+        """Take over a partition: fence the predecessor, restore state as of the committed offset,
+        and seek there. False (and nothing held) when it could not."""
+        consumer = self.consumer
+        assert consumer is not None
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            transactional_id=self.transactional_id(tp),
+            enable_idempotence=True,
+            linger_ms=5,
+        )
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(OPEN_SECONDS):
+                # Starting initialises the transactional id: the broker aborts whatever the
+                # predecessor left open, so what is read next is exactly what was committed.
+                await producer.start()
+                committed = await consumer.committed(tp)
+                states, read = await restore(self.settings, self.handler, tp.partition, committed)
+                if committed is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
+        except Exception as e:
+            log.warning("partition_open_failed", partition=tp.partition, **error_fields(e))
+            await _stop(producer)
+            return False
+        self.partitions[tp] = OwnedPartition(producer, states, next_offset=committed or 0)
+        self.metrics.restored(read, time.perf_counter() - started)
+        log.info("partition_restored", partition=tp.partition, participants=len(states), records_read=read,
+                 committed_offset=committed)  # fmt: skip
+        return True
+
+    async def _assign(self, assigned: Iterable[TopicPartition]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        # The fetcher may already fetch for new partitions: hold them until their state is back.
+        consumer.pause(*assigned)
+        for tp in sorted(assigned):
+            async with self._ownership:
+                if tp not in self.partitions and await self._open(tp):
+                    consumer.resume(tp)
+                elif tp not in self.partitions:
+                    self._schedule_reopen(tp)
+        self.joined = True
+
+    async def _release(self, revoked: Iterable[TopicPartition]) -> None:
+        """Give partitions up: each one's transaction ends first, then its producer closes."""
+        for tp in revoked:
+            async with self._ownership:
+                self.reopening.pop(tp, None)
+                part = self.partitions.get(tp)
+                if part is not None:
+                    part.closing = True
+                    async with part.lock:  # the in-flight transaction, if any, commits or aborts
+                        await self._drop(tp, part, abort=False)
+
+    async def _drop(self, tp: TopicPartition, part: OwnedPartition, *, abort: bool) -> None:
+        """Forget a partition's state and close its producer (aborting what it left open)."""
+        part.closing = True
+        if self.partitions.get(tp) is part:
+            del self.partitions[tp]
+        if abort:
+            with contextlib.suppress(Exception):  # not in a transaction, or fenced: nothing to abort
+                async with asyncio.timeout(10):
+                    await part.producer.abort_transaction()
+        await _stop(part.producer)
+
+    def _schedule_reopen(self, tp: TopicPartition) -> None:
+        consumer = self.consumer
+        if consumer is not None and tp in consumer.assignment():
+            consumer.pause(tp)
+        due = self.reopening.setdefault(tp, _Reopen())
+        due.at = asyncio.get_running_loop().time() + due.backoff.next_delay()
+
+    async def _reopen_due(self, consumer: AIOKafkaConsumer) -> None:
+        """Re-open the assigned partitions whose take-over failed, when their backoff is due."""
+        now = asyncio.get_running_loop().time()
+        for tp in [tp for tp, due in self.reopening.items() if due.at <= now]:
+            async with self._ownership:
+                if tp not in self.reopening:
+                    continue  # revoked meanwhile
+                if tp not in consumer.assignment() or tp in self.partitions:
+                    del self.reopening[tp]
+                elif await self._open(tp):
+                    del self.reopening[tp]
+                    self.metrics.partitions_reopened += 1
+                    consumer.resume(tp)
+                else:
+                    self._schedule_reopen(tp)
+
+
+async def _send(producer: AIOKafkaProducer, outgoing: Iterable[Outgoing]) -> None:
+    for o in outgoing:
+        await producer.send(o.topic, key=o.key, value=o.value, headers=list(o.headers))
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(10):
+            await producer.stop()
+
+
+async def _lag(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    """Records between the consumer's position and the partition's end (as last fetched)."""
+    end: int | None = consumer.last_stable_offset(tp)
+    if end is None or tp in consumer.paused():
+        return 0
+    try:
+        position: int = await consumer.position(tp)
+    except Exception:  # no position yet: the partition is being restored
+        return 0
+    return max(0, end - position)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: RulesService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.service._release(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.service._assign(assigned)
