@@ -13,6 +13,7 @@
 #   KAFKA_DIR              config, data, pid and log folder  (default .cache/kafka/run/$KAFKA_PORT)
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness     (default 90)
 #   KAFKA_HEAP_OPTS        JVM heap                          (default -Xms256m -Xmx768m)
+#   KAFKA_EXTRA_PROPERTIES more server.properties lines, appended (tests lower group timeouts)
 # Jars are fetched by Maven (kafka/pom.xml) into .cache/kafka/libs and the Maven repository
 # .cache/m2; both are ignored by git and reused by later runs.
 set -euo pipefail
@@ -60,6 +61,7 @@ transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+${KAFKA_EXTRA_PROPERTIES:-}
 PROPS
   cat >"$dir/log4j2.properties" <<PROPS
 status = warn

@@ -49,6 +49,9 @@ TRANSACTION_SECONDS = 60.0
 """A partition's transaction that has not ended after this long is given up and the partition
 re-opened (the broker aborts it after the producer's ``transaction_timeout_ms``, also 60 s)."""
 
+BROKER_PROBE_SECONDS = 2.0
+"""How often, and how long at most, the service asks the broker whether it is there."""
+
 OPEN_SECONDS = 300.0
 """Taking over a partition (fencing, restore, seek) that takes longer than this is retried."""
 
@@ -99,6 +102,7 @@ class RulesService:
         self.reopening: dict[TopicPartition, _Reopen] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = False  # the group has assigned this instance its partitions (maybe none) once
+        self.broker_reachable = False
         self._ownership = asyncio.Lock()  # one take-over or release at a time (listener vs main loop)
 
     def transactional_id(self, tp: TopicPartition) -> str:
@@ -113,7 +117,7 @@ class RulesService:
     def status(self) -> str:
         """``waiting_for_broker``, ``restoring`` (a partition assigned but not open) or ``ready``."""
         consumer = self.consumer
-        if consumer is None:
+        if consumer is None or not self.broker_reachable:
             return "waiting_for_broker"
         if not self.joined or any(tp not in self.partitions for tp in consumer.assignment()):
             return "restoring"
@@ -137,6 +141,7 @@ class RulesService:
         if consumer is None:
             return
         backoff = Backoff()
+        watch = asyncio.create_task(self._watch_broker(consumer, stop))
         try:
             while not stop.is_set():
                 try:
@@ -150,6 +155,7 @@ class RulesService:
                     log.warning("consumer_failed", **error_fields(e))
                     await backoff.wait(stop)
         finally:
+            watch.cancel()
             await self._release(list(self.partitions))
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(30):
@@ -184,11 +190,31 @@ class RulesService:
                             waited_s=round(delay, 2), **error_fields(e))  # fmt: skip
                 continue
             self.consumer = consumer
+            self.broker_reachable = True
             consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))
             log.info("started", topic=self.topics.participant_events, group_id=self.group_id,
                      protocol_version=self.protocol.version)  # fmt: skip
             return consumer
         return None
+
+    async def _watch_broker(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Ask the broker for metadata every few seconds: while it does not answer, /health says
+        503 ``waiting_for_broker`` and the log says what is awaited (aiokafka itself reconnects)."""
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(BROKER_PROBE_SECONDS):
+                    await consumer.topics()
+            except Exception as e:
+                if self.broker_reachable:
+                    log.warning("waiting_for_broker", bootstrap_servers=self.settings.bootstrap_servers,
+                                **error_fields(e))  # fmt: skip
+                self.broker_reachable = False
+            else:
+                if not self.broker_reachable:
+                    log.info("broker_reachable", bootstrap_servers=self.settings.bootstrap_servers)
+                self.broker_reachable = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BROKER_PROBE_SECONDS)
 
     # --- one transaction per partition and batch -------------------------------------------------
 

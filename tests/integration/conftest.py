@@ -1,7 +1,8 @@
 """Integration fixtures: a real single-node Kafka broker started by the test run itself, and the
 rules service as a real process.
 
-Set TRIALGUARD_TEST_BOOTSTRAP=host:port to use a broker you already run instead.
+Set TRIALGUARD_TEST_BOOTSTRAP=host:port to use a broker you already run instead (the fault suite
+always starts a broker of its own, since it kills it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,23 +30,74 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+REPORT: list[str] = []
+"""Lines a test wants in the run's summary (seeds, counts), printed by pytest_terminal_summary."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORT:
+        terminalreporter.section("integration: seeds and counts")
+        for line in REPORT:
+            terminalreporter.write_line(line)
+
+
+class Broker:
+    """A single-node Kafka of the test's own (scripts/kafka.sh), on free ports, in ``folder``.
+
+    ``properties`` are extra server.properties lines.
+    """
+
+    def __init__(self, folder: Path, properties: str = "", port: int | None = None) -> None:
+        self.port = port or _free_port()
+        self.env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(_free_port()),
+            "KAFKA_DIR": str(folder),
+            "KAFKA_EXTRA_PROPERTIES": properties,
+        }
+        self.pidfile = folder / "kafka.pid"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        """Start it (on the same data as before, if any) and wait until it serves."""
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "up"], env=self.env, check=True)
+
+    def down(self) -> None:
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "down"], env=self.env, check=False)
+
+    def kill(self) -> None:
+        """SIGKILL the broker process, as a crash would; wait until it is gone."""
+        pid = int(self.pidfile.read_text())
+        os.kill(pid, signal.SIGKILL)  # not our child (kafka.sh detaches it): init reaps it
+        deadline = time.monotonic() + 30
+        while _exists(pid):
+            assert time.monotonic() < deadline, f"broker {pid} is still there 30 s after SIGKILL"
+            time.sleep(0.05)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given := os.environ.get("TRIALGUARD_TEST_BOOTSTRAP"):
         yield given
         return
-    port, controller_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "KAFKA_PORT": str(port),
-        "KAFKA_CONTROLLER_PORT": str(controller_port),
-        "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka")),
-    }
-    subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "up"], env=env, check=True)
+    broker = Broker(tmp_path_factory.mktemp("kafka"))
+    broker.up()
     try:
-        yield f"127.0.0.1:{port}"
+        yield broker.bootstrap
     finally:
-        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "down"], env=env, check=False)
+        broker.down()
 
 
 @pytest.fixture
@@ -56,9 +109,10 @@ def settings(kafka_bootstrap: str) -> KafkaSettings:
 class ServiceProcess:
     """``trialguard rules serve`` as a child process of the test, logging to a file."""
 
-    def __init__(self, settings: KafkaSettings, log_path: Path) -> None:
+    def __init__(self, settings: KafkaSettings, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
         self.http_port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -82,6 +136,7 @@ class ServiceProcess:
                     str(self.http_port),
                 ],
                 cwd=ROOT,
+                env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.rules import rules_group_id
+
+
+class Alive(Protocol):
+    """A rules service under test that can say it has not exited on its own."""
+
+    def check_alive(self) -> None: ...
 
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
@@ -70,3 +78,48 @@ def rule_ids_by_participant(found: list[dict[str, Any]]) -> dict[str, list[str]]
     for f in found:
         out.setdefault(f["participant_id"], []).append(f["rule_id"])
     return {pid: sorted(rules) for pid, rules in out.items()}
+
+
+async def committed_offsets(settings: KafkaSettings) -> dict[int, int]:
+    """The rules group's committed offset of each participant-events partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(rules_group_id(settings))
+    except KafkaError:  # the group or the offsets topic does not exist yet
+        return {}
+    finally:
+        await admin.close()
+    return {tp.partition: o.offset for tp, o in offsets.items()}
+
+
+async def committed_total(settings: KafkaSettings) -> int:
+    """Events of participant-events the rules group has committed, over all partitions."""
+    return sum((await committed_offsets(settings)).values())
+
+
+async def wait_committed(settings: KafkaSettings, target: int, *services: Alive) -> None:
+    async def reached() -> bool:
+        for service in services:
+            service.check_alive()
+        return await committed_total(settings) >= target
+
+    await wait_for(reached, f"the rules service to commit {target} events")
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    """A GET to the service's HTTP port: (status, body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    response = await reader.read()
+    writer.close()
+    head, _, body = response.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def metric(text: str, name: str) -> float:
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{")
+    )

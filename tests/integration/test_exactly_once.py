@@ -4,26 +4,29 @@ offline replay of the same events: none duplicated, none missing."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
-from contracts import encode, parse_event
-from events.replay import Replay
 from protocol.nct06904729 import PROTOCOL
 from services.kafka import KafkaSettings
-from services.rules import RecordHandler, rebuild_from_log, restore_snapshots, rules_group_id
-from tests.integration.conftest import ROOT, ServiceProcess
-from tests.integration.kafka_support import dead_letters, findings, keyed, publish, wait_for, wait_until_consumed
+from services.rules import RecordHandler, rebuild_from_log, restore_snapshots
+from tests.integration.cohort import replayed, same_findings, simulated
+from tests.integration.conftest import ServiceProcess
+from tests.integration.kafka_support import (
+    committed_offsets,
+    dead_letters,
+    findings,
+    http_get,
+    keyed,
+    metric,
+    publish,
+    wait_committed,
+    wait_until_consumed,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,74 +36,7 @@ STREAM_EVENTS = 20_000
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     """The first 20,000 events of a simulated cohort, in log order."""
-    out = tmp_path_factory.mktemp("cohort") / "cohort.jsonl"
-    subprocess.run(
-        [sys.executable, "-m", "services.cli", "simulate", "--participants", "260", "--seed", "11", "--out", str(out)],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
-    lines = out.read_bytes().splitlines()
-    assert len(lines) >= STREAM_EVENTS
-    return lines[:STREAM_EVENTS]
-
-
-def replayed(lines: list[bytes]) -> list[dict[str, Any]]:
-    """What `trialguard replay` makes of the same events."""
-    replay = Replay(PROTOCOL)
-    return [json.loads(encode(f)) for line in lines for f in replay.feed(parse_event(line))]
-
-
-def same_findings(live: list[dict[str, Any]], offline: list[dict[str, Any]]) -> None:
-    def key(f: dict[str, Any]) -> str:
-        return json.dumps(f, sort_keys=True)
-
-    ids = [f.get("deviation_id") or f["alert_id"] for f in live]
-    assert len(ids) == len(set(ids)), "a finding was published twice"
-    assert sorted(map(key, live)) == sorted(map(key, offline))
-
-
-async def committed_offsets(settings: KafkaSettings) -> dict[int, int]:
-    """The rules group's committed offset of each participant-events partition."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(rules_group_id(settings))
-    except KafkaError:  # the group or the offsets topic does not exist yet
-        return {}
-    finally:
-        await admin.close()
-    return {tp.partition: o.offset for tp, o in offsets.items()}
-
-
-async def committed_total(settings: KafkaSettings) -> int:
-    """Events of participant-events the rules group has committed, over all partitions."""
-    return sum((await committed_offsets(settings)).values())
-
-
-async def wait_committed(settings: KafkaSettings, target: int, *services: ServiceProcess) -> None:
-    async def reached() -> bool:
-        for service in services:
-            service.check_alive()
-        return await committed_total(settings) >= target
-
-    await wait_for(reached, f"the rules service to commit {target} events")
-
-
-async def http_get(port: int, path: str) -> tuple[int, str]:
-    """A GET to the service's HTTP port: (status, body)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    response = await reader.read()
-    writer.close()
-    head, _, body = response.decode().partition("\r\n\r\n")
-    return int(head.split()[1]), body
-
-
-def metric(text: str, name: str) -> float:
-    return sum(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith(name + " ") or line.startswith(name + "{")
-    )
+    return simulated(tmp_path_factory.mktemp("cohort"), 260, 11, STREAM_EVENTS)
 
 
 async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
