@@ -164,7 +164,7 @@ class RulesService:
 
     async def _connect(self, stop: asyncio.Event) -> AIOKafkaConsumer | None:
         """Create the topics and join the group, waiting for the broker as long as it takes."""
-        backoff = Backoff(first=0.5, cap=10.0)
+        backoff = Backoff(first=0.5, cap=5.0)
         while not stop.is_set():
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.settings.bootstrap_servers,
@@ -185,9 +185,10 @@ class RulesService:
                     await consumer.stop()
                 if is_configuration_error(e):
                     raise ConfigurationError(f"the broker refused the settings: {type(e).__name__}: {e}") from e
-                delay = await backoff.wait(stop)
+                delay = backoff.next_delay()
                 log.warning("waiting_for_broker", bootstrap_servers=self.settings.bootstrap_servers,
-                            waited_s=round(delay, 2), **error_fields(e))  # fmt: skip
+                            retry_in_s=round(delay, 2), **error_fields(e))  # fmt: skip
+                await backoff.wait(stop, delay)
                 continue
             self.consumer = consumer
             self.broker_reachable = True

@@ -73,9 +73,7 @@ class Backoff:
     def reset(self) -> None:
         self.attempts = 0
 
-    async def wait(self, stop: asyncio.Event) -> float:
-        """Sleep for the next delay, or less if ``stop`` is set meanwhile; returns the delay."""
-        delay = self.next_delay()
+    async def wait(self, stop: asyncio.Event, delay: float | None = None) -> None:
+        """Sleep for ``delay`` (the next delay by default), or less if ``stop`` is set meanwhile."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        return delay
+            await asyncio.wait_for(stop.wait(), self.next_delay() if delay is None else delay)
