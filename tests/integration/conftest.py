@@ -8,6 +8,7 @@ always starts a broker of its own, since it kills it).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,6 +40,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("integration: seeds and counts")
         for line in REPORT:
             terminalreporter.write_line(line)
+
+
+def seed_for(name: str) -> int:
+    """A seed for a randomised suite, printed in the run's summary so that a failure can be
+    replayed with TRIALGUARD_FAULT_SEED=N."""
+    seed = int(os.environ.get("TRIALGUARD_FAULT_SEED") or random.SystemRandom().randrange(2**31))
+    REPORT.append(f"{name}: seed {seed} (replay with TRIALGUARD_FAULT_SEED={seed})")
+    print(f"{name}: seed {seed}")  # shown with a failure, too
+    return seed
 
 
 class Broker:

@@ -10,7 +10,6 @@ The suite runs on a broker of its own (it kills it). Its seeds are printed in th
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import uuid
@@ -23,20 +22,13 @@ from aiokafka.errors import KafkaError
 from services.kafka import KafkaSettings, group_lag
 from services.rules import rules_group_id
 from tests.integration.cohort import compare, replayed, simulated
-from tests.integration.conftest import REPORT, Broker, ServiceProcess
+from tests.integration.conftest import REPORT, Broker, ServiceProcess, seed_for
 from tests.integration.kafka_support import committed_total, findings, http_get, keyed, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
 SESSION_TIMEOUT_MS = 4_000
 """Short, so that the partitions of a killed instance move on quickly (the suite's broker allows it)."""
-
-
-def seed_for(name: str) -> int:
-    seed = int(os.environ.get("TRIALGUARD_FAULT_SEED") or random.SystemRandom().randrange(2**31))
-    REPORT.append(f"{name}: seed {seed} (replay with TRIALGUARD_FAULT_SEED={seed})")
-    print(f"{name}: seed {seed}")  # shown with the failure, too
-    return seed
 
 
 @pytest.fixture(scope="module")
