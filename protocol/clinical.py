@@ -1,6 +1,6 @@
 """Clinical calculators (pure, no I/O, no clock).
 
-Every function cites its source in shared/reference/clinical.md. Numbers are computed on the
+Every function cites its source in docs/clinical-reference.md. Numbers are computed on the
 decimals they are written as and rounded once, at the end (``contracts.units.as_decimal``);
 nothing is rounded for display here, so a rule compares the exact value with its threshold.
 """

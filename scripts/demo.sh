@@ -8,7 +8,7 @@ cd "$root"
 run=.cache/demo
 pidfile=$run/rules.pid
 bin=.venv/bin
-examples=${TRIALGUARD_EXAMPLES:-$(realpath "$root/../shared/examples/three-participants.jsonl")}
+examples=${TRIALGUARD_EXAMPLES:-$root/examples/three-participants.jsonl}
 export TRIALGUARD_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT:-9092}
 
 if [[ ${1:-} == stop ]]; then

@@ -9,7 +9,7 @@ from typing import Any
 
 from contracts import ParticipantEvent, parse_event
 
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_EVENTS = EXAMPLES / "three-participants.jsonl"
 EXAMPLE_EXPECTED = EXAMPLES / "three-participants.expected.json"
 
@@ -61,7 +61,7 @@ def lab(loinc: str = "751-8", value: float | str = 2.1, unit: str | None = "10*9
 
 
 def example_lines() -> list[bytes]:
-    """The shared example events, one message value per line, in log order."""
+    """The example events (examples/), one message value per line, in log order."""
     return [line.rstrip(b"\n") for line in EXAMPLE_EVENTS.read_bytes().splitlines() if line.strip()]
 
 

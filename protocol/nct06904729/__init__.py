@@ -1,7 +1,7 @@
 """NCT06904729: CAR-T cells for refractory/recurrent lupus nephritis in children, version 1.0.
 
 One module per protocol section; each contributes the facts it derives and its rules, in
-catalogue order. Registry record: shared/protocol-source/NCT06904729.md.
+catalogue order. Registry record: docs/protocol-NCT06904729.md.
 """
 
 from protocol.model import Protocol

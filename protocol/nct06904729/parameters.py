@@ -1,7 +1,7 @@
 """The numbers of NCT06904729 v1.0, each with its source; ASSUMPTION where the record gives none.
 
-Sources: the registry record (shared/protocol-source/NCT06904729.md) and the decisions in
-shared/reference/clinical.md.
+Sources: the registry record (docs/protocol-NCT06904729.md) and the decisions in
+docs/clinical-reference.md.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Clinical calculators (protocol/clinical.py) against the published values in
-shared/reference/clinical.md, and their boundaries."""
+docs/clinical-reference.md, and their boundaries."""
 
 from __future__ import annotations
 

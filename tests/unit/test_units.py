@@ -1,5 +1,5 @@
 """The lab unit table (contracts/units.py): conversions per analyte, and what the contract
-rejects for a LOINC code of the table. Facts from shared/reference/clinical.md."""
+rejects for a LOINC code of the table. Facts from docs/clinical-reference.md."""
 
 from __future__ import annotations
 
