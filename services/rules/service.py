@@ -50,7 +50,10 @@ TRANSACTION_SECONDS = 60.0
 re-opened (the broker aborts it after the producer's ``transaction_timeout_ms``, also 60 s)."""
 
 BROKER_PROBE_SECONDS = 2.0
-"""How often, and how long at most, the service asks the broker whether it is there."""
+"""How often the service asks the broker whether it is there."""
+
+BROKER_PROBE_TIMEOUT_SECONDS = 5.0
+"""How long an answer to that question may take."""
 
 OPEN_SECONDS = 300.0
 """Taking over a partition (fencing, restore, seek) that takes longer than this is retried."""
@@ -199,21 +202,25 @@ class RulesService:
         return None
 
     async def _watch_broker(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
-        """Ask the broker for metadata every few seconds: while it does not answer, /health says
-        503 ``waiting_for_broker`` and the log says what is awaited (aiokafka itself reconnects)."""
+        """Ask the broker for metadata every few seconds: once it has not answered twice in a row,
+        /health says 503 ``waiting_for_broker`` and the log says what is awaited (aiokafka itself
+        reconnects). Twice, so that one slow answer on a busy machine is not an outage."""
+        failures = 0
         while not stop.is_set():
             try:
-                async with asyncio.timeout(BROKER_PROBE_SECONDS):
+                async with asyncio.timeout(BROKER_PROBE_TIMEOUT_SECONDS):
                     await consumer.topics()
             except Exception as e:
-                if self.broker_reachable:
+                failures += 1
+                if failures == 2:
+                    self.broker_reachable = False
                     log.warning("waiting_for_broker", bootstrap_servers=self.settings.bootstrap_servers,
                                 **error_fields(e))  # fmt: skip
-                self.broker_reachable = False
             else:
                 if not self.broker_reachable:
                     log.info("broker_reachable", bootstrap_servers=self.settings.bootstrap_servers)
                 self.broker_reachable = True
+                failures = 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), BROKER_PROBE_SECONDS)
 
