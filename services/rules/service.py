@@ -41,19 +41,13 @@ from services.kafka import KafkaSettings, ensure_topics
 from services.metrics import Metrics
 from services.rules.partitions import OwnedPartition, restore
 from services.rules.records import Outgoing, Record, RecordHandler, States
-from services.rules.weather import Backoff, ConfigurationError, error_fields, is_configuration_error
+from services.rules.weather import Backoff, BrokerWatch, ConfigurationError, error_fields, is_configuration_error
 
 log = structlog.get_logger("trialguard.rules")
 
 TRANSACTION_SECONDS = 60.0
 """A partition's transaction that has not ended after this long is given up and the partition
 re-opened (the broker aborts it after the producer's ``transaction_timeout_ms``, also 60 s)."""
-
-BROKER_PROBE_SECONDS = 2.0
-"""How often the service asks the broker whether it is there."""
-
-BROKER_PROBE_TIMEOUT_SECONDS = 5.0
-"""How long an answer to that question may take."""
 
 OPEN_SECONDS = 300.0
 """Taking over a partition (fencing, restore, seek) that takes longer than this is retried."""
@@ -105,7 +99,7 @@ class RulesService:
         self.reopening: dict[TopicPartition, _Reopen] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = False  # the group has assigned this instance its partitions (maybe none) once
-        self.broker_reachable = False
+        self.broker = BrokerWatch(settings.bootstrap_servers)
         self._ownership = asyncio.Lock()  # one take-over or release at a time (listener vs main loop)
 
     def transactional_id(self, tp: TopicPartition) -> str:
@@ -120,7 +114,7 @@ class RulesService:
     def status(self) -> str:
         """``waiting_for_broker``, ``restoring`` (a partition assigned but not open) or ``ready``."""
         consumer = self.consumer
-        if consumer is None or not self.broker_reachable:
+        if consumer is None or not self.broker.reachable:
             return "waiting_for_broker"
         if not self.joined or any(tp not in self.partitions for tp in consumer.assignment()):
             return "restoring"
@@ -144,7 +138,7 @@ class RulesService:
         if consumer is None:
             return
         backoff = Backoff()
-        watch = asyncio.create_task(self._watch_broker(consumer, stop))
+        watch = asyncio.create_task(self.broker.watch(consumer, stop))
         try:
             while not stop.is_set():
                 try:
@@ -194,35 +188,12 @@ class RulesService:
                 await backoff.wait(stop, delay)
                 continue
             self.consumer = consumer
-            self.broker_reachable = True
+            self.broker.reachable = True
             consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))
             log.info("started", topic=self.topics.participant_events, group_id=self.group_id,
                      protocol_version=self.protocol.version)  # fmt: skip
             return consumer
         return None
-
-    async def _watch_broker(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
-        """Ask the broker for metadata every few seconds: once it has not answered twice in a row,
-        /health says 503 ``waiting_for_broker`` and the log says what is awaited (aiokafka itself
-        reconnects). Twice, so that one slow answer on a busy machine is not an outage."""
-        failures = 0
-        while not stop.is_set():
-            try:
-                async with asyncio.timeout(BROKER_PROBE_TIMEOUT_SECONDS):
-                    await consumer.topics()
-            except Exception as e:
-                failures += 1
-                if failures == 2:
-                    self.broker_reachable = False
-                    log.warning("waiting_for_broker", bootstrap_servers=self.settings.bootstrap_servers,
-                                **error_fields(e))  # fmt: skip
-            else:
-                if not self.broker_reachable:
-                    log.info("broker_reachable", bootstrap_servers=self.settings.bootstrap_servers)
-                self.broker_reachable = True
-                failures = 0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), BROKER_PROBE_SECONDS)
 
     # --- one transaction per partition and batch -------------------------------------------------
 

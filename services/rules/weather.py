@@ -13,7 +13,17 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+
+log = structlog.get_logger("trialguard.rules")
+
+BROKER_PROBE_SECONDS = 2.0
+"""How often the service asks the broker whether it is there."""
+
+BROKER_PROBE_TIMEOUT_SECONDS = 5.0
+"""How long an answer to that question may take."""
 
 # Kafka errors that say "the broker cannot serve this", not "wait": they will not pass by waiting.
 _CONFIGURATION_ERRORS = frozenset(
@@ -77,3 +87,33 @@ class Backoff:
         """Sleep for ``delay`` (the next delay by default), or less if ``stop`` is set meanwhile."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), self.next_delay() if delay is None else delay)
+
+
+@dataclass
+class BrokerWatch:
+    """Whether the broker answers, asked every few seconds (aiokafka itself reconnects; this is
+    what /health and the log say meanwhile)."""
+
+    bootstrap_servers: str
+    reachable: bool = False
+
+    async def watch(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Ask for metadata until ``stop``: the broker is unreachable once two probes in a row
+        went unanswered, so that one slow answer on a busy machine is not an outage."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(BROKER_PROBE_TIMEOUT_SECONDS):
+                    await consumer.topics()
+            except Exception as e:
+                failures += 1
+                if failures == 2:
+                    self.reachable = False
+                    log.warning("waiting_for_broker", bootstrap_servers=self.bootstrap_servers, **error_fields(e))
+            else:
+                if not self.reachable:
+                    log.info("broker_reachable", bootstrap_servers=self.bootstrap_servers)
+                self.reachable = True
+                failures = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BROKER_PROBE_SECONDS)
