@@ -2,11 +2,15 @@
 
 from contracts.codec import EVENT_TYPES, encode, parse_event
 from contracts.errors import ContractError, Violation
+from contracts.limits import MAX_EVENT_BYTES, MAX_NESTING_DEPTH, MAX_REASON_CHARS
 from contracts.outputs import Category, DeviationRaised, Finding, SafetyAlertRaised, Severity
 from contracts.participant_events import SCHEMA_VERSION, ParticipantEvent
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_EVENT_BYTES",
+    "MAX_NESTING_DEPTH",
+    "MAX_REASON_CHARS",
     "SCHEMA_VERSION",
     "Category",
     "ContractError",

@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from contracts import units
+from contracts.limits import EARLIEST_DATE, LATEST_DATE
 
 SCHEMA_VERSION = 1
 
@@ -23,6 +24,26 @@ SCHEMA_VERSION = 1
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Grade = Annotated[int, Field(ge=1, le=5)]
+
+
+# Dates and event times within 1900-01-01..2100-12-31 (an event time in UTC). Native constraints,
+# checked in Rust: the two timestamps of every event are on the hot path.
+_DATE_RANGE = {"formatMinimum": EARLIEST_DATE.isoformat(), "formatMaximum": LATEST_DATE.isoformat()}
+_FIRST_INSTANT = dt.datetime.combine(EARLIEST_DATE, dt.time(), dt.UTC)
+_LAST_INSTANT = dt.datetime.combine(LATEST_DATE, dt.time.max, dt.UTC)
+_INSTANT_RANGE = {"formatMinimum": "1900-01-01T00:00:00Z", "formatMaximum": "2100-12-31T23:59:59.999999Z"}
+Day = Annotated[dt.date, Field(ge=EARLIEST_DATE, le=LATEST_DATE, json_schema_extra=_DATE_RANGE)]
+"""A calendar date between 1900-01-01 and 2100-12-31."""
+Instant = Annotated[AwareDatetime, Field(ge=_FIRST_INSTANT, le=_LAST_INSTANT, json_schema_extra=_INSTANT_RANGE)]
+"""A timestamp with a UTC offset, between 1900-01-01T00:00:00Z and 2100-12-31T23:59:59.999999Z."""
+
+# Magnitudes: a lab reports nothing beyond 1e12 in any unit (viral loads reach about 1e10
+# copies/mL), and nothing but zero below 1e-12; together they keep every ratio the protocol takes
+# (value ÷ ULN, height ÷ creatinine) a finite float.
+LAB_MAX = 1e12
+LAB_MIN_NONZERO = 1e-12
+Kilograms = Annotated[float, Field(ge=0.2, lt=300, description="body weight in kg")]
+"""A body weight: from the lightest newborn that survives to beyond any patient."""
 
 
 class _Strict(BaseModel):
@@ -43,8 +64,8 @@ class _Envelope(_Strict):
     study_id: Identifier
     site_id: Identifier
     participant_id: Identifier
-    occurred_at: AwareDatetime = Field(description="When it happened clinically; carries an offset.")
-    recorded_at: AwareDatetime = Field(description="When the source system recorded it; carries an offset.")
+    occurred_at: Instant = Field(description="When it happened clinically; carries an offset.")
+    recorded_at: Instant = Field(description="When the source system recorded it; carries an offset.")
     source: Source
 
 
@@ -56,10 +77,10 @@ class Empty(_Strict):
 
 
 class Registration(_Strict):
-    birth_date: dt.date
+    birth_date: Day
     sex: Literal["F", "M"]
     height_cm: Annotated[float, Field(gt=30, lt=250)]
-    weight_kg: Annotated[float, Field(gt=0, lt=300)]
+    weight_kg: Kilograms
 
 
 class Consent(_Strict):
@@ -74,7 +95,7 @@ class Reason(_Strict):
 class LabResult(_Strict):
     loinc: Annotated[str, Field(pattern=r"^\d{1,7}-\d$", description="LOINC code, e.g. 751-8")]
     value: (
-        float
+        Annotated[float, Field(ge=-LAB_MAX, le=LAB_MAX)]
         | Annotated[
             str,
             Field(
@@ -84,14 +105,21 @@ class LabResult(_Strict):
         ]
     )
     unit: Annotated[str, Field(min_length=1, max_length=30, description="UCUM unit")] | None = None
-    uln: Annotated[float, Field(gt=0)] | None = None
-    lln: Annotated[float, Field(ge=0)] | None = None
+    uln: Annotated[float, Field(ge=LAB_MIN_NONZERO, le=LAB_MAX)] | None = None
+    lln: Annotated[float, Field(ge=0, le=LAB_MAX)] | None = None
 
     # For a LOINC code of the unit table (contracts/units.py), a value or a unit that cannot be
-    # right breaks the contract, naming the field; other LOINC codes are not restricted.
+    # right breaks the contract, naming the field; other LOINC codes are not restricted but for
+    # the magnitude of a number (one validator: it runs for half of all events).
     @field_validator("value")
     @classmethod
     def _value_fits_the_analyte(cls, value: float | str, info: ValidationInfo) -> float | str:
+        if isinstance(value, float) and value != 0 and abs(value) < LAB_MIN_NONZERO:
+            raise PydanticCustomError(
+                "not_measurable",
+                "a number other than 0 must be at least {least} in magnitude",
+                {"least": LAB_MIN_NONZERO},
+            )
         if (loinc := info.data.get("loinc")) is not None:
             try:
                 units.check_value(loinc, value)
@@ -140,8 +168,8 @@ class SLEClassification(_Strict):
 
 class Treatment(_Strict):
     agent: Annotated[str, Field(min_length=1, max_length=80)]
-    start: dt.date
-    end: dt.date | None = None
+    start: Day
+    end: Day | None = None
 
 
 class MedicalHistory(_Strict):
@@ -164,8 +192,8 @@ class MedicalHistory(_Strict):
 class ConcomitantMedication(_Strict):
     drug_class: Annotated[str, Field(min_length=1, max_length=40)]
     agent: Annotated[str, Field(min_length=1, max_length=80)]
-    start: dt.date
-    end: dt.date | None = None
+    start: Day
+    end: Day | None = None
 
 
 class PerformanceStatus(_Strict):
@@ -187,8 +215,8 @@ class Lymphodepletion(_Strict):
 
 
 class Infusion(_Strict):
-    total_cells: Annotated[float, Field(gt=0)]
-    weight_kg: Annotated[float, Field(gt=0, lt=300)]
+    total_cells: Annotated[float, Field(gt=0, le=1e12, description="cells infused (a dose is about 1e7-1e8)")]
+    weight_kg: Kilograms
     product_lot: Identifier
 
 
@@ -206,7 +234,7 @@ class Visit(_Strict):
 
 class Relapse(_Strict):
     description: Text
-    upcr_mg_mg: Annotated[float, Field(ge=0)] | None = None
+    upcr_mg_mg: Annotated[float, Field(ge=0, le=100, description="urine protein/creatinine in mg/mg")] | None = None
 
 
 # --- events ---------------------------------------------------------------------------------
