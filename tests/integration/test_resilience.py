@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from protocol.nct06904729 import PROTOCOL
 from services.kafka import KafkaSettings
@@ -166,3 +166,26 @@ async def test_a_failed_commit_restores_the_partition_from_what_was_committed(
 
 async def _is_set(event: asyncio.Event) -> bool:
     return event.is_set()
+
+
+async def test_a_send_failing_inside_a_transaction_aborts_it_and_the_partition_goes_on(
+    settings: KafkaSettings, cohort: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = AIOKafkaProducer.send
+    deviations = settings.topics.deviations
+    failed: list[str] = []
+
+    async def failing(self: AIOKafkaProducer, topic: str, *args: Any, **kwargs: Any) -> Any:
+        if topic == deviations and not failed:
+            failed.append(topic)  # the first finding's send: the transaction has begun, then breaks
+            raise KafkaConnectionError("injected: the connection dropped mid-transaction")
+        return await original(self, topic, *args, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaProducer, "send", failing)
+    async with running(settings) as (instance,):
+        await publish(settings, keyed(cohort))
+        await wait_until_consumed(settings, instance.check_alive)
+        assert failed
+        assert instance.service.metrics.transactions_failed == 1
+        assert instance.service.metrics.partitions_reopened == 1
+    same_findings(await findings(settings), replayed(cohort))
