@@ -139,6 +139,17 @@ async def wait_consumed(settings: KafkaSettings, fleet: Fleet) -> None:
     await wait_for(weathered(consumed), "the group to consume participant-events to its end", timeout=300)
 
 
+async def equal_to_the_replay(settings: KafkaSettings, events: list[bytes], what: str) -> None:
+    """The committed findings equal the offline replay of ``events``; the counts go to the summary."""
+    counts = compare(await findings(settings), replayed(events))
+    REPORT.append(
+        f"{what}; findings committed {counts['committed']} of {counts['expected']} expected, "
+        f"duplicates {counts['duplicates']}, missing {counts['missing']}, extra {counts['extra']}"
+    )
+    assert counts["duplicates"] == counts["missing"] == counts["extra"] == 0, counts
+    assert counts["committed"] == counts["expected"], counts
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     """40,000 events of a simulated cohort, in log order."""
@@ -172,15 +183,9 @@ async def test_sigkills_of_instances_and_of_the_broker_lose_and_duplicate_nothin
         published += len(chunk)
     await wait_consumed(settings, fleet)
 
-    counts = compare(await findings(settings), replayed(cohort))
-    REPORT.append(
-        f"fault suite: {len(cohort)} events, {fleet.started} instances started, {kills} instance SIGKILLs, "
-        f"{broker_kills} broker SIGKILL; findings committed {counts['committed']} of {counts['expected']} "
-        f"expected, duplicates {counts['duplicates']}, missing {counts['missing']}, extra {counts['extra']}"
-    )
+    what = f"{len(cohort)} events, {fleet.started} instances started, {kills} instance SIGKILLs, {broker_kills} broker"
+    await equal_to_the_replay(settings, cohort, f"fault suite: {what} SIGKILL")
     assert (kills, broker_kills) == (10, 1)
-    assert counts["duplicates"] == counts["missing"] == counts["extra"] == 0, counts
-    assert counts["committed"] == counts["expected"]
     for service in list(fleet.running):
         assert fleet.end(service, signal.SIGTERM) == 0, "a SIGTERM ends an instance cleanly"
 
@@ -207,15 +212,9 @@ async def test_a_rebalance_storm_loses_and_duplicates_nothing(
         published += len(chunk)
     await wait_consumed(settings, fleet)
 
-    counts = compare(await findings(settings), replayed(events))
-    REPORT.append(
-        f"rebalance storm: {len(events)} events, {joins} joins and {leaves} leaves; findings committed "
-        f"{counts['committed']} of {counts['expected']}, duplicates {counts['duplicates']}, "
-        f"missing {counts['missing']}, extra {counts['extra']}"
-    )
+    what = f"rebalance storm: {len(events)} events, {joins} joins, {leaves} leaves"
+    await equal_to_the_replay(settings, events, what)
     assert joins + leaves == len(chunks)
-    assert counts["duplicates"] == counts["missing"] == counts["extra"] == 0, counts
-    assert counts["committed"] == counts["expected"]
 
 
 async def test_the_broker_away_at_start_and_mid_run_is_waited_for(tmp_path: Path, cohort: list[bytes]) -> None:
@@ -246,8 +245,7 @@ async def test_the_broker_away_at_start_and_mid_run_is_waited_for(tmp_path: Path
         await publish(settings, keyed(cohort[3_000:6_000]))
         await wait_consumed(settings, Fleet.of(service))
         service.check_alive()
-        counts = compare(await findings(settings), replayed(cohort[:6_000]))
-        assert counts["duplicates"] == counts["missing"] == counts["extra"] == 0, counts
+        await equal_to_the_replay(settings, cohort[:6_000], "broker away at start and mid-run")
         assert service.stop(signal.SIGTERM) == 0
     finally:
         if service.proc is not None and service.proc.poll() is None:
