@@ -37,7 +37,7 @@ _FIELD_NAMES = frozenset(
 )
 
 
-def parse_event(data: bytes | str) -> ParticipantEvent:
+def parse_event(data: bytes | str, *, max_bytes: int | None = MAX_EVENT_BYTES) -> ParticipantEvent:
     """Turn one message into a typed participant event.
 
     Size and nesting are checked before anything parses the message, so no input costs more than
@@ -45,6 +45,9 @@ def parse_event(data: bytes | str) -> ParticipantEvent:
 
     Args:
         data: the message value, UTF-8 JSON.
+        max_bytes: the size limit; None only to re-read an event accepted before, from the
+            service's own storage (a snapshot writes omitted fields out and may escape non-ASCII,
+            so the same event can take more bytes than the message it came in).
 
     Returns:
         The event, typed by its ``event_type``.
@@ -55,8 +58,8 @@ def parse_event(data: bytes | str) -> ParticipantEvent:
             timestamp has no offset or is out of range. Each violation names its field.
     """
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
-    if len(raw) > MAX_EVENT_BYTES:
-        problem = f"{len(raw):,} bytes, more than the limit of {MAX_EVENT_BYTES:,}"
+    if max_bytes is not None and len(raw) > max_bytes:
+        problem = f"{len(raw):,} bytes, more than the limit of {max_bytes:,}"
         raise ContractError([Violation(_WHOLE, problem, "too_large")])
     if too_deep(raw):
         problem = f"arrays and objects nested more than {MAX_NESTING_DEPTH} levels deep"
@@ -120,9 +123,10 @@ def _paths(loc: list[int | str], *, unknown_key: bool) -> tuple[str, str]:
     A location holds field names, list indices and the labels pydantic gives the branches of a
     union (a lab value may be a number or a string: "float", "function-after[...]"), which are
     dropped. Only an unknown field (``unknown_key``) ends in a key the input chose: the first path
-    cuts it to ``MAX_FIELD_PART_CHARS``, the second says ``<extra>`` instead.
+    cuts it to ``MAX_FIELD_PART_CHARS`` (and writes an empty key as ``""``), the second says
+    ``<extra>`` instead.
     """
-    key = str(loc.pop())[:MAX_FIELD_PART_CHARS] if unknown_key and loc else None
+    key = (str(loc.pop())[:MAX_FIELD_PART_CHARS] or '""') if unknown_key and loc else None
     parts = [str(p) for p in loc if isinstance(p, int) or p in _FIELD_NAMES]
     if key is None:
         field = ".".join(parts) or _WHOLE

@@ -19,7 +19,7 @@ class Violation:
     with such keys replaced by ``<extra>`` (``field`` itself when not given). Logs use
     ``log_field`` and ``kind`` only (``ContractError.summary``). Field and problem are cut to a
     bounded length and escaped to printable text on construction, whoever builds the violation,
-    so they fit a header and a log line.
+    so they fit a header and a log line; an empty field becomes ``<message>``.
     """
 
     field: str
@@ -28,7 +28,7 @@ class Violation:
     log_field: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "field", printable(clip(self.field, MAX_FIELD_CHARS)))
+        object.__setattr__(self, "field", printable(clip(self.field, MAX_FIELD_CHARS)) or "<message>")
         object.__setattr__(self, "problem", printable(clip(self.problem, MAX_PROBLEM_CHARS)))
         object.__setattr__(self, "log_field", printable(clip(self.log_field or self.field, MAX_FIELD_CHARS)))
 

@@ -148,6 +148,7 @@ REJECTED = [
     ("bad event id", _with({"event_id": "not-a-uuid"}), "event_id", "UUID"),
     ("schema version 2", _with({"schema_version": 2}), "schema_version", "1"),
     ("unknown field", _with({"patient_name": "x"}), "patient_name", "not a field"),
+    ("empty key", _with({"": "x"}), '""', "not a field"),
     ("participant id with spaces", _with({"participant_id": "Jane Doe"}), "participant_id", "pattern"),
 ]
 
@@ -389,3 +390,7 @@ def test_a_violation_quotes_a_bounded_excerpt() -> None:
     assert len(excerpt("x" * 500_000)) < 100
     assert excerpt(10**4000) == "an integer of 13,288 bits"
     assert excerpt("\u202e") == "'\\u202e'"
+
+
+def test_an_event_from_the_services_own_storage_may_exceed_the_message_limit() -> None:
+    assert parse_event(_padded_to(MAX_EVENT_BYTES + 1), max_bytes=None).event_type == "ParticipantRegistered"
