@@ -11,6 +11,7 @@ Used so that the engine holds nothing the log cannot rebuild (DESIGN.md, "Known 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from durable.engine import MessageNotHandledException
@@ -25,6 +26,7 @@ class Engine:
     """The durable_rules ruleset of one protocol version."""
 
     def __init__(self, protocol: Protocol) -> None:
+        _check_thresholds(protocol)
         self.protocol = protocol
         # Ruleset names are global to the durable_rules host: make each engine's unique.
         self.name = f"{protocol.study_id}-v{protocol.version}-{next(_names)}"
@@ -42,15 +44,43 @@ class Engine:
     def matching(self, facts: Facts) -> list[RuleSpec]:
         """The rules whose condition holds for ``facts``, in catalogue order."""
         self._matched.clear()
+        fact = {name: _readable(value) for name, value in facts.items()}
         try:
-            assert_fact(self.name, facts)
+            assert_fact(self.name, fact)
         except MessageNotHandledException:
             return []  # no rule matched: the fact was not stored
         finally:
             # Some rules may have matched; the fact is in working memory until retracted.
             if self._matched:
-                retract_fact(self.name, facts)
+                retract_fact(self.name, fact)
         return [self.protocol.rules[i] for i in sorted(set(self._matched))]
+
+
+def _readable(value: Any) -> Any:
+    """A fact value as durable_rules can read it.
+
+    Its JSON reader takes an exponent only after a fraction: "1.5e-05" but not "1e-05", which is
+    how Python writes 0.00001 (and 1e+16 for 10**16), and fails with error 204 on the whole fact.
+    A float written so is given as its neighbour towards zero instead (9.999999999999999e-06):
+    one unit in the last place away, so only a threshold equal to the value itself could compare
+    differently, and ``_check_thresholds`` makes sure no parameter of the protocol is one.
+    """
+    if isinstance(value, float) and "." not in repr(value) and math.isfinite(value):
+        return math.nextafter(value, 0.0)
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
+
+
+def _check_thresholds(protocol: Protocol) -> None:
+    """Refuse a protocol with a number that ``_readable`` would move (see there)."""
+    for parameter in protocol.parameters:
+        values = parameter.value if isinstance(parameter.value, tuple) else (parameter.value,)
+        if any(isinstance(v, float) and _readable(v) != v for v in values):
+            raise ValueError(
+                f"{protocol.study_id} v{protocol.version}: parameter {parameter.name} = {parameter.value!r} cannot "
+                "be compared by durable_rules exactly; write it with more significant digits or in other units"
+            )
 
 
 _engines: dict[int, Engine] = {}
