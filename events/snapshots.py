@@ -86,7 +86,9 @@ UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v1_to_v2]
 
 
 def _event(wire: Any) -> ParticipantEvent:
-    return parse_event(json.dumps(wire))
+    # An event accepted once: written out again (omitted fields as null, non-ASCII escaped) it can
+    # outgrow the size limit of incoming messages, and must still restore.
+    return parse_event(json.dumps(wire), max_bytes=None)
 
 
 def _lab(wire: Any) -> ScreeningLabResulted:
