@@ -57,17 +57,20 @@ def parse_event(data: bytes | str, *, max_bytes: int | None = MAX_EVENT_BYTES) -
             not JSON, the type is unknown, a field is missing or has an impossible value, a
             timestamp has no offset or is out of range. Each violation names its field.
     """
-    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
-    if max_bytes is not None and len(raw) > max_bytes:
-        problem = f"{len(raw):,} bytes, more than the limit of {max_bytes:,}"
+    if isinstance(data, bytes):
+        size = len(data)
+    else:
+        size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+    if max_bytes is not None and size > max_bytes:
+        problem = f"{size:,} bytes, more than the limit of {max_bytes:,}"
         raise ContractError([Violation(_WHOLE, problem, "too_large")])
-    if too_deep(raw):
-        problem = f"arrays and objects nested more than {MAX_NESTING_DEPTH} levels deep"
-        raise ContractError([Violation(_WHOLE, problem, "too_deep")])
     try:
-        text = raw.decode("utf-8")
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as e:
         raise ContractError([Violation(_WHOLE, f"not UTF-8: invalid byte at position {e.start}", "not_utf8")]) from None
+    if too_deep(text):
+        problem = f"arrays and objects nested more than {MAX_NESTING_DEPTH} levels deep"
+        raise ContractError([Violation(_WHOLE, problem, "too_deep")])
     try:
         return _EVENTS.validate_json(text)
     except ValidationError as e:
@@ -138,12 +141,12 @@ def _claimed_identity(text: str) -> tuple[str | None, str | None]:
     """The event type and id the message claims, for error reports (best effort).
 
     Only a known event type and a well-formed UUID (normalised) are returned: both go into logs
-    and headers, so nothing else of the input may. ``text`` is no larger and no deeper than the
-    limits allow (checked before), and this parser is bounded in depth anyway.
+    and headers, so nothing else of the input may. ``text`` is no deeper than the limit allows
+    (checked before), and this parser is bounded in depth anyway.
     """
     try:
         claimed = from_json(text, allow_partial=True)
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: a str with a lone surrogate
         return None, None
     if not isinstance(claimed, dict):
         return None, None

@@ -307,19 +307,21 @@ def test_input_on_the_bounds_parses(data: bytes) -> None:
 @pytest.mark.parametrize(
     ("text", "deep"),
     [
-        (b"", False),
-        (b"[" * 8 + b"]" * 8, False),
-        (b"[" * 9 + b"]" * 9, True),
-        (b"[" * 200_000 + b"]" * 200_000, True),
-        (b"[" * 200_000, True),  # unbalanced: the scan stops at level 9 all the same
-        (b"]" * 50 + b"[" * 8, False),  # stray closing brackets never make room for more
-        (b'["' + b"[" * 50 + b'"]', False),
-        (rb'["\\"' + b"[" * 9, True),  # an escaped backslash, then the string ends
-        (rb'["\"' + b"[" * 9, False),  # an escaped quote: still inside the (unterminated) string
-        (b"[{}]" * 20, False),  # many openers, little depth
+        ("", False),
+        ("[" * 8 + "]" * 8, False),
+        ("[" * 9 + "]" * 9, True),
+        ("[" * 200_000 + "]" * 200_000, True),
+        ("[" * 200_000, True),  # unbalanced: the scan stops at level 9 all the same
+        ("]" * 50 + "[" * 8, False),  # stray closing brackets never make room for more
+        ('{"a": {"b": ' * 4 + '"{{{{[[[["' + "}" * 8, False),
+        ('["' + "[" * 50 + '"]', False),
+        (r'["\\"' + "[" * 9, True),  # an escaped backslash, then the string ends
+        (r'["\"' + "[" * 9, False),  # an escaped quote: still inside the (unterminated) string
+        ("[{}]" * 20, False),  # many openers, little depth
+        ("{" * 9, True),
     ],
 )
-def test_nesting_scan(text: bytes, deep: bool) -> None:
+def test_nesting_scan(text: str, deep: bool) -> None:
     assert too_deep(text) is deep
 
 
@@ -394,3 +396,12 @@ def test_a_violation_quotes_a_bounded_excerpt() -> None:
 
 def test_an_event_from_the_services_own_storage_may_exceed_the_message_limit() -> None:
     assert parse_event(_padded_to(MAX_EVENT_BYTES + 1), max_bytes=None).event_type == "ParticipantRegistered"
+
+
+def test_a_text_message_is_measured_in_bytes_of_utf8() -> None:
+    message = _registration(sex="é" * 40_000).decode()  # 40,000 characters, 80,000 bytes
+    with pytest.raises(ContractError) as caught:
+        parse_event(message)
+    assert caught.value.violations[0].kind == "too_large"
+    with pytest.raises(ContractError):
+        parse_event(_registration().decode().replace("F", "\ud800"))  # a lone surrogate is no UTF-8
