@@ -2,7 +2,7 @@
 conversion of a number to the analyte's canonical unit (the unit the protocol criterion is
 written in).
 
-Source: shared/reference/clinical.md, "LOINC codes and UCUM units for the screening labs" and its
+Source: docs/clinical-reference.md, "LOINC codes and UCUM units for the screening labs" and its
 "Conversions" paragraph. Units are UCUM and compared case-sensitively, as UCUM is ("mg/dl" is
 not "mg/dL"); a few common non-UCUM spellings (``IU/L``, ``sec``) are accepted as listed.
 
