@@ -42,9 +42,9 @@ MAX_FIELD_PART_CHARS: Final = 40
 
 EARLIEST_DATE: Final = dt.date(1900, 1, 1)
 LATEST_DATE: Final = dt.date(2100, 12, 31)
-"""Dates and event times must fall within these (inclusive, on the calendar date as written).
-Nobody in a trial was born before 1900, nothing in one happens after 2100, and the protocol's
-date arithmetic (a few years either way) can then never leave the calendar's range."""
+"""Dates must fall within these, inclusive, and event times between the first and the last instant
+of them in UTC. Nobody in a trial was born before 1900, nothing in one happens after 2100, and
+the protocol's date arithmetic (a few years either way) can then never leave the calendar."""
 
 # A JSON string literal, escapes included. An unterminated one runs to the end of the input (the
 # input is broken JSON then, and its brackets are not structure either). Unrolled, so linear.
