@@ -6,8 +6,8 @@ apply; building it is deterministic, so a failing input is its recipe. Hypothesi
 (``recipes``) and shrinks them like any integers; ``random.Random`` draws them just as well
 (``random_recipe``, ``hostile_records``).
 
-Every string and key a mutation plants carries ``MARKER``: logs (``ContractError.summary``) must
-never show it.
+The strings and keys the mutations invent carry ``MARKER``: logs (``ContractError.summary``)
+must never show it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A tree operator changes the parsed JSON of a valid line (a ``Draft``); a byte op
 encoding. Each takes ``at`` (which place) and ``arg`` (which variant), plain integers taken modulo
 what there is, so any integers make a mutation and small ones shrink to simple ones.
 
-Every string and key an operator plants carries ``MARKER``. Big values (500 KB strings, 300,000
+The strings and keys the operators invent carry ``MARKER``. Big values (500 KB strings, 300,000
 levels of nesting) are spliced into the encoding as bytes (``Draft.raw``), never built as trees.
 """
 
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from contracts import EVENT_TYPES
 
 MARKER = "QZXHOSTILEQZX"
-"""Planted in every string and key the mutations write; no log line may carry it."""
+"""Planted in the strings and keys the mutations invent; no log line may carry it."""
 
 Json = Any
 T = TypeVar("T")

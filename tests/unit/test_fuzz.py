@@ -16,14 +16,24 @@ import functools
 import json
 import os
 import random
+import re
 import uuid
 from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, seed
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
-from contracts import EVENT_TYPES, MAX_EVENT_BYTES, MAX_REASON_CHARS, ContractError, encode, parse_event
+from contracts import (
+    EVENT_TYPES,
+    MAX_EVENT_BYTES,
+    MAX_REASON_CHARS,
+    ContractError,
+    encode,
+    parse_event,
+    participant_events,
+)
 from events import process, snapshots
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
@@ -32,6 +42,12 @@ from tests.builders import example_lines
 from tests.hostile import MARKER, MAX_RECORD_BYTES, TALLY, Recipe, hostile_records, recipes, rejected
 
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED") or int.from_bytes(os.urandom(4), "big"))
+_LOGGABLE = {"<message>", "<extra>"} | {
+    name
+    for model in vars(participant_events).values()
+    if isinstance(model, type) and issubclass(model, BaseModel)
+    for name in model.model_fields
+}
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,9 @@ def check_rejection(err: ContractError) -> None:
     assert len(reason) <= MAX_REASON_CHARS
     assert len(summary) <= MAX_REASON_CHARS
     assert MARKER not in summary
+    for v in err.violations:  # a log names contract fields, list indices and kinds: nothing of the input
+        assert all(part in _LOGGABLE or part.isdigit() for part in v.log_field.split(".")), v.log_field
+        assert re.fullmatch(r"[a-z0-9_]+", v.kind), v.kind
     reason.encode(), err.field.encode(), summary.encode()  # they go into headers and logs as UTF-8
     assert err.event_type is None or err.event_type in EVENT_TYPES
     assert err.event_id is None or str(uuid.UUID(err.event_id)) == err.event_id
