@@ -104,7 +104,7 @@ async def test_malformed_messages_are_dead_lettered_and_the_next_good_one_is_pro
     assert [r.value for r in rejected] == [not_json, negative_weight]
     reasons = [dict(r.headers)["trialguard.error"].decode() for r in rejected]
     assert reasons[0].startswith("<message>: not JSON")
-    assert reasons[1].startswith("payload.weight_kg: Input should be greater than 0")
+    assert reasons[1].startswith("payload.weight_kg: Input should be greater than or equal to 0.2 (got -3.0)")
     assert {dict(r.headers)["trialguard.source.topic"] for r in rejected} == {
         settings.topics.participant_events.encode()
     }
