@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError
 
 from protocol.nct06904729 import PROTOCOL
 from services.kafka import KafkaSettings
@@ -139,49 +139,41 @@ async def test_a_fenced_producer_reopens_its_partition_and_goes_on(
     same_findings(await findings(settings), replayed(cohort))
 
 
-@pytest.mark.parametrize("broker_committed", [False, True], ids=["before-commit", "after-commit"])
-async def test_a_failed_commit_restores_the_partition_from_what_was_committed(
-    settings: KafkaSettings, cohort: list[bytes], monkeypatch: pytest.MonkeyPatch, broker_committed: bool
-) -> None:
-    original = AIOKafkaProducer.commit_transaction
-    failures: list[str] = []
-
-    async def failing(self: AIOKafkaProducer) -> None:
-        if not failures:
-            failures.append(self._txn_manager.transactional_id)
-            if broker_committed:  # the broker committed, the answer was lost: no batch may count twice
-                await original(self)
-            raise KafkaTimeoutError()
-        await original(self)
-
-    monkeypatch.setattr(AIOKafkaProducer, "commit_transaction", failing)
-    async with running(settings) as (instance,):
-        await publish(settings, keyed(cohort))
-        await wait_until_consumed(settings, instance.check_alive)
-        assert failures
-        assert instance.service.metrics.transactions_failed == 1
-        assert instance.service.metrics.partitions_reopened == 1
-    same_findings(await findings(settings), replayed(cohort))
-
-
-async def _is_set(event: asyncio.Event) -> bool:
-    return event.is_set()
-
-
-async def test_a_send_failing_inside_a_transaction_aborts_it_and_the_partition_goes_on(
-    settings: KafkaSettings, cohort: list[bytes], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    original = AIOKafkaProducer.send
-    deviations = settings.topics.deviations
+def fail_once(
+    monkeypatch: pytest.MonkeyPatch, method: str, error: Exception, *, after_the_call: bool, when: Callable[..., bool]
+) -> list[str]:
+    """Make the first call of ``AIOKafkaProducer.<method>`` for which ``when(*args)`` holds raise
+    ``error``, before the call or after it went through; returns the record of that failure."""
+    original: Callable[..., Awaitable[Any]] = getattr(AIOKafkaProducer, method)
     failed: list[str] = []
 
-    async def failing(self: AIOKafkaProducer, topic: str, *args: Any, **kwargs: Any) -> Any:
-        if topic == deviations and not failed:
-            failed.append(topic)  # the first finding's send: the transaction has begun, then breaks
-            raise KafkaConnectionError("injected: the connection dropped mid-transaction")
-        return await original(self, topic, *args, **kwargs)
+    async def failing(self: AIOKafkaProducer, *args: Any, **kwargs: Any) -> Any:
+        if not failed and when(*args, **kwargs):
+            failed.append(method)
+            if after_the_call:
+                await original(self, *args, **kwargs)
+            raise error
+        return await original(self, *args, **kwargs)
 
-    monkeypatch.setattr(AIOKafkaProducer, "send", failing)
+    monkeypatch.setattr(AIOKafkaProducer, method, failing)
+    return failed
+
+
+@pytest.mark.parametrize(
+    ("method", "after_the_call"),
+    [("commit_transaction", False), ("commit_transaction", True), ("send", False)],
+    # after-commit: the broker committed but the answer was lost, so no batch may count twice;
+    # send: the first finding's send breaks a transaction that has begun.
+    ids=["commit-fails", "commit-answer-lost", "send-fails-mid-transaction"],
+)
+async def test_a_failed_transaction_restores_the_partition_from_what_was_committed(
+    settings: KafkaSettings, cohort: list[bytes], monkeypatch: pytest.MonkeyPatch, method: str, after_the_call: bool
+) -> None:
+    deviations = settings.topics.deviations
+    failed = fail_once(
+        monkeypatch, method, KafkaConnectionError("injected"), after_the_call=after_the_call,
+        when=lambda *args, **_: method != "send" or args[0] == deviations,
+    )  # fmt: skip
     async with running(settings) as (instance,):
         await publish(settings, keyed(cohort))
         await wait_until_consumed(settings, instance.check_alive)
@@ -189,3 +181,7 @@ async def test_a_send_failing_inside_a_transaction_aborts_it_and_the_partition_g
         assert instance.service.metrics.transactions_failed == 1
         assert instance.service.metrics.partitions_reopened == 1
     same_findings(await findings(settings), replayed(cohort))
+
+
+async def _is_set(event: asyncio.Event) -> bool:
+    return event.is_set()
