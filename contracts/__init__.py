@@ -5,6 +5,7 @@ from contracts.errors import ContractError, Violation
 from contracts.limits import MAX_EVENT_BYTES, MAX_NESTING_DEPTH, MAX_REASON_CHARS
 from contracts.outputs import Category, DeviationRaised, Finding, SafetyAlertRaised, Severity
 from contracts.participant_events import SCHEMA_VERSION, ParticipantEvent
+from contracts.reviews import FindingReviewed, ReviewAction, ReviewStatus, ReviewTransitionError, check_transition
 
 __all__ = [
     "EVENT_TYPES",
@@ -16,10 +17,15 @@ __all__ = [
     "ContractError",
     "DeviationRaised",
     "Finding",
+    "FindingReviewed",
     "ParticipantEvent",
+    "ReviewAction",
+    "ReviewStatus",
+    "ReviewTransitionError",
     "SafetyAlertRaised",
     "Severity",
     "Violation",
+    "check_transition",
     "encode",
     "parse_event",
 ]

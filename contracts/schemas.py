@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 
 from contracts.outputs import DeviationRaised, SafetyAlertRaised
 from contracts.participant_events import ParticipantEvent
+from contracts.reviews import FindingReviewed
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -24,6 +25,7 @@ def generate() -> dict[str, dict[str, Any]]:
         "participant-event.v1.json": _titled(TypeAdapter(ParticipantEvent).json_schema(), "ParticipantEvent"),
         "deviation-raised.v1.json": DeviationRaised.model_json_schema(),
         "safety-alert-raised.v1.json": SafetyAlertRaised.model_json_schema(),
+        "finding-reviewed.v1.json": FindingReviewed.model_json_schema(),
     }
 
 

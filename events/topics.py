@@ -45,3 +45,8 @@ class Topics:
     def dead_letter(self) -> str:
         """Input that broke the contract: the original bytes, with the reason in headers."""
         return self._name("dead-letter")
+
+    @property
+    def finding_reviews(self) -> str:
+        """The dashboard's review actions: FindingReviewed, key = participant id. Kept forever."""
+        return self._name("finding-reviews")

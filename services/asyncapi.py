@@ -14,7 +14,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from contracts import DeviationRaised, ParticipantEvent, SafetyAlertRaised
+from contracts import DeviationRaised, FindingReviewed, ParticipantEvent, SafetyAlertRaised
 from contracts.participant_events import SCHEMA_VERSION
 from events import Topics
 from services.kafka import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
@@ -56,6 +56,22 @@ def specification(study_id: str = DEFAULT_STUDY) -> AsyncAPI:
     )
     async def rules_service(event: ParticipantEvent) -> None:
         """The rules service: folds each participant's events and raises deviations and alerts."""
+
+    @broker.subscriber(
+        topics.deviations,
+        title=f"{topics.deviations}:dashboard",
+        description="The dashboard's read model of findings (read_committed; offsets kept in its own database).",
+    )
+    @broker.publisher(
+        topics.finding_reviews,
+        title=f"{topics.finding_reviews}:reviews",
+        schema=FindingReviewed,
+        description="Review actions on findings (acknowledge, assign, comment, resolve, close as not a deviation, "
+        "reopen) by a named user in a named role, UTC time; key = participant id; acks=all; never edited or "
+        "deleted: a finding's status is the fold of its reviews.",
+    )
+    async def dashboard(finding: DeviationRaised | SafetyAlertRaised) -> None:
+        """The deviation dashboard: a read model of findings, and the reviews people make of them."""
 
     return AsyncAPI(
         broker,

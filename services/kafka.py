@@ -68,7 +68,7 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
     """Create the study's topics when absent (an existing topic is left as it is).
 
     participant-events and the outputs are kept forever (the log is the source of truth, findings
-    are the audit trail); participant-state is compacted: only each participant's latest
+    and their reviews are the audit trail); participant-state is compacted: only each participant's latest
     snapshot matters.
     """
     topics = settings.topics
@@ -85,6 +85,7 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
             NewTopic(topics.participant_state, partitions, 1, topic_configs=COMPACTED),
             NewTopic(topics.deviations, partitions, 1, topic_configs=forever),
             NewTopic(topics.dead_letter, 1, 1, topic_configs=forever),
+            NewTopic(topics.finding_reviews, partitions, 1, topic_configs=forever),
         ]
         missing = [t for t in wanted if t.name not in existing]
         if missing:

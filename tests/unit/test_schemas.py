@@ -41,7 +41,9 @@ def test_asyncapi_document_describes_every_topic_with_its_contract() -> None:
         "trialguard.NCT06904729.deviations",
         "trialguard.NCT06904729.participant-state",
         "trialguard.NCT06904729.dead-letter",
+        "trialguard.NCT06904729.finding-reviews",
     }
     text = json.dumps(document)
-    for model in ("ParticipantRegistered", "CarTInfused", "ClockTicked", "DeviationRaised", "SafetyAlertRaised"):
+    for model in ("ParticipantRegistered", "CarTInfused", "ClockTicked", "DeviationRaised", "SafetyAlertRaised",
+                  "FindingReviewed"):  # fmt: skip
         assert model in text
