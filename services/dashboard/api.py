@@ -1,0 +1,195 @@
+"""The JSON API under /api/: the same data, filters and permissions as the pages.
+
+Authenticated by the session cookie or ``Authorization: Bearer <token>``. Every list is filtered,
+sorted, paged and counted in SQL (see ``queries``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+
+from contracts.reviews import MAX_REVIEW_TEXT_CHARS
+from services.dashboard import queries
+from services.dashboard.auth import CurrentUser, check_api_csrf
+from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
+from services.dashboard.roles import User, may_read_review_history, may_read_site
+from services.dashboard.timeline import timeline_of
+
+router = APIRouter()
+
+CSV_COLUMNS = (
+    "finding_id",
+    "participant_id",
+    "site_id",
+    "rule_id",
+    "kind",
+    "category",
+    "severity",
+    "term",
+    "protocol_reference",
+    "protocol_version",
+    "occurred_at",
+    "raised_at",
+    "status",
+    "days_open",
+    "assignee",
+)
+
+CSV_MAX_ROWS = 100_000
+
+
+def site_scope(user: User) -> str | None:
+    """The only site a user may see, or None for every site."""
+    return None if may_read_site(user, "\0any other site\0") else (user.site or "\0no site\0")
+
+
+def list_params(request: Request) -> tuple[queries.FindingFilter, queries.Page]:
+    """The filter and page named by the query string.
+
+    Raises:
+        HTTPException: 422 naming the parameter that cannot be understood.
+    """
+    params = dict(request.query_params)
+    try:
+        return queries.FindingFilter.from_params(params), queries.Page.from_params(params)
+    except queries.FilterError as error:
+        raise HTTPException(422, str(error)) from None
+
+
+def _item(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if key not in ("priority", "occurred_utc", "body")}
+
+
+@router.get("/findings")
+def list_findings(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(list_params)]) -> dict[str, Any]:
+    """``{"total": N, "items": [...], "newest_seq": S}``: one page of findings under the filter."""
+    found, page = listed
+    scope = site_scope(user)
+    with request.app.state.store.reader() as db:
+        return {
+            "total": queries.finding_total(db, found, scope),
+            "items": [_item(row) for row in queries.finding_rows(db, found, page, scope)],
+            "newest_seq": queries.newest_seq(db),
+        }
+
+
+@router.get("/summary")
+def summary(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(list_params)]) -> dict[str, Any]:
+    """Counts by category and status under the filter, and the total."""
+    found, _ = listed
+    scope = site_scope(user)
+    with request.app.state.store.reader() as db:
+        return {"total": queries.finding_total(db, found, scope), "by_category": queries.summary(db, found, scope)}
+
+
+@router.get("/findings.csv")
+def findings_csv(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(list_params)]) -> Any:
+    """The filtered list as CSV (every page, up to 100,000 rows)."""
+    found, page = listed
+    scope = site_scope(user)
+    with request.app.state.store.reader() as db:
+        rows = queries.finding_rows(db, found, queries.Page(page.sort, page.descending, CSV_MAX_ROWS, 0), scope)
+
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            # A cell that starts like a formula is data, not a formula, in a spreadsheet.
+            writer.writerow(_not_a_formula(row[c]) for c in CSV_COLUMNS)
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+        yield out.getvalue()
+
+    return StreamingResponse(
+        lines(), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="findings.csv"'}
+    )
+
+
+def _not_a_formula(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def finding_for(request: Request, user: User, finding_id: str) -> dict[str, Any]:
+    """One finding the user may see.
+
+    Raises:
+        HTTPException: 404 when absent or outside the user's site.
+    """
+    with request.app.state.store.reader() as db:
+        found = queries.finding(db, finding_id)
+        if found is None or not may_read_site(user, found["site_id"]):
+            raise HTTPException(404, "no such finding")
+        found["trigger_events"] = queries.events_by_id(db, [str(e) for e in found["body"]["trigger_event_ids"]])
+    if not may_read_review_history(user):
+        found["reviews"] = []
+    return found
+
+
+@router.get("/findings/{finding_id}")
+def get_finding(request: Request, user: CurrentUser, finding_id: str) -> dict[str, Any]:
+    """Every field of a finding, its trigger events and its review history."""
+    found = finding_for(request, user, finding_id)
+    return _item(found) | {
+        "finding": found["body"],
+        "trigger_events": found["trigger_events"],
+        "reviews": found["reviews"],
+    }
+
+
+class ReviewBody(BaseModel):
+    """A review action asked for through the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(max_length=20)
+    comment: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
+    reason: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
+    assignee: str | None = Field(default=None, max_length=64)
+
+
+@router.post("/findings/{finding_id}/reviews", status_code=201, dependencies=[Depends(check_api_csrf)])
+async def post_review(request: Request, user: CurrentUser, finding_id: str, body: ReviewBody) -> JSONResponse:
+    """Take a review action; 201 with the ``FindingReviewed`` event once Kafka has it."""
+    app = request.app
+    with app.state.store.reader() as db:
+        try:
+            review = await take_review(
+                db,
+                user,
+                finding_id,
+                ReviewRequest(body.action, body.comment, body.reason, body.assignee),
+                study_id=app.state.settings.kafka.study_id,
+                publish=app.state.publish,
+                live=app.state.live,
+                wait_seconds=app.state.settings.review_wait_seconds,
+            )
+        except ReviewError as error:
+            return JSONResponse({"detail": error.message}, status_code=error.status)
+    return JSONResponse(review.model_dump(mode="json"), status_code=201)
+
+
+@router.get("/participants/{participant_id}/timeline")
+def participant_timeline(request: Request, user: CurrentUser, participant_id: str) -> dict[str, Any]:
+    """A participant's events, visit windows, findings and lifecycle state."""
+    timeline = timeline_of(request.app, participant_id)
+    if timeline is None or not may_read_site(user, timeline["site_id"]):
+        raise HTTPException(404, "no such participant")
+    return {key: value for key, value in timeline.items() if key != "svg"}
+
+
+@router.get("/live")
+async def live(request: Request, user: CurrentUser) -> EventSourceResponse:
+    """Server-sent events: ``changed`` after each batch that brought findings or reviews."""
+    return EventSourceResponse(request.app.state.live.updates(), ping=15)

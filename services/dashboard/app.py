@@ -1,0 +1,156 @@
+"""The deviation dashboard: a FastAPI app whose Kafka side is FastStream.
+
+The FastStream broker starts in the app's lifespan (FastStream's own ASGI app cannot stream to a
+browser), the subscribers feed the SQLite read model, and open pages hear of new findings through
+server-sent events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from contracts import FindingReviewed
+from protocol.registry import protocol_for
+from services.dashboard import api, auth, pages
+from services.dashboard.consumer import ReadModelConsumer
+from services.dashboard.live import Broadcaster
+from services.dashboard.settings import DashboardSettings
+from services.dashboard.store import ReadModel
+from services.dashboard.throttle import LoginThrottle
+from services.dashboard.users import UserStore
+from services.http import observability_router
+
+log = structlog.get_logger("trialguard.dashboard")
+
+HERE = Path(__file__).parent
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    # Inline styles only: matplotlib's SVG styles its shapes with style attributes. No inline script.
+    "style-src 'self' 'unsafe-inline'; font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+SESSION_HOURS = 8
+
+
+def create_app(settings: DashboardSettings, users: UserStore | None = None) -> FastAPI:
+    """The dashboard app for ``settings``; ``users`` defaults to the store in the data directory."""
+    registry = CollectorRegistry(auto_describe=True)
+    state: dict[str, Any] = {"status": "starting"}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = ReadModel(settings.read_model_path, settings.kafka.topics)
+        consumer = ReadModelConsumer(settings.kafka, store, app.state.live.applied)
+        app.state.store = store
+        app.state.consumer = consumer
+        await consumer.start()
+        topic = settings.kafka.topics.finding_reviews
+
+        async def publish(review: FindingReviewed) -> None:
+            # The broker's producer is idempotent with acks=all: this returns once Kafka has it.
+            await consumer.broker.publish(review.model_dump_json().encode(), topic, key=review.participant_id.encode())
+            app.state.reviews_published.labels(action=review.action.value).inc()
+
+        app.state.publish = publish
+        state["status"] = "ready"
+        log.info("dashboard_ready", study=settings.kafka.study_id)
+        try:
+            yield
+        finally:
+            state["status"] = "stopping"
+            await consumer.stop()
+            store.close()
+
+    app = FastAPI(
+        title="TrialGuard dashboard",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.users = users or UserStore(settings.users_path)
+    app.state.login_throttle = LoginThrottle()
+    app.state.live = Broadcaster()
+    app.state.protocol = protocol_for(settings.kafka.study_id)
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
+    app.state.templates.env.globals["study"] = settings.kafka.study_id
+    app.state.reviews_published = Counter(
+        "trialguard_reviews_published", "Review actions published, by action", ["action"], registry=registry
+    )
+    Gauge("trialguard_dashboard_live_pages", "Pages listening for live updates", registry=registry).set_function(
+        lambda: app.state.live.listeners
+    )
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_key(),
+        session_cookie="trialguard_session",
+        max_age=SESSION_HOURS * 3600,
+        same_site="strict",
+        https_only=settings.secure_cookies,
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if request.url.path not in ("/metrics", "/health") and not request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(auth.LoginRequiredError)
+    async def login_required(request: Request, _: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "log in, or send Authorization: Bearer <token>"}, status_code=401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or request.url.path in ("/health", "/metrics"):
+            return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+        return app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+            request,
+            "error.html",
+            {"status": error.status_code, "detail": str(error.detail)},
+            status_code=error.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        problems = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in error.errors()]
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": problems}, status_code=422)
+        text = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+            request, "error.html", {"status": 422, "detail": text}, status_code=422
+        )
+
+    app.include_router(observability_router(registry, lambda: str(state["status"])))
+    app.include_router(auth.router)
+    app.include_router(api.router, prefix="/api")
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app
+
+
+def _quote(text: str) -> str:
+    return quote(text, safe="/")

@@ -1,0 +1,119 @@
+"""The dashboard's Kafka side: FastStream subscribers that keep the read model up to date.
+
+One subscriber per topic — deviations, finding-reviews, participant-events, dead-letter — each
+reading every partition with ``isolation_level="read_committed"`` (only what the rules service
+committed) and no consumer group: the read model keeps its own offsets in SQLite, so the
+subscribers are assigned their partitions and seek to those offsets (FastStream's
+``auto_offset_reset`` applies only to a group without committed offsets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from faststream.kafka import KafkaBroker, TopicPartition
+from faststream.kafka.annotations import KafkaMessage
+
+from services.dashboard.store import Applied, ReadModel, Record
+from services.kafka import KafkaSettings, ensure_topics, partition_ids
+
+log = structlog.get_logger("trialguard.dashboard.consumer")
+
+BATCH_RECORDS = 500
+"""Records per SQLite transaction at most: large enough to rebuild quickly, small enough to show
+findings soon."""
+
+RETRY_SECONDS = 1.0
+
+
+class ReadModelConsumer:
+    """Feeds ``store`` from the study's topics and tells ``on_applied`` what each batch changed.
+
+    Args:
+        settings: broker and study.
+        store: the read model.
+        on_applied: called in the event loop after each batch that changed something.
+    """
+
+    def __init__(self, settings: KafkaSettings, store: ReadModel, on_applied: Callable[[Applied], None]) -> None:
+        self.settings = settings
+        self.store = store
+        self.on_applied = on_applied
+        self.broker = KafkaBroker(settings.bootstrap_servers, logger=None, client_id="trialguard-dashboard")
+        self._subscribers: dict[str, Any] = {}
+        self._caught_up = asyncio.Event()
+
+    @property
+    def topic_names(self) -> tuple[str, ...]:
+        topics = self.settings.topics
+        return (topics.deviations, topics.finding_reviews, topics.participant_events, topics.dead_letter)
+
+    async def start(self) -> None:
+        """Create the study's topics when absent, subscribe, start, and seek to the stored offsets."""
+        await ensure_topics(self.settings)
+        for topic in self.topic_names:
+            partitions = [
+                TopicPartition(topic, p, declare=False)
+                for p in await partition_ids(self.settings.bootstrap_servers, topic)
+            ]
+            subscriber = self.broker.subscriber(
+                partitions=partitions,
+                batch=True,
+                max_records=BATCH_RECORDS,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                title=f"{topic}:dashboard",
+            )
+            subscriber(self._handler(topic))
+            self._subscribers[topic] = subscriber
+        await self.broker.start()
+        for topic in self.topic_names:
+            self._seek_to_stored(topic)
+        log.info("read_model_consuming", topics=len(self.topic_names), path=str(self.store.path))
+
+    def _seek_to_stored(self, topic: str) -> None:
+        consumer = self._subscribers[topic].consumer
+        stored = self.store.offsets(topic)
+        for partition in consumer.assignment():
+            consumer.seek(partition, stored.get(partition.partition, 0))
+
+    def _handler(self, topic: str) -> Callable[..., Any]:
+        async def consume(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            batch = raw if isinstance(raw, tuple) else (raw,)
+            records = [
+                Record(r.topic, r.partition, r.offset, r.timestamp, r.value, tuple(r.headers or ())) for r in batch
+            ]
+            try:
+                applied = await asyncio.to_thread(self.store.apply, records)
+            except Exception as error:
+                # Nothing of the batch was written (one transaction): read it again from the stored offsets.
+                log.error("read_model_write_failed", topic=topic, error=type(error).__name__, records=len(records))
+                await asyncio.sleep(RETRY_SECONDS)
+                self._seek_to_stored(topic)
+                return
+            if applied:
+                self.on_applied(applied)
+
+        consume.__name__ = f"read_model_{topic.rsplit('.', 1)[-1].replace('-', '_')}"
+        return consume
+
+    async def lag(self) -> dict[str, int]:
+        """Records not yet in the read model, per topic (0 when caught up)."""
+        result = {}
+        for topic, subscriber in self._subscribers.items():
+            consumer = subscriber.consumer
+            if consumer is None:
+                continue
+            partitions = list(consumer.assignment())
+            ends = await consumer.end_offsets(partitions)
+            stored = self.store.offsets(topic)
+            # The end offset counts transaction markers too: lag is an upper bound of records.
+            result[topic] = sum(max(0, ends[p] - stored.get(p.partition, 0)) for p in partitions)
+        return result
+
+    async def stop(self) -> None:
+        await self.broker.stop()

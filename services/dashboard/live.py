@@ -1,0 +1,66 @@
+"""Live updates: what the read model applied, fanned out to every open page (server-sent events),
+and to the requests that wait for their own review to be applied."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+from services.dashboard.store import Applied
+
+QUEUE_SIZE = 100
+"""Updates a slow page may fall behind by; beyond that it misses some (it refetches anyway)."""
+
+
+class Broadcaster:
+    """Fans each applied batch out to the pages listening, and resolves review waiters."""
+
+    def __init__(self) -> None:
+        self._listeners: set[asyncio.Queue[str]] = set()
+        self._review_waiters: dict[str, asyncio.Future[None]] = {}
+
+    @property
+    def listeners(self) -> int:
+        """Pages listening now."""
+        return len(self._listeners)
+
+    def applied(self, applied: Applied) -> None:
+        """Called by the consumer in the event loop after each batch."""
+        for review_id in applied.reviews:
+            waiter = self._review_waiters.pop(review_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if not (applied.findings or applied.reviews):
+            return
+        message = json.dumps({"findings": len(applied.findings), "reviews": len(applied.reviews)})
+        for queue in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(message)
+
+    def expect_review(self, review_id: str) -> asyncio.Future[None]:
+        """A future resolved when the review is applied: made before publishing, so it cannot miss it."""
+        return self._review_waiters.setdefault(review_id, asyncio.get_running_loop().create_future())
+
+    async def wait_for_review(self, review_id: str, seconds: float) -> bool:
+        """True once the review expected with ``expect_review`` is applied; False after ``seconds``."""
+        waiter = self.expect_review(review_id)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), seconds)
+        except TimeoutError:
+            return False
+        finally:
+            self._review_waiters.pop(review_id, None)
+        return True
+
+    async def updates(self) -> AsyncIterator[dict[str, str]]:
+        """Server-sent events for one page, until it goes away."""
+        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self._listeners.add(queue)
+        try:
+            yield {"event": "ready", "data": "{}"}
+            while True:
+                yield {"event": "changed", "data": await queue.get()}
+        finally:
+            self._listeners.discard(queue)

@@ -1,0 +1,244 @@
+"""The server-rendered pages: findings, finding detail, participant, overview, operations, users.
+
+Jinja2 escapes every value that came from data; the only markup inserted unescaped is the SVG
+that matplotlib made (it escapes the text it draws).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+
+from contracts import ReviewAction, ReviewStatus
+from contracts.reviews import ALLOWED_FROM, MAX_REVIEW_TEXT_CHARS
+from services.dashboard import queries
+from services.dashboard.api import finding_for, list_params, site_scope
+from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
+from services.dashboard.charts import findings_per_week_svg
+from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
+from services.dashboard.roles import Action, Role, User, may_manage_users, may_review
+from services.dashboard.timeline import timeline_of
+from services.dashboard.users import UserError
+from services.kafka import group_lag
+from services.rules import rules_group_id
+
+router = APIRouter(include_in_schema=False)
+
+COLUMNS = (
+    ("participant", "Participant"),
+    ("site", "Site"),
+    ("rule", "Rule"),
+    ("kind", "Kind"),
+    ("category", "Category"),
+    ("severity", "Severity"),
+    ("term", "Term"),
+    ("reference", "Protocol reference"),
+    ("occurred", "Event time (DVSTDTC)"),
+    ("raised", "Raised at"),
+    ("status", "Status"),
+    ("days_open", "Days open"),
+    ("assignee", "Assignee"),
+)
+
+
+def render(request: Request, user: User | None, template: str, status_code: int = 200, **context: Any) -> Response:
+    templates = request.app.state.templates
+    context |= {"user": user, "csrf": csrf_token(request), "study": request.app.state.settings.kafka.study_id}
+    return templates.TemplateResponse(request, template, context, status_code=status_code)  # type: ignore[no-any-return]
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/findings", status_code=303)
+
+
+@router.get("/findings")
+def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(list_params)]) -> Response:
+    found, page = listed
+    scope = site_scope(user)
+    with request.app.state.store.reader() as db:
+        rows = queries.finding_rows(db, found, page, scope)
+        total = queries.finding_total(db, found, scope)
+        table = queries.summary(db, found, scope)
+        choices = {
+            column: queries.distinct(db, column, scope) for column in ("rule_id", "category", "severity", "site_id")
+        }
+        newest = queries.newest_seq(db)
+    keep = found.params() | ({"sort": page.sort, "order": "desc" if page.descending else "asc"} if page.sort else {})
+
+    def sort_link(key: str) -> str:
+        descending = not (page.sort == key and page.descending)
+        return "?" + urlencode(found.params() | {"sort": key, "order": "desc" if descending else "asc"})
+
+    def page_link(offset: int) -> str:
+        return "?" + urlencode(keep | {"offset": str(offset), "limit": str(page.limit)})
+
+    return render(
+        request,
+        user,
+        "findings.html",
+        rows=rows,
+        total=total,
+        summary=table,
+        choices=choices,
+        filter=found,
+        page=page,
+        columns=COLUMNS,
+        sort_link=sort_link,
+        page_link=page_link,
+        newest_seq=newest,
+        query=urlencode(found.params()),
+        csv_link="/api/findings.csv?" + urlencode(keep),
+        statuses=[s.value for s in ReviewStatus],
+    )
+
+
+@router.get("/findings/{finding_id}")
+def finding_page(request: Request, user: CurrentUser, finding_id: str, error: str = "", done: str = "") -> Response:
+    return _finding_page(request, user, finding_id, error=error[:300], done=done[:40])
+
+
+def _finding_page(request: Request, user: User, finding_id: str, status_code: int = 200, **extra: Any) -> Response:
+    found = finding_for(request, user, finding_id)
+    protocol = request.app.state.protocol
+    status = ReviewStatus(found["status"])
+    actions = [
+        a for a in ReviewAction if status in ALLOWED_FROM[a] and may_review(user, Action(a.value), found["site_id"])
+    ]
+    parameters = protocol.parameters_of(found["rule_id"]) if hasattr(protocol, "parameters_of") else ()
+    return render(
+        request,
+        user,
+        "finding.html",
+        status_code,
+        f=found,
+        actions=actions,
+        parameters=parameters,
+        max_text=MAX_REVIEW_TEXT_CHARS,
+        **extra,
+    )
+
+
+@router.post("/findings/{finding_id}/reviews")
+async def review_form(
+    request: Request,
+    user: CurrentUser,
+    finding_id: str,
+    action: Annotated[str, Form(max_length=20)],
+    csrf: Annotated[str, Form(max_length=128)] = "",
+    comment: Annotated[str, Form(max_length=MAX_REVIEW_TEXT_CHARS)] = "",
+    reason: Annotated[str, Form(max_length=MAX_REVIEW_TEXT_CHARS)] = "",
+    assignee: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    app = request.app
+    with app.state.store.reader() as db:
+        try:
+            await take_review(
+                db,
+                user,
+                finding_id,
+                ReviewRequest(action, comment, reason, assignee),
+                study_id=app.state.settings.kafka.study_id,
+                publish=app.state.publish,
+                live=app.state.live,
+                wait_seconds=app.state.settings.review_wait_seconds,
+            )
+        except ReviewError as refused:
+            if refused.status == 404:
+                raise HTTPException(404, refused.message) from None
+            return await asyncio.to_thread(
+                _finding_page, request, user, finding_id, refused.status, error=refused.message, done=""
+            )
+    return RedirectResponse(f"/findings/{finding_id}?done={action}", status_code=303)
+
+
+@router.get("/participants/{participant_id}")
+def participant_page(request: Request, user: CurrentUser, participant_id: str) -> Response:
+    timeline = timeline_of(request.app, participant_id)
+    if timeline is None or site_scope(user) not in (None, timeline["site_id"]):
+        raise HTTPException(404, "no such participant")
+    return render(request, user, "participant.html", t=timeline, svg=Markup(timeline["svg"]))  # noqa: S704 - matplotlib output
+
+
+@router.get("/overview")
+def overview_page(request: Request, user: CurrentUser) -> Response:
+    scope = site_scope(user)
+    important = queries.FindingFilter(kind="deviation", severity="important", status="unresolved")
+    alerts = queries.FindingFilter(kind="alert", status="unresolved")
+    with request.app.state.store.reader() as db:
+        context: dict[str, Any] = {
+            "by_site": queries.counts_by(db, "site_id", scope),
+            "by_rule": queries.counts_by(db, "rule_id", scope),
+            "important": queries.finding_rows(db, important, queries.Page(limit=20), scope),
+            "important_total": queries.finding_total(db, important, scope),
+            "alerts": queries.finding_rows(db, alerts, queries.Page(limit=20), scope),
+            "alerts_total": queries.finding_total(db, alerts, scope),
+        }
+        weeks = queries.per_week(db, scope)
+    chart = Markup(findings_per_week_svg(weeks, title="Findings per week, by category"))  # noqa: S704
+    return render(request, user, "overview.html", chart=chart, **context)
+
+
+@router.get("/operations")
+async def operations_page(request: Request, user: CurrentUser) -> Response:
+    if user.role is Role.SITE:
+        raise HTTPException(403, "the operations view shows every site's input: not for site users")
+    app = request.app
+    settings = app.state.settings.kafka
+    try:
+        rules_lag = await asyncio.wait_for(group_lag(settings, rules_group_id(settings)), 10)
+    except Exception:  # the page still shows the rest when the broker cannot say
+        rules_lag = None
+    read_model_lag = await app.state.consumer.lag()
+
+    def load() -> dict[str, Any]:
+        with app.state.store.reader() as db:
+            return {
+                "dead_letters": queries.dead_letters(db),
+                "dead_letter_total": queries.dead_letter_count(db),
+                "newest_event_time": queries.meta(db, "newest_event_time"),
+            }
+
+    context = await asyncio.to_thread(load)
+    return render(request, user, "operations.html", rules_lag=rules_lag, read_model_lag=read_model_lag, **context)
+
+
+@router.get("/admin/users")
+def users_page(request: Request, user: CurrentUser, error: str = "", added: str = "") -> Response:
+    if not may_manage_users(user):
+        raise HTTPException(403, "only an admin manages users")
+    return render(
+        request,
+        user,
+        "users.html",
+        users=request.app.state.users.list_users(),
+        roles=list(Role),
+        error=error[:300],
+        added=added[:64],
+    )
+
+
+@router.post("/admin/users")
+def add_user(
+    request: Request,
+    user: CurrentUser,
+    name: Annotated[str, Form(max_length=64)],
+    role: Annotated[str, Form(max_length=20)],
+    password: Annotated[str, Form(max_length=1024)],
+    site: Annotated[str, Form(max_length=64)] = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    if not may_manage_users(user):
+        raise HTTPException(403, "only an admin manages users")
+    try:
+        request.app.state.users.add(name, role, password, site or None)
+    except UserError as error:
+        return RedirectResponse("/admin/users?" + urlencode({"error": str(error)}), status_code=303)
+    return RedirectResponse("/admin/users?" + urlencode({"added": name}), status_code=303)

@@ -1,0 +1,108 @@
+"""Taking a review action: check who may, check the workflow allows it, publish, wait to see it.
+
+The review is a ``FindingReviewed`` event on the finding-reviews topic, published with acks=all:
+the page reports it done only once Kafka has it. The read model then folds it like any other
+record; the request waits (briefly) for that, so the next page shows the new status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from pydantic import ValidationError
+
+from contracts import FindingReviewed, ReviewAction, ReviewStatus, ReviewTransitionError, check_transition
+from services.dashboard.live import Broadcaster
+from services.dashboard.roles import Action, User, may_read_site, may_review
+
+log = structlog.get_logger("trialguard.dashboard.reviewing")
+
+Publish = Callable[[FindingReviewed], Awaitable[None]]
+
+
+class ReviewError(Exception):
+    """A review that cannot be taken; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    """What the reviewer asked for (from a form or the API)."""
+
+    action: str
+    comment: str | None = None
+    reason: str | None = None
+    assignee: str | None = None
+
+
+def _blank_to_none(text: str | None) -> str | None:
+    return text if text and text.strip() else None
+
+
+async def take_review(
+    db: sqlite3.Connection,
+    user: User,
+    finding_id: str,
+    asked: ReviewRequest,
+    *,
+    study_id: str,
+    publish: Publish,
+    live: Broadcaster,
+    wait_seconds: float,
+) -> FindingReviewed:
+    """Check, publish and wait for one review.
+
+    Raises:
+        ReviewError: 404 unknown finding (or one the user may not see), 403 the role may not,
+            409 the workflow does not allow it from the current status, 422 a bad request.
+    """
+    try:
+        action = ReviewAction(asked.action)
+    except ValueError:
+        raise ReviewError(422, f"unknown action {asked.action[:40]!r}") from None
+    row = db.execute(
+        "SELECT site_id, participant_id, status FROM findings WHERE finding_id = ?", (finding_id,)
+    ).fetchone()
+    if row is None or not may_read_site(user, row["site_id"]):
+        raise ReviewError(404, "no such finding")
+    if not may_review(user, Action(action.value), row["site_id"]):
+        log.info("review_refused", user=user.name, role=user.role.value, action=action.value)
+        raise ReviewError(403, f"a {user.role.value} may not {action.value} findings")
+    try:
+        check_transition(ReviewStatus(row["status"]), action)
+    except ReviewTransitionError as error:
+        raise ReviewError(409, str(error)) from None
+    try:
+        review = FindingReviewed(
+            review_id=uuid.uuid4(),
+            study_id=study_id,
+            site_id=row["site_id"],
+            participant_id=row["participant_id"],
+            finding_id=uuid.UUID(finding_id),
+            action=action,
+            actor=user.name,
+            role=user.role.value,  # may_review admits only the reviewing roles
+            reviewed_at=dt.datetime.now(dt.UTC),
+            comment=_blank_to_none(asked.comment),
+            reason=_blank_to_none(asked.reason),
+            assignee=_blank_to_none(asked.assignee),
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'review'}: {e['msg']}" for e in error.errors())
+        raise ReviewError(422, problems) from None
+    waiter = live.expect_review(str(review.review_id))
+    await publish(review)
+    log.info("review_published", user=user.name, role=user.role.value, action=action.value)
+    if not await live.wait_for_review(str(review.review_id), wait_seconds):
+        waiter.cancel()
+        log.warning("review_not_yet_in_read_model", seconds=wait_seconds)
+    return review

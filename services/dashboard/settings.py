@@ -1,0 +1,57 @@
+"""Where the dashboard listens, where it keeps its files, and which broker and study it reads."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.kafka import KafkaSettings
+
+DEFAULT_DATA_DIR = ".trialguard/dashboard"
+
+
+def default_data_dir() -> Path:
+    """``TRIALGUARD_DASHBOARD_DATA``, else ``.trialguard/dashboard`` under the working directory."""
+    return Path(os.environ.get("TRIALGUARD_DASHBOARD_DATA") or DEFAULT_DATA_DIR)
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    """The settings of one dashboard process.
+
+    Attributes:
+        kafka: broker and study.
+        data_dir: the read model (disposable), the users (not disposable) and the session key.
+        host: address to listen on; loopback unless told otherwise.
+        port: port to listen on (0: any free port).
+        secure_cookies: send the session cookie over HTTPS only (behind a TLS proxy).
+        review_wait_seconds: how long a review waits to appear in the read model before the page
+            answers anyway (the review is already safe in Kafka by then).
+    """
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_DASHBOARD_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("TRIALGUARD_DASHBOARD_PORT", "8080")))
+    secure_cookies: bool = False
+    review_wait_seconds: float = 10.0
+
+    @property
+    def read_model_path(self) -> Path:
+        return self.data_dir / "read-model.sqlite3"
+
+    @property
+    def users_path(self) -> Path:
+        return self.data_dir / "users.sqlite3"
+
+    def session_key(self) -> str:
+        """The key that signs session cookies: made once, kept (mode 0600) so logins survive restarts."""
+        path = self.data_dir / "session.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()

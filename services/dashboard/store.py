@@ -1,0 +1,412 @@
+"""The dashboard's read model: an embedded SQLite database, derived from the topics and disposable.
+
+Each batch of consumed records is written with the offsets it advances in one SQLite
+transaction, so a restart resumes exactly where it stopped (a record below the stored offset is
+skipped), and a deleted file is rebuilt from offset 0 of every topic. Nothing here is a source of
+truth: findings come from the deviations topic, review statuses are the fold of the
+finding-reviews topic, timelines come from participant-events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from contracts import ContractError, DeviationRaised, FindingReviewed, ReviewStatus, SafetyAlertRaised, parse_event
+from contracts.reviews import ReviewTransitionError, check_transition
+from events import Topics
+
+log = structlog.get_logger("trialguard.dashboard.store")
+
+SCHEMA_VERSION = "1"
+"""Bumped whenever the tables change: an older file is dropped and rebuilt from the topics."""
+
+ALERT_CATEGORY = "SAFETY ALERT"
+"""The category shown for safety alerts, beside the DVCAT values of deviations."""
+
+DEAD_LETTER_BYTES_KEPT = 2_048
+"""The original bytes of a dead letter kept for the operations page (the topic has them all)."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS findings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    finding_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    severity TEXT,
+    site_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    term TEXT NOT NULL,
+    protocol_reference TEXT NOT NULL,
+    protocol_version TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    occurred_utc TEXT NOT NULL,
+    raised_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    status_at TEXT,
+    assignee TEXT,
+    priority INTEGER NOT NULL,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS findings_default ON findings (priority, raised_at DESC, seq DESC);
+CREATE INDEX IF NOT EXISTS findings_rule ON findings (rule_id, raised_at);
+CREATE INDEX IF NOT EXISTS findings_kind ON findings (kind, raised_at);
+CREATE INDEX IF NOT EXISTS findings_category ON findings (category, raised_at);
+CREATE INDEX IF NOT EXISTS findings_severity ON findings (severity, raised_at);
+CREATE INDEX IF NOT EXISTS findings_site ON findings (site_id, raised_at);
+CREATE INDEX IF NOT EXISTS findings_participant ON findings (participant_id, occurred_utc);
+CREATE INDEX IF NOT EXISTS findings_status ON findings (status, category);
+CREATE INDEX IF NOT EXISTS findings_occurred ON findings (occurred_utc);
+CREATE TABLE IF NOT EXISTS reviews (
+    review_id TEXT PRIMARY KEY,
+    finding_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    reviewed_at TEXT NOT NULL,
+    comment TEXT,
+    reason TEXT,
+    assignee TEXT,
+    outcome TEXT,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reviews_finding ON reviews (finding_id, position);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY,
+    participant_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    occurred_utc TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_participant ON events (participant_id, occurred_utc, position);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    original BLOB NOT NULL,
+    original_length INTEGER NOT NULL,
+    PRIMARY KEY (partition, "offset"));
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka record, as the store needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass
+class Applied:
+    """What one batch changed, for the live page updates."""
+
+    findings: list[str] = field(default_factory=list)
+    reviews: list[str] = field(default_factory=list)
+    events: int = 0
+    dead_letters: int = 0
+    skipped: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.findings or self.reviews or self.events or self.dead_letters)
+
+
+def utc_text(value: dt.datetime) -> str:
+    """An aware time as sortable UTC text (``2026-03-02T00:15:00+00:00``)."""
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _kafka_time(timestamp_ms: int) -> str:
+    return utc_text(dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC))
+
+
+def _position(record: Record) -> int:
+    # One participant's records share a partition, so the offset orders them; the partition in
+    # the high bits keeps positions unique across partitions.
+    return (record.partition << 40) | record.offset
+
+
+class ReadModel:
+    """The SQLite read model at ``path``: one writer (the consumers), many readers (the pages).
+
+    Args:
+        path: the database file; created (with its directory) when missing.
+        topics: the study's topics, to tell records apart.
+    """
+
+    def __init__(self, path: Path, topics: Topics) -> None:
+        self.path = path
+        self.topics = topics
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._writer = self._connect()
+        self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        connection.execute("PRAGMA synchronous=NORMAL")  # a lost last batch is re-read from Kafka
+        connection.execute("PRAGMA busy_timeout=5000")
+        return connection
+
+    def _migrate(self) -> None:
+        with self._lock:
+            found = self._writer.execute(
+                "SELECT value FROM meta WHERE name='schema'"
+                if self._table_exists("meta")
+                else "SELECT NULL AS value WHERE 0"
+            ).fetchone()
+            if found is not None and found["value"] != SCHEMA_VERSION:
+                log.info("read_model_rebuilt", reason="schema changed", was=found["value"], now=SCHEMA_VERSION)
+                for (name,) in self._writer.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+                    if not name.startswith("sqlite_"):
+                        self._writer.execute(f'DROP TABLE "{name}"')
+            self._writer.executescript(SCHEMA)
+            self._writer.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+
+    def _table_exists(self, name: str) -> bool:
+        row = self._writer.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        return row is not None
+
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection for one request (pages run in worker threads)."""
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA busy_timeout=5000")
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+    def offsets(self, topic: str) -> dict[int, int]:
+        """The next offset to read of each partition of ``topic`` (absent: read from 0)."""
+        with self._lock:
+            rows = self._writer.execute("SELECT partition, next_offset FROM offsets WHERE topic=?", (topic,))
+            return {row["partition"]: row["next_offset"] for row in rows.fetchall()}
+
+    def apply(self, records: Sequence[Record]) -> Applied:
+        """Write a batch of records and the offsets they advance, in one transaction."""
+        applied = Applied()
+        with self._lock:
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                next_offsets = {
+                    (row["topic"], row["partition"]): row["next_offset"]
+                    for row in db.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
+                }
+                for record in records:
+                    key = (record.topic, record.partition)
+                    if record.offset < next_offsets.get(key, 0):
+                        applied.skipped += 1  # already in the read model: a re-delivery after a restart
+                        continue
+                    self._apply_one(db, record, applied)
+                    next_offsets[key] = record.offset + 1
+                    db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)", (*key, record.offset + 1))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return applied
+
+    def _apply_one(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
+        topics = self.topics
+        if record.topic == topics.deviations:
+            self._finding(db, record, applied)
+        elif record.topic == topics.finding_reviews:
+            self._review(db, record, applied)
+        elif record.topic == topics.participant_events:
+            self._event(db, record, applied)
+        elif record.topic == topics.dead_letter:
+            self._dead_letter(db, record)
+            applied.dead_letters += 1
+
+    def _finding(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
+        finding = _parse_finding(record)
+        if finding is None:
+            return
+        if isinstance(finding, DeviationRaised):
+            kind, finding_id, category, severity = (
+                "deviation",
+                str(finding.deviation_id),
+                finding.category.value,
+                finding.severity.value,
+            )
+        else:
+            kind, finding_id, category, severity = "alert", str(finding.alert_id), ALERT_CATEGORY, None
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO findings (finding_id, kind, rule_id, category, severity, site_id, participant_id,"
+            " term, protocol_reference, protocol_version, occurred_at, occurred_utc, raised_at, priority, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                finding_id,
+                kind,
+                finding.rule_id,
+                category,
+                severity,
+                finding.site_id,
+                finding.participant_id,
+                finding.term,
+                finding.protocol_reference,
+                finding.protocol_version,
+                finding.occurred_at.isoformat(),
+                utc_text(finding.occurred_at),
+                _kafka_time(record.timestamp_ms),
+                _priority(kind, ReviewStatus.OPEN),
+                finding.model_dump_json(),
+            ),
+        ).rowcount
+        if inserted:
+            applied.findings.append(finding_id)
+            self._refold(db, finding_id)  # reviews may have been read before their finding
+
+    def _review(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
+        try:
+            review = FindingReviewed.model_validate_json(record.value or b"")
+        except ValidationError as error:
+            log.warning(
+                "review_unreadable", partition=record.partition, offset=record.offset, problems=error.error_count()
+            )
+            return
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO reviews (review_id, finding_id, position, action, actor, role, reviewed_at,"
+            " comment, reason, assignee, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(review.review_id),
+                str(review.finding_id),
+                _position(record),
+                review.action.value,
+                review.actor,
+                review.role,
+                utc_text(review.reviewed_at),
+                review.comment,
+                review.reason,
+                review.assignee,
+                review.model_dump_json(),
+            ),
+        ).rowcount
+        if inserted:
+            applied.reviews.append(str(review.review_id))
+            self._refold(db, str(review.finding_id))
+
+    def _refold(self, db: sqlite3.Connection, finding_id: str) -> None:
+        """A finding's status and assignee: the fold of its reviews in log order."""
+        finding = db.execute("SELECT kind FROM findings WHERE finding_id=?", (finding_id,)).fetchone()
+        if finding is None:
+            return
+        status, status_at, assignee = ReviewStatus.OPEN, None, None
+        reviews = db.execute(
+            "SELECT review_id, action, reviewed_at, assignee FROM reviews WHERE finding_id=? ORDER BY position",
+            (finding_id,),
+        ).fetchall()
+        for review in reviews:
+            try:
+                after = check_transition(status, review["action"])
+            except ReviewTransitionError as refused:
+                # Two people acted at once: the later review stays in the history, marked as not applied.
+                db.execute("UPDATE reviews SET outcome=? WHERE review_id=?", (str(refused), review["review_id"]))
+                continue
+            db.execute("UPDATE reviews SET outcome=NULL WHERE review_id=?", (review["review_id"],))
+            if review["action"] == "assign":
+                assignee = review["assignee"]
+            if after is not status:
+                status, status_at = after, review["reviewed_at"]
+        db.execute(
+            "UPDATE findings SET status=?, status_at=?, assignee=?, priority=? WHERE finding_id=?",
+            (status.value, status_at, assignee, _priority(finding["kind"], status), finding_id),
+        )
+
+    def _event(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
+        try:
+            event = parse_event(record.value or b"")
+        except ContractError:
+            return  # the rules service dead-letters it; the operations page shows it from there
+        occurred = utc_text(event.occurred_at)
+        db.execute(
+            "INSERT INTO meta VALUES ('newest_event_time', ?) ON CONFLICT (name) DO UPDATE SET value=excluded.value"
+            " WHERE excluded.value > meta.value",
+            (occurred,),
+        )
+        if event.event_type == "ClockTicked":
+            return  # a watermark: it moves the newest event time, it draws nothing
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(event.event_id),
+                event.participant_id,
+                event.site_id,
+                event.event_type,
+                occurred,
+                _position(record),
+                (record.value or b"").decode(),
+            ),
+        ).rowcount
+        applied.events += inserted
+
+    def _dead_letter(self, db: sqlite3.Connection, record: Record) -> None:
+        headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
+        source = "{}[{}]@{}".format(
+            headers.get("trialguard.source.topic", "?"),
+            headers.get("trialguard.source.partition", "?"),
+            headers.get("trialguard.source.offset", "?"),
+        )
+        value = record.value or b""
+        db.execute(
+            "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.partition,
+                record.offset,
+                _kafka_time(record.timestamp_ms),
+                headers.get("trialguard.error", "(no reason given)"),
+                source,
+                value[:DEAD_LETTER_BYTES_KEPT],
+                len(value),
+            ),
+        )
+
+    def meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self._writer.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+            return None if row is None else str(row["value"])
+
+
+def _priority(kind: str, status: ReviewStatus | str) -> int:
+    """0 for a safety alert nobody has resolved or closed: it comes first by default."""
+    return 0 if kind == "alert" and status in (ReviewStatus.OPEN, ReviewStatus.ACKNOWLEDGED) else 1
+
+
+def _parse_finding(record: Record) -> DeviationRaised | SafetyAlertRaised | None:
+    try:
+        document: Any = json.loads(record.value or b"")
+        model = SafetyAlertRaised if document.get("event_type") == "SafetyAlertRaised" else DeviationRaised
+        return model.model_validate(document)
+    except (ValueError, AttributeError, ValidationError) as error:
+        log.warning("finding_unreadable", partition=record.partition, offset=record.offset, error=type(error).__name__)
+        return None

@@ -1,0 +1,163 @@
+"""A participant's story for the timeline page and API: events, visit windows, findings, lifecycle.
+
+The SVG is cached per participant until the read model holds a new event or finding for them
+(matplotlib takes a noticeable fraction of a second per picture; the picture only changes with
+the data).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from contracts.units import analyte_for
+from protocol.model import Protocol
+from services.dashboard import queries
+from services.dashboard.charts import participant_timeline_svg, visit_windows
+
+CACHE_SIZE = 256
+
+STAGES = (
+    ("registered", ("ParticipantRegistered",)),
+    ("consented", ("ConsentSigned",)),
+    (
+        "screening",
+        (
+            "ScreeningLabResulted",
+            "DiseaseActivityScored",
+            "PerformanceStatusAssessed",
+            "KidneyBiopsyReported",
+            "SLEClassificationScored",
+            "MedicalHistoryRecorded",
+        ),
+    ),
+    ("eligible", ("EligibilityConfirmed",)),
+    ("enrolled", ("ParticipantEnrolled",)),
+    ("leukapheresis", ("LeukapheresisPerformed",)),
+    ("lymphodepletion", ("LymphodepletionAdministered",)),
+    ("infused", ("CarTInfused",)),
+    ("follow-up", ("FollowUpVisitCompleted",)),
+)
+"""The lifecycle in order, and the events that show a participant reached each step."""
+
+RANK = {event_type: rank for rank, (_, types) in enumerate(STAGES) for event_type in types}
+
+_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def lifecycle(events: list[dict[str, Any]], protocol: Protocol) -> str:
+    """Where the participant stands, from their events (a transition out of order still counts)."""
+    rank, stage = -1, "unknown"
+    relapsed = withdrawn = completed = screen_failed = False
+    last_visit = protocol.schedule[-1].code if protocol.schedule else None
+    for event in events:
+        kind, payload = event["event_type"], event["body"].get("payload", {})
+        if kind in RANK and RANK[kind] > rank:
+            rank, stage = RANK[kind], STAGES[RANK[kind]][0]
+        if kind == "EligibilityConfirmed" and payload.get("eligible") is False:
+            screen_failed = True
+        relapsed |= kind == "RelapseReported"
+        withdrawn |= kind == "ParticipantWithdrawn"
+        completed |= kind == "FollowUpVisitCompleted" and payload.get("visit") == last_visit
+    if screen_failed and rank <= RANK["EligibilityConfirmed"]:
+        stage = "screen-failed"
+    if stage == "enrolled":
+        arm = next((e["body"]["payload"].get("arm") for e in events if e["event_type"] == "ParticipantEnrolled"), None)
+        stage = f"enrolled ({arm})" if arm else stage
+    if completed:
+        stage = "completed"
+    if relapsed and not withdrawn:
+        stage += ", relapsed (still followed)"
+    return "withdrawn (after " + stage + ")" if withdrawn else stage
+
+
+def label(event: dict[str, Any]) -> str:
+    """A few words about an event for the picture and the table (never its free text)."""
+    payload = event["body"].get("payload", {})
+    kind = event["event_type"]
+    if kind == "ScreeningLabResulted":
+        analyte = analyte_for(str(payload.get("loinc", "")))
+        return analyte.name if analyte else str(payload.get("loinc", ""))
+    if kind == "ConsentSigned":
+        return str(payload.get("signer", ""))
+    if kind == "ParticipantEnrolled":
+        return str(payload.get("arm", ""))
+    if kind == "FollowUpVisitCompleted":
+        return str(payload.get("visit", ""))
+    if kind == "AdverseEventReported":
+        grades = [f"CTCAE {payload.get('ctcae_grade')}"]
+        grades += [
+            f"{name.split('_')[0].upper()} {payload[name]}"
+            for name in ("crs_grade", "icans_grade")
+            if payload.get(name) is not None
+        ]
+        return ", ".join(grades) + (", serious" if payload.get("serious") else "")
+    if kind == "EligibilityConfirmed":
+        return "eligible" if payload.get("eligible") else "not eligible"
+    return ""
+
+
+def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
+    """Everything the participant page shows, or None for a participant the read model never saw."""
+    protocol: Protocol = app.state.protocol
+    with app.state.store.reader() as db:
+        events = queries.events_of(db, participant_id)
+        findings = queries.findings_of(db, participant_id)
+    if not events and not findings:
+        return None
+    site_id = events[0]["site_id"] if events else findings[0]["site_id"]
+    drawn = [
+        {
+            "event_id": e["event_id"],
+            "event_type": e["event_type"],
+            "label": label(e),
+            "occurred_at": dt.datetime.fromisoformat(e["body"]["occurred_at"]),
+        }
+        for e in events
+    ]
+    windows = visit_windows(
+        [e["body"] | {"occurred_at": d["occurred_at"]} for e, d in zip(events, drawn, strict=True)], protocol.schedule
+    )
+    marks = [f | {"occurred_at": dt.datetime.fromisoformat(f["occurred_at"])} for f in findings]
+    newest_finding = max((f["seq"] for f in findings), default=0)
+    version = f"{len(events)}:{events[-1]['event_id'] if events else ''}:{len(findings)}:{newest_finding}"
+    svg = _cached(
+        (participant_id, version),
+        lambda: participant_timeline_svg(drawn, marks, windows, title=f"Participant {participant_id}"),
+    )
+    return {
+        "participant_id": participant_id,
+        "site_id": site_id,
+        "lifecycle": lifecycle(events, protocol),
+        "events": [
+            {
+                "event_id": d["event_id"],
+                "event_type": d["event_type"],
+                "occurred_at": e["body"]["occurred_at"],
+                "label": d["label"],
+                "event": e["body"],
+            }
+            for e, d in zip(events, drawn, strict=True)
+        ],
+        "visit_windows": [
+            {"visit": w.visit, "day": w.day, "start": w.start.isoformat(), "end": w.end.isoformat()} for w in windows
+        ],
+        "findings": findings,
+        "svg": svg,
+    }
+
+
+def _cached(key: tuple[str, str], render: Any) -> str:
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    svg = str(render())
+    with _cache_lock:
+        _cache[key] = svg
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return svg
