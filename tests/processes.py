@@ -1,0 +1,119 @@
+"""Real processes for the tests that need them: a Kafka broker of the test run's own, and the
+rules service as a child process. Shared by tests/integration and tests/e2e."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from services.kafka import KafkaSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """A single-node Kafka of the test's own (scripts/kafka.sh), on free ports, in ``folder``.
+
+    ``properties`` are extra server.properties lines.
+    """
+
+    def __init__(self, folder: Path, properties: str = "", port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(free_port()),
+            "KAFKA_DIR": str(folder),
+            "KAFKA_EXTRA_PROPERTIES": properties,
+        }
+        self.pidfile = folder / "kafka.pid"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        """Start it (on the same data as before, if any) and wait until it serves."""
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "up"], env=self.env, check=True)
+
+    def down(self) -> None:
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "down"], env=self.env, check=False)
+
+    def kill(self) -> None:
+        """SIGKILL the broker process, as a crash would; wait until it is gone."""
+        pid = int(self.pidfile.read_text())
+        os.kill(pid, signal.SIGKILL)  # not our child (kafka.sh detaches it): init reaps it
+        deadline = time.monotonic() + 30
+        while _exists(pid):
+            assert time.monotonic() < deadline, f"broker {pid} is still there 30 s after SIGKILL"
+            time.sleep(0.05)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class ServiceProcess:
+    """``trialguard rules serve`` as a child process of the test, logging to a file."""
+
+    def __init__(self, settings: KafkaSettings, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.http_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "rules",
+                    "serve",
+                    "--bootstrap-servers",
+                    self.settings.bootstrap_servers,
+                    "--study",
+                    self.settings.study_id,
+                    "--namespace",
+                    self.settings.namespace,
+                    "--http-port",
+                    str(self.http_port),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Signal the process and wait for it to exit; returns its exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"rules service exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
