@@ -209,10 +209,36 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    """Write a synthetic cohort (JSON lines) and its ground-truth labels; progress and summary on stderr."""
+    """Write a synthetic cohort (JSON lines) and its ground-truth labels, progress and summary on stderr;
+    or, with --live, publish it to participant-events at a watchable pace, progress in the log."""
+    from services.simulator import STUDY_ID
     from services.simulator import run as run_simulator
 
-    return run_simulator(args.participants, args.seed, args.out, args.labels, args.deviation_rate, stderr=sys.stderr)
+    if not args.live:
+        if args.minutes is not None:
+            print("trialguard simulate: --minutes goes with --live", file=sys.stderr)
+            return 2
+        return run_simulator(
+            args.participants, args.seed, args.out, args.labels, args.deviation_rate, stderr=sys.stderr
+        )
+    _check_names(args)
+    if args.study != STUDY_ID:
+        print(
+            f"trialguard simulate: the simulator makes {STUDY_ID} events only, not {args.study[:60]}", file=sys.stderr
+        )
+        return 2
+    from services.simulator.live import run as run_live
+
+    minutes = 5.0 if args.minutes is None else args.minutes
+    return run_live(
+        _settings(args),
+        args.participants,
+        args.seed,
+        args.deviation_rate,
+        minutes=minutes,
+        labels=args.labels,
+        stderr=sys.stderr,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,15 +310,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser(
         "simulate",
-        help="write a synthetic NCT06904729 cohort with injected deviations and ground-truth labels",
+        help="write (or publish live) a synthetic NCT06904729 cohort with injected deviations and ground-truth labels",
         description="Write a synthetic cohort as contract-v1 JSON lines in log order, with protocol deviations "
         "injected into a share of the participants, and (with --labels) the rule ids a replay must raise for "
-        "each participant. The same seed gives byte-identical files. Exit status: 0 written, 2 usage or I/O error.",
+        "each participant. The same seed gives byte-identical files. With --live, publish the same events to "
+        "the participant-events topic instead, keyed by participant id, in event-time order and with the "
+        "scheduler's ClockTicked watermarks, at a watchable pace: the whole simulated span, from the first event "
+        "to the data cut-off (a little over three years of event time), takes --minutes of wall-clock time. Event "
+        "times are published as simulated (not shifted to now); SIGINT or SIGTERM stops publishing cleanly. "
+        "Exit status: 0 written or published (or stopped), 1 Kafka error (--live), 2 usage or I/O error.",
     )
     simulate.add_argument("--participants", type=int, required=True, metavar="N", help="participants to simulate")
     simulate.add_argument("--seed", type=int, required=True, metavar="S", help="random seed")
+    where = simulate.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="FILE", help="the events file, written complete or not at all")
+    where.add_argument(
+        "--live", action="store_true", help="publish to the participant-events topic at a watchable pace instead"
+    )
     simulate.add_argument(
-        "--out", required=True, metavar="FILE", help="the events file, written complete or not at all"
+        "--minutes",
+        type=float,
+        metavar="M",
+        help="with --live: wall-clock minutes for the whole simulated span (first event to the data cut-off, "
+        "about 1,200 days: 1 minute is about 20 simulated days a second); 0 publishes as fast as the broker "
+        "takes the events (default 5)",
     )
     simulate.add_argument("--labels", metavar="FILE", help="write {participant_id: [rule ids]} as JSON to FILE")
     simulate.add_argument(
@@ -302,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="probability that a participant has a deviation injected (default %(default)s)",
     )
+    _kafka_args(simulate)
     simulate.set_defaults(run=_simulate, sync=True)
 
     contracts = commands.add_parser("contracts", help="the wire contract").add_subparsers(dest="action", required=True)

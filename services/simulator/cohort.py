@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from protocol.nct06904729.design import SCHEDULE
 from services.simulator.catalogue import GROUP_OF, RULE_IDS
 from services.simulator.clock import DAY, RECRUITMENT_DAYS, STUDY_ID
+from services.simulator.ids import MAX_SEED
 from services.simulator.injections import inject
 from services.simulator.journey import Ev, Journey
 
@@ -50,6 +51,17 @@ class Summary:
             self.injected_participants += 1
             self.injected.update(journey.rules)
         self.expected.update(journey.labels)
+
+
+def cohort_problem(count: int, seed: int, rate: float) -> str | None:
+    """What is wrong with a cohort's options (as the command line names them), or None."""
+    if count < 1:
+        return "--participants must be at least 1"
+    if not -MAX_SEED <= seed <= MAX_SEED:
+        return f"--seed must be between -{MAX_SEED} and {MAX_SEED}"
+    if not 0.0 <= rate <= 1.0:
+        return "--deviation-rate must be between 0 and 1"
+    return None
 
 
 def _choose(master: random.Random, cursor: int, rate: float) -> tuple[tuple[str, ...], int]:

@@ -16,8 +16,7 @@ from typing import IO, TextIO
 
 from services.files import atomic_text
 from services.simulator.clock import DAY
-from services.simulator.cohort import Summary, participants
-from services.simulator.ids import MAX_SEED
+from services.simulator.cohort import Summary, cohort_problem, participants
 from services.simulator.wire import lines
 
 _T_OFFSET = 1000 * DAY
@@ -92,14 +91,9 @@ def simulate(
 
 def run(count: int, seed: int, out: str, labels: str | None, rate: float, *, stderr: TextIO) -> int:
     """``trialguard simulate``: 0 when the files were written, 2 for a usage or I/O error."""
-    if count < 1:
-        stderr.write("trialguard simulate: --participants must be at least 1\n")
-        return 2
-    if not -MAX_SEED <= seed <= MAX_SEED:
-        stderr.write(f"trialguard simulate: --seed must be between -{MAX_SEED} and {MAX_SEED}\n")
-        return 2
-    if not 0.0 <= rate <= 1.0:
-        stderr.write("trialguard simulate: --deviation-rate must be between 0 and 1\n")
+    problem = cohort_problem(count, seed, rate)
+    if problem is not None:
+        stderr.write(f"trialguard simulate: {problem}\n")
         return 2
     paths = [Path(out)] + ([Path(labels)] if labels else [])
     if labels and Path(labels).resolve() == Path(out).resolve():
