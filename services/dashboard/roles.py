@@ -1,0 +1,153 @@
+"""Who may do what on the deviation dashboard: roles, review actions and one permission table.
+
+Every decision is read from ``GRANTS``, a table of role → what that role may do, so a reviewer
+of this module (or an auditor) checks one table instead of following branches. The functions
+below only look things up in it; none of them does I/O.
+
+Site scoping: a ``site`` user works for one investigational site and sees and comments on only
+that site's findings. Every other role works across all sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+
+class Role(StrEnum):
+    """The role a dashboard user holds; each user has exactly one."""
+
+    MONITOR = "monitor"
+    DATA_MANAGER = "data-manager"
+    SITE = "site"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class Action(StrEnum):
+    """A step of the review workflow of a finding (the same values as ``contracts.reviews.ReviewAction``)."""
+
+    ACKNOWLEDGE = "acknowledge"
+    ASSIGN = "assign"
+    COMMENT = "comment"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    """Closed as not a deviation."""
+    REOPEN = "reopen"
+
+
+@dataclass(frozen=True)
+class User:
+    """A dashboard user as the rest of the dashboard sees it: never with a password or token.
+
+    Attributes:
+        name: The login name, also the ``actor`` of the reviews the user publishes.
+        role: What the user may do (see ``GRANTS``).
+        site: The site id of a ``site`` user; None for every other role.
+    """
+
+    name: str
+    role: Role
+    site: str | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one role may do.
+
+    Attributes:
+        review: The review actions the role may take.
+        own_site_only: The role sees and reviews only the findings of the user's own site.
+        manage_users: The role may add users and issue their tokens.
+        read_review_history: The role may read who reviewed what, and when.
+    """
+
+    review: frozenset[Action]
+    own_site_only: bool = False
+    manage_users: bool = False
+    read_review_history: bool = True
+
+
+GRANTS: Final[Mapping[Role, Grant]] = MappingProxyType(
+    {
+        Role.MONITOR: Grant(review=frozenset({Action.ACKNOWLEDGE, Action.COMMENT})),
+        Role.DATA_MANAGER: Grant(review=frozenset(Action)),
+        Role.SITE: Grant(review=frozenset({Action.COMMENT}), own_site_only=True),
+        # Auditors read everything and change nothing: an audit must not alter what it audits.
+        Role.AUDITOR: Grant(review=frozenset()),
+        # Administrators manage accounts, not findings: separation of duties, so no one can
+        # create a reviewer account and then review with it.
+        Role.ADMIN: Grant(review=frozenset(), manage_users=True),
+    }
+)
+"""The permission table: role → what the role may do. Every check below reads only this."""
+
+
+class PermissionDeniedError(Exception):
+    """A user asked for something their role does not allow; the message names role and action."""
+
+
+def may_read_site(user: User, site_id: str) -> bool:
+    """Whether the user may see the findings (and their reviews) of a site.
+
+    Args:
+        user: The user asking.
+        site_id: The site of the findings.
+
+    Returns:
+        True for every role that is not limited to its own site; for a site user, only when
+        ``site_id`` is the user's site.
+    """
+    if not GRANTS[user.role].own_site_only:
+        return True
+    # A site user without a site (which UserStore refuses to create) sees nothing, not everything.
+    return user.site is not None and user.site == site_id
+
+
+def may_review(user: User, action: Action, site_id: str) -> bool:
+    """Whether the user may take a review action on a finding of a site.
+
+    Args:
+        user: The reviewer.
+        action: The review action asked for.
+        site_id: The site of the finding reviewed.
+
+    Returns:
+        True when the role's grant includes the action and the user may read the finding's site.
+    """
+    return action in GRANTS[user.role].review and may_read_site(user, site_id)
+
+
+def may_manage_users(user: User) -> bool:
+    """Whether the user may add users and issue tokens (administrators only)."""
+    return GRANTS[user.role].manage_users
+
+
+def may_read_review_history(user: User) -> bool:
+    """Whether the user may read the review history of findings; auditors included.
+
+    A site user's history is still limited to the findings of their site: combine this with
+    ``may_read_site`` for each finding shown.
+    """
+    return GRANTS[user.role].read_review_history
+
+
+def check_may_review(user: User, action: Action, site_id: str) -> None:
+    """Guard a review action: return only when ``may_review`` allows it.
+
+    Raises:
+        PermissionDeniedError: the role does not allow the action, or a site user asked to review
+            a finding of another site. The message names the role and the action.
+    """
+    if action not in GRANTS[user.role].review:
+        allowed = ", ".join(sorted(GRANTS[user.role].review)) or "none"
+        raise PermissionDeniedError(
+            f"role {user.role.value!r} may not {action.value} findings (allowed review actions: {allowed})"
+        )
+    if not may_read_site(user, site_id):
+        raise PermissionDeniedError(
+            f"role {user.role.value!r} of site {user.site!r} may not {action.value} findings of site {site_id!r}"
+        )

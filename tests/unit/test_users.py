@@ -1,0 +1,484 @@
+"""Dashboard users: the permission table, the user store, the login throttle and `trialguard users`."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sqlite3
+import stat
+import threading
+import typing
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from services.dashboard import users as users_module
+from services.dashboard.roles import (
+    Action,
+    PermissionDeniedError,
+    Role,
+    User,
+    check_may_review,
+    may_manage_users,
+    may_read_review_history,
+    may_read_site,
+    may_review,
+)
+from services.dashboard.throttle import LoginThrottle
+from services.dashboard.users import UserError, UserStore
+from services.dashboard.users_cli import add_users_commands, users_add, users_list, users_token
+
+PASSWORD = "correct horse battery"
+
+# Argon2 at its real cost takes a good fraction of a second per hash: tests use the cheapest.
+CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+class RecordingLog:
+    """Stands in for the module's structlog logger: records every entry, prints nothing."""
+
+    def __init__(self) -> None:
+        self.entries: list[str] = []
+
+    def _record(self, event: str, **fields: object) -> None:
+        self.entries.append(repr((event, fields)))
+
+    info = error = warning = _record
+
+
+@pytest.fixture(autouse=True)
+def logged(monkeypatch: pytest.MonkeyPatch) -> RecordingLog:
+    # Independent of the process-wide structlog set-up, which other tests (via cli.main) point at
+    # a stream pytest has since closed.
+    recording = RecordingLog()
+    monkeypatch.setattr(users_module, "log", recording)
+    return recording
+
+
+USERS = {
+    Role.MONITOR: User("mona", Role.MONITOR, None),
+    Role.DATA_MANAGER: User("dana", Role.DATA_MANAGER, None),
+    Role.SITE: User("sid", Role.SITE, "SITE-01"),
+    Role.AUDITOR: User("audrey", Role.AUDITOR, None),
+    Role.ADMIN: User("ada", Role.ADMIN, None),
+}
+
+# The expected table, written out on its own (not read from GRANTS): role → allowed review actions.
+EXPECTED_REVIEW = {
+    Role.MONITOR: {Action.ACKNOWLEDGE, Action.COMMENT},
+    Role.DATA_MANAGER: set(Action),
+    Role.SITE: {Action.COMMENT},
+    Role.AUDITOR: set(),
+    Role.ADMIN: set(),
+}
+
+
+# --- the permission table -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", list(Action), ids=str)
+@pytest.mark.parametrize("role", list(Role), ids=str)
+def test_every_role_and_action_on_the_users_own_site(role: Role, action: Action) -> None:
+    user = USERS[role]
+    allowed = action in EXPECTED_REVIEW[role]
+    assert may_review(user, action, "SITE-01") is allowed
+    if allowed:
+        check_may_review(user, action, "SITE-01")
+    else:
+        with pytest.raises(PermissionDeniedError, match=rf"role '{role.value}' may not {action.value}"):
+            check_may_review(user, action, "SITE-01")
+
+
+@pytest.mark.parametrize("action", list(Action), ids=str)
+@pytest.mark.parametrize("role", list(Role), ids=str)
+def test_only_site_users_are_bound_to_their_site(role: Role, action: Action) -> None:
+    user = USERS[role]
+    allowed = action in EXPECTED_REVIEW[role] and role is not Role.SITE
+    assert may_review(user, action, "SITE-02") is allowed
+    assert may_read_site(user, "SITE-02") is (role is not Role.SITE)
+    assert may_read_site(user, "SITE-01") is True
+
+
+def test_a_site_user_commenting_on_another_site_is_told_which_sites() -> None:
+    with pytest.raises(PermissionDeniedError, match=r"role 'site' of site 'SITE-01' may not comment .* 'SITE-02'"):
+        check_may_review(USERS[Role.SITE], Action.COMMENT, "SITE-02")
+
+
+def test_a_site_user_without_a_site_sees_nothing() -> None:
+    orphan = User("orphan", Role.SITE, None)
+    assert not may_read_site(orphan, "SITE-01")
+    assert not may_review(orphan, Action.COMMENT, "SITE-01")
+
+
+@pytest.mark.parametrize(
+    ("role", "manage", "history"),
+    [
+        (Role.MONITOR, False, True),
+        (Role.DATA_MANAGER, False, True),
+        (Role.SITE, False, True),
+        (Role.AUDITOR, False, True),
+        (Role.ADMIN, True, True),
+    ],
+    ids=str,
+)
+def test_user_management_and_review_history(role: Role, manage: bool, history: bool) -> None:
+    assert may_manage_users(USERS[role]) is manage
+    assert may_read_review_history(USERS[role]) is history
+
+
+def test_actions_match_the_review_contract() -> None:
+    reviews = pytest.importorskip("contracts.reviews")
+    assert [a.value for a in Action] == [a.value for a in reviews.ReviewAction]
+
+
+# --- the user store -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> UserStore:
+    return UserStore(tmp_path / "data" / "users.sqlite3", hasher=CHEAP)
+
+
+def test_add_then_authenticate(store: UserStore) -> None:
+    added = store.add("sid", "site", PASSWORD, site="SITE-01")
+    assert added == User("sid", Role.SITE, "SITE-01")
+    assert store.authenticate("sid", PASSWORD) == added
+    assert store.get("sid") == added
+    assert store.get("nobody") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "password"),
+    [("mona", "correct horse batterY"), ("mona", ""), ("Mona", PASSWORD), ("nobody", PASSWORD), ("mona", "x" * 5000)],
+    ids=["wrong-password", "empty-password", "name-case-differs", "unknown-user", "huge-password"],
+)
+def test_authentication_fails(store: UserStore, name: str, password: str) -> None:
+    store.add("mona", Role.MONITOR, PASSWORD)
+    assert store.authenticate(name, password) is None
+
+
+class CountingHasher(PasswordHasher):
+    """A cheap hasher that counts its verifications."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> typing.Literal[True]:
+        self.verified += 1
+        return super().verify(hash, password)
+
+
+def test_an_unknown_user_still_costs_a_hash_verification(tmp_path: Path) -> None:
+    hasher = CountingHasher()
+    store = UserStore(tmp_path / "users.sqlite3", hasher=hasher)
+    assert store.authenticate("nobody", PASSWORD) is None
+    assert hasher.verified == 1
+
+
+def test_an_outdated_hash_is_upgraded_on_login(tmp_path: Path) -> None:
+    path = tmp_path / "users.sqlite3"
+    UserStore(path, hasher=CHEAP).add("mona", Role.MONITOR, PASSWORD)
+    stronger = PasswordHasher(time_cost=2, memory_cost=16, parallelism=1)
+    upgraded = UserStore(path, hasher=stronger)
+    assert upgraded.authenticate("mona", PASSWORD) is not None
+    stored = _hash_of(path, "mona")
+    assert not stronger.check_needs_rehash(stored)
+    assert upgraded.authenticate("mona", PASSWORD) is not None
+
+
+def _hash_of(path: Path, name: str) -> str:
+    with sqlite3.connect(path) as connection:
+        (value,) = connection.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
+    return str(value)
+
+
+@pytest.mark.parametrize(
+    ("name", "role", "password", "site", "message"),
+    [
+        ("", "monitor", PASSWORD, None, "user name ''"),
+        ("a" * 65, "monitor", PASSWORD, None, "1-64"),
+        ("mona lisa", "monitor", PASSWORD, None, "user name 'mona lisa'"),
+        ("mona/../x", "monitor", PASSWORD, None, "user name"),
+        ("mona", "superuser", PASSWORD, None, "unknown role 'superuser'"),
+        ("mona", "Monitor", PASSWORD, None, "unknown role"),
+        ("sid", "site", PASSWORD, None, "a site user needs a site"),
+        ("mona", "monitor", PASSWORD, "SITE-01", "only a site user has a site"),
+        ("sid", "site", PASSWORD, "", "site ''"),
+        ("sid", "site", PASSWORD, "-SITE", "site '-SITE'"),
+        ("mona", "monitor", "eleven char", None, "shorter than 12"),
+        ("mona", "monitor", "x" * 1025, None, "longer than 1024"),
+    ],
+    ids=[
+        "empty-name", "long-name", "space-in-name", "slash-in-name", "unknown-role", "role-case",
+        "site-without-site", "monitor-with-site", "empty-site", "bad-site", "short-password", "long-password",
+    ],
+)  # fmt: skip
+def test_bad_users_are_refused(
+    store: UserStore, name: str, role: str, password: str, site: str | None, message: str
+) -> None:
+    with pytest.raises(UserError, match=message) as refused:
+        store.add(name, role, password, site=site)
+    assert password not in str(refused.value)  # never shown, not even in an error
+    assert store.count() == 0
+
+
+def test_a_duplicate_name_is_refused(store: UserStore) -> None:
+    store.add("mona", Role.MONITOR, PASSWORD)
+    with pytest.raises(UserError, match="a user named 'mona' already exists"):
+        store.add("mona", Role.DATA_MANAGER, PASSWORD + "!")
+    assert store.list_users() == [User("mona", Role.MONITOR, None)]
+
+
+def test_list_and_count(store: UserStore) -> None:
+    store.add("zed", Role.AUDITOR, PASSWORD)
+    store.add("ada", Role.ADMIN, PASSWORD)
+    assert [u.name for u in store.list_users()] == ["ada", "zed"]
+    assert store.count() == 2
+
+
+def test_token_round_trip(store: UserStore) -> None:
+    dana = store.add("dana", Role.DATA_MANAGER, PASSWORD)
+    first, second = store.issue_token("dana"), store.issue_token("dana")
+    assert first != second
+    assert len(first) >= 43  # 32 random bytes, base64url
+    assert store.user_for_token(first) == dana
+    assert store.user_for_token(second) == dana
+    assert store.user_for_token(first[:-1]) is None
+    assert store.user_for_token("") is None
+
+
+def test_tokens_are_stored_only_as_digests(store: UserStore) -> None:
+    store.add("dana", Role.DATA_MANAGER, PASSWORD)
+    token = store.issue_token("dana")
+    contents = store.path.read_bytes()
+    assert token.encode() not in contents
+    assert PASSWORD.encode() not in contents
+
+
+def test_logs_never_hold_a_password_or_token(store: UserStore, logged: RecordingLog) -> None:
+    store.add("dana", Role.DATA_MANAGER, PASSWORD)
+    assert store.authenticate("dana", PASSWORD) is not None
+    token = store.issue_token("dana")
+    assert store.user_for_token(token) is not None
+    assert len(logged.entries) == 2  # added, token issued
+    assert all(PASSWORD not in entry and token not in entry for entry in logged.entries)
+
+
+def test_a_token_for_an_unknown_user_is_refused(store: UserStore) -> None:
+    with pytest.raises(UserError, match="no user named 'ghost'"):
+        store.issue_token("ghost")
+
+
+def test_the_file_is_private(store: UserStore) -> None:
+    store.add("mona", Role.MONITOR, PASSWORD)
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+
+def test_a_lax_existing_file_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "users.sqlite3"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    UserStore(path, hasher=CHEAP)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_threads_share_one_store(store: UserStore) -> None:
+    errors: list[BaseException] = []
+
+    def add(number: int) -> None:
+        try:
+            store.add(f"user{number}", Role.MONITOR, PASSWORD)
+            assert store.authenticate(f"user{number}", PASSWORD) is not None
+            store.issue_token(f"user{number}")
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.count() == 8
+
+
+# --- the login throttle ---------------------------------------------------------------------
+
+
+def fail(throttle: LoginThrottle, key: str, times: int, now: float) -> None:
+    for _ in range(times):
+        throttle.failed(key, now)
+
+
+def test_four_failures_are_allowed_the_fifth_locks_out() -> None:
+    throttle = LoginThrottle(max_failures=5, window=300, base_backoff=30, max_backoff=900)
+    fail(throttle, "mona", 4, now=100.0)
+    assert throttle.retry_after("mona", 100.0) == 0
+    throttle.failed("mona", 101.0)
+    assert throttle.retry_after("mona", 101.0) == 30
+    assert throttle.retry_after("mona", 121.0) == 10
+    assert throttle.retry_after("mona", 131.0) == 0
+    assert throttle.retry_after("dana", 101.0) == 0  # other keys are not affected
+
+
+def test_failures_outside_the_window_do_not_count() -> None:
+    throttle = LoginThrottle(max_failures=5, window=300)
+    fail(throttle, "mona", 4, now=0.0)
+    throttle.failed("mona", 300.0)  # the first four are 300 s old: out of the window
+    assert throttle.retry_after("mona", 300.0) == 0
+
+
+@pytest.mark.parametrize(
+    ("lockout", "expected_backoff"),
+    [(1, 30), (2, 60), (3, 120), (4, 240), (5, 480), (6, 900), (7, 900), (60, 900)],
+)
+def test_each_lockout_doubles_up_to_the_cap(lockout: int, expected_backoff: float) -> None:
+    throttle = LoginThrottle(max_failures=5, window=300, base_backoff=30, max_backoff=900)
+    now = 0.0
+    for _ in range(lockout):
+        now += throttle.retry_after("mona", now)
+        fail(throttle, "mona", 5, now)
+    assert throttle.retry_after("mona", now) == expected_backoff
+
+
+def test_failures_during_a_lockout_do_not_extend_it() -> None:
+    throttle = LoginThrottle(max_failures=5, base_backoff=30)
+    fail(throttle, "mona", 5, now=0.0)
+    fail(throttle, "mona", 20, now=10.0)
+    assert throttle.retry_after("mona", 10.0) == 20
+
+
+def test_success_forgets_the_failures() -> None:
+    throttle = LoginThrottle(max_failures=5, base_backoff=30)
+    fail(throttle, "mona", 5, now=0.0)
+    throttle.succeeded("mona")
+    assert throttle.retry_after("mona", 1.0) == 0
+    fail(throttle, "mona", 5, now=2.0)
+    assert throttle.retry_after("mona", 2.0) == 30  # back to the first backoff
+
+
+def test_a_long_quiet_key_starts_over_and_is_forgotten() -> None:
+    throttle = LoginThrottle(max_failures=5, window=300, base_backoff=30, max_backoff=900)
+    fail(throttle, "mona", 5, now=0.0)
+    fail(throttle, "mona", 5, now=30.0)  # second lockout: 60 s
+    quiet = 30.0 + 300 + 900 + 1
+    throttle.failed("elsewhere", quiet)
+    assert len(throttle) == 1  # "mona" was swept
+    fail(throttle, "mona", 5, now=quiet)
+    assert throttle.retry_after("mona", quiet) == 30
+
+
+def test_memory_is_bounded() -> None:
+    throttle = LoginThrottle(max_keys=100)
+    for number in range(1_000):
+        throttle.failed(f"10.0.{number // 256}.{number % 256}", now=float(number))
+    assert len(throttle) == 100
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_failures"):
+        LoginThrottle(max_failures=0)
+    with pytest.raises(ValueError, match="base_backoff"):
+        LoginThrottle(base_backoff=60, max_backoff=30)
+
+
+# --- trialguard users -----------------------------------------------------------------------
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="trialguard")
+    add_users_commands(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.dashboard.users.PasswordHasher", lambda: CHEAP)
+
+
+@pytest.mark.usefixtures("cheap_hashing")
+def test_cli_add_token_list(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    args = parse("users", "add", "sid", "--role", "site", "--site", "SITE-01", "--data-dir", str(tmp_path))
+    assert args.sync is True
+    assert args.run(args, stdin=io.StringIO(PASSWORD + "\nignored\n"), stdout=out, stderr=err) == 0
+    assert out.getvalue() == "added sid (site, site SITE-01)\n"
+    assert PASSWORD not in out.getvalue() + err.getvalue()
+    store = UserStore(tmp_path / "users.sqlite3", hasher=CHEAP)
+    assert store.authenticate("sid", PASSWORD) == User("sid", Role.SITE, "SITE-01")
+
+    out = io.StringIO()
+    args = parse("users", "token", "sid", "--data-dir", str(tmp_path))
+    assert users_token(args, stdout=out, stderr=err) == 0
+    assert store.user_for_token(out.getvalue().strip()) == User("sid", Role.SITE, "SITE-01")
+
+    out = io.StringIO()
+    assert users_list(parse("users", "list", "--data-dir", str(tmp_path)), stdout=out, stderr=err) == 0
+    assert out.getvalue().split() == ["sid", "site", "SITE-01"]
+    assert err.getvalue() == ""
+
+
+@pytest.mark.usefixtures("cheap_hashing")
+@pytest.mark.parametrize(
+    ("argv", "stdin", "message"),
+    [
+        (["mona", "--role", "monitor"], "", "no password"),
+        (["mona", "--role", "monitor"], "\nsecond line is not read\n", "no password"),
+        (["mona", "--role", "monitor"], "too short\n", "shorter than 12"),
+        (["sid", "--role", "site"], PASSWORD, "a site user needs a site"),
+        (["bad name", "--role", "monitor"], PASSWORD, "user name 'bad name'"),
+    ],
+    ids=["empty-stdin", "empty-first-line", "short-password", "site-without-site", "bad-name"],
+)
+def test_cli_add_errors(tmp_path: Path, argv: list[str], stdin: str, message: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    args = parse("users", "add", *argv, "--data-dir", str(tmp_path))
+    assert users_add(args, stdin=io.StringIO(stdin), stdout=out, stderr=err) == 2
+    assert err.getvalue().startswith("trialguard users add: ")
+    assert message in err.getvalue()
+    assert out.getvalue() == ""
+
+
+@pytest.mark.usefixtures("cheap_hashing")
+def test_cli_add_duplicate_and_crlf(tmp_path: Path) -> None:
+    args = parse("users", "add", "mona", "--role", "monitor", "--data-dir", str(tmp_path))
+    assert users_add(args, stdin=io.StringIO(PASSWORD + "\r\n"), stdout=io.StringIO()) == 0
+    assert UserStore(tmp_path / "users.sqlite3", hasher=CHEAP).authenticate("mona", PASSWORD) is not None
+    err = io.StringIO()
+    assert users_add(args, stdin=io.StringIO(PASSWORD), stdout=io.StringIO(), stderr=err) == 2
+    assert err.getvalue() == "trialguard users add: a user named 'mona' already exists\n"
+
+
+@pytest.mark.usefixtures("cheap_hashing")
+@pytest.mark.parametrize("with_store", [True, False], ids=["unknown-user", "no-store"])
+def test_cli_token_for_an_unknown_user(tmp_path: Path, with_store: bool) -> None:
+    if with_store:
+        UserStore(tmp_path / "users.sqlite3", hasher=CHEAP)
+    out, err = io.StringIO(), io.StringIO()
+    assert users_token(parse("users", "token", "ghost", "--data-dir", str(tmp_path)), stdout=out, stderr=err) == 1
+    assert err.getvalue().startswith("trialguard users token: no user named 'ghost'")
+    assert out.getvalue() == ""
+
+
+def test_cli_list_creates_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "absent"
+    err = io.StringIO()
+    assert users_list(parse("users", "list", "--data-dir", str(data_dir)), stdout=io.StringIO(), stderr=err) == 0
+    assert "no users" in err.getvalue()
+    assert not data_dir.exists()
+
+
+def test_cli_data_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TRIALGUARD_DASHBOARD_DATA", str(tmp_path))
+    assert parse("users", "list").data_dir == tmp_path
+    monkeypatch.delenv("TRIALGUARD_DASHBOARD_DATA")
+    assert parse("users", "list").data_dir == Path(".trialguard/dashboard")
+
+
+def test_cli_refuses_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse("users", "add", "mona", "--role", "superuser")
+    assert exited.value.code == 2
+    assert "invalid choice: 'superuser'" in capsys.readouterr().err
