@@ -125,8 +125,8 @@ def login(
         return RedirectResponse(
             f"/login?next={quote(target)}&error={quote('Unknown user or wrong password.')}", status_code=303
         )
-    for key in keys:
-        throttle.succeeded(key)
+    # Only the name's count is forgiven: one valid account must not reset an address's count.
+    throttle.succeeded(keys[0])
     request.session.clear()  # a new session id for the new identity: no fixation
     request.session["user"] = user.name
     request.session["csrf"] = secrets.token_urlsafe(32)

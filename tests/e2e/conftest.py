@@ -1,0 +1,223 @@
+"""Browser tests: Debian's Chromium driven by Playwright, against a real broker, the rules service
+and the dashboard as real processes.
+
+``playwright install`` cannot download browsers here: the tests launch ``/usr/bin/chromium``
+(``.ci/run`` installs it with apt). Screenshots go to ``.cache/screenshots/`` (or
+TRIALGUARD_SCREENSHOTS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from services.kafka import KafkaSettings
+from tests.integration.kafka_support import keyed, publish, wait_until_consumed
+from tests.processes import ROOT, ServiceProcess, free_port
+
+CHROMIUM = os.environ.get("TRIALGUARD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOTS = Path(os.environ.get("TRIALGUARD_SCREENSHOTS", ROOT / ".cache" / "screenshots"))
+COHORT = {"participants": 40, "seed": 11}
+PASSWORD = "correct horse battery"
+WAIT_MS = 60_000
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from a synchronous test (Playwright's sync API owns this thread)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def wait_until(condition: Any, what: str, timeout: float = 90.0) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+    return result
+
+
+class DashboardProcess:
+    """``trialguard dashboard serve`` as a child process, on a free loopback port."""
+
+    def __init__(self, settings: KafkaSettings, data_dir: Path, log_path: Path) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> DashboardProcess:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "dashboard", "serve",
+                 "--bootstrap-servers", self.settings.bootstrap_servers, "--study", self.settings.study_id,
+                 "--namespace", self.settings.namespace, "--port", str(self.port), "--data-dir", str(self.data_dir)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_until(self._healthy, "the dashboard's /health to answer 200")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"dashboard exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:  # noqa: S310 - our loopback URL
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """Call the JSON API with a bearer token; (status, decoded body)."""
+        request = urllib.request.Request(  # noqa: S310 - our loopback URL
+            self.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            method="GET" if body is None else "POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+@dataclass
+class Stack:
+    """Broker topics of this module, the rules service, the dashboard and its users."""
+
+    settings: KafkaSettings
+    rules: ServiceProcess
+    dashboard: DashboardProcess
+    tokens: dict[str, str] = field(default_factory=dict)
+    """Bearer token of each user (user name = role name, the site user is ``site``)."""
+
+    def api(self, path: str, user: str = "data-manager", body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        return self.dashboard.api(path, self.tokens[user], body)
+
+    def findings(self, query: str = "", user: str = "data-manager") -> dict[str, Any]:
+        status, body = self.api(f"/api/findings?limit=1000{'&' if query else ''}{query}", user)
+        assert status == 200, body
+        return dict(body)
+
+    def publish(self, lines: list[bytes]) -> None:
+        run(publish(self.settings, keyed(lines)))
+
+    def wait_until_in_dashboard(self) -> int:
+        """Wait until the rules service consumed everything and the dashboard shows every finding."""
+        run(wait_until_consumed(self.settings, self.rules.check_alive))
+        from tests.integration.kafka_support import findings as committed_findings
+
+        expected = len(run(committed_findings(self.settings)))
+        wait_until(lambda: self.findings()["total"] == expected, f"the dashboard to show {expected} findings")
+        return expected
+
+
+def _users(data_dir: Path) -> dict[str, str]:
+    """Add one user per role (named after it; the site user belongs to GZ-02); their API tokens."""
+    tokens = {}
+    for name, role, site in (("monitor", "monitor", None), ("data-manager", "data-manager", None),
+                             ("site", "site", "GZ-02"), ("auditor", "auditor", None), ("admin", "admin", None)):  # fmt: skip
+        command = [sys.executable, "-m", "services.cli", "users", "add", name, "--role", role, "--data-dir", str(data_dir)]
+        subprocess.run(command + (["--site", site] if site else []), input=f"{PASSWORD}\n".encode(), check=True,
+                       cwd=ROOT, capture_output=True)  # fmt: skip
+        token = subprocess.run([sys.executable, "-m", "services.cli", "users", "token", name, "--data-dir",
+                                str(data_dir)], check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+        tokens[name] = token.stdout.decode().strip().splitlines()[-1]
+    return tokens
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A simulated cohort through the rules service into the dashboard, for one test module."""
+    folder = tmp_path_factory.mktemp("e2e")
+    settings = KafkaSettings(kafka_bootstrap, "NCT06904729", f"e2e-{uuid.uuid4().hex[:10]}")
+    events = folder / "cohort.jsonl"
+    subprocess.run([sys.executable, "-m", "services.cli", "simulate", "--participants", str(COHORT["participants"]),
+                    "--seed", str(COHORT["seed"]), "--out", str(events)], check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+    rules = ServiceProcess(settings, folder / "rules.log").start()
+    dashboard = DashboardProcess(settings, folder / "dashboard", folder / "dashboard.log")
+    tokens = _users(dashboard.data_dir)
+    built = Stack(settings, rules, dashboard, tokens)
+    try:
+        built.publish(events.read_bytes().splitlines())
+        dashboard.start()
+        built.wait_until_in_dashboard()
+        yield built
+    finally:
+        if dashboard.proc is not None:
+            dashboard.stop()
+        rules.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) and page per test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def login(page: Page, stack: Stack, user: str, path: str = "/findings") -> None:
+    """Log in through the form as ``user`` and land on ``path``."""
+    page.goto(stack.dashboard.url + path)
+    page.fill("input[name=name]", user)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
