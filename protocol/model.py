@@ -3,14 +3,15 @@
 A protocol version is: its study arms, its named parameters (each with a source, and an
 ASSUMPTION note where the registry record gives no number), its visit schedule, the order of its
 treatment steps, the facts it derives from a participant's state, and its rules. A rule names its
-stable id, the protocol section it enforces, its DVCAT category and ICH E3 severity, and a
-condition over the facts, written in durable_rules' condition language (``m.sledai_2k < 8``).
+stable id, the protocol section it enforces, its DVCAT category and ICH E3 severity, a
+condition over the facts, written in durable_rules' condition language (``m.sledai_2k < 8``), and
+the parameters its decision depends on (``Protocol.parameters_of`` gives them with their notes).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -124,6 +125,9 @@ class RuleSpec:
         key: with ``OncePer.KEY``, the fact whose value makes a finding distinct.
         for_each: a list fact; one finding per item (the item is its key and evidence).
         item_name: the evidence name of that item.
+        parameters: the ``Parameter.name`` of every protocol parameter the rule's decision depends
+            on: the thresholds its condition compares with and those its facts are derived with
+            (a screening window, a rounding), in that order. Empty when it uses none.
     """
 
     rule_id: str
@@ -138,12 +142,20 @@ class RuleSpec:
     key: str | None = None
     for_each: str | None = None
     item_name: str = "item"
+    parameters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.kind is Kind.DEVIATION) != (self.category is not None and self.severity is not None):
             raise ValueError(f"{self.rule_id}: a deviation has a category and a severity, an alert has neither")
         if (self.once_per is OncePer.KEY) != (self.key is not None or self.for_each is not None):
             raise ValueError(f"{self.rule_id}: once per key needs a key or for_each fact, and only then")
+        if len(set(self.parameters)) != len(self.parameters):
+            raise ValueError(f"{self.rule_id}: a parameter is named twice")
+
+
+def parameter_names(parameters: Iterable[Parameter | str]) -> tuple[str, ...]:
+    """The names of parameters given as ``Parameter`` objects or by name, in order."""
+    return tuple(p if isinstance(p, str) else p.name for p in parameters)
 
 
 def deviation(
@@ -159,16 +171,49 @@ def deviation(
     key: str | None = None,
     for_each: str | None = None,
     item_name: str = "item",
+    parameters: Iterable[Parameter | str] = (),
 ) -> RuleSpec:
-    """Declare a protocol-deviation rule."""
+    """Declare a protocol-deviation rule.
+
+    Args:
+        parameters: the protocol parameters its decision depends on (see ``RuleSpec.parameters``),
+            as ``Parameter`` objects or names.
+    """
     return RuleSpec(
-        rule_id, Kind.DEVIATION, term, reference, when, evidence, once_per, category, severity, key, for_each, item_name
+        rule_id,
+        Kind.DEVIATION,
+        term,
+        reference,
+        when,
+        evidence,
+        once_per,
+        category,
+        severity,
+        key,
+        for_each,
+        item_name,
+        parameter_names(parameters),
     )
 
 
-def alert(rule_id: str, *, reference: str, term: str, when: Any, evidence: tuple[str, ...]) -> RuleSpec:
-    """Declare a safety-alert rule: raised once per triggering event."""
-    return RuleSpec(rule_id, Kind.ALERT, term, reference, when, evidence, OncePer.TRIGGER)
+def alert(
+    rule_id: str,
+    *,
+    reference: str,
+    term: str,
+    when: Any,
+    evidence: tuple[str, ...],
+    parameters: Iterable[Parameter | str] = (),
+) -> RuleSpec:
+    """Declare a safety-alert rule: raised once per triggering event.
+
+    Args:
+        parameters: the protocol parameters its decision depends on (see ``RuleSpec.parameters``),
+            as ``Parameter`` objects or names.
+    """
+    return RuleSpec(
+        rule_id, Kind.ALERT, term, reference, when, evidence, OncePer.TRIGGER, parameters=parameter_names(parameters)
+    )
 
 
 @dataclass(frozen=True)
@@ -185,18 +230,50 @@ class Protocol:
     fact_sources: tuple[FactSource, ...]
     rules: tuple[RuleSpec, ...]
     _by_id: Mapping[str, RuleSpec] = field(init=False, repr=False, compare=False)
+    _parameters_by_name: Mapping[str, Parameter] = field(init=False, repr=False, compare=False)
     _sources_by_type: dict[str, tuple[Derive, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id = {r.rule_id: r for r in self.rules}
         if len(by_id) != len(self.rules):
             raise ValueError(f"{self.study_id} v{self.version}: duplicate rule ids")
+        parameters = {p.name: p for p in self.parameters}
+        if len(parameters) != len(self.parameters):
+            raise ValueError(f"{self.study_id} v{self.version}: duplicate parameter names")
+        for rule in self.rules:
+            if unknown := [name for name in rule.parameters if name not in parameters]:
+                raise ValueError(f"{self.study_id} v{self.version}: {rule.rule_id} names unknown parameters {unknown}")
         object.__setattr__(self, "_by_id", by_id)
+        object.__setattr__(self, "_parameters_by_name", parameters)
         object.__setattr__(self, "_sources_by_type", {})
 
     def rule(self, rule_id: str) -> RuleSpec:
         """The rule with this id."""
         return self._by_id[rule_id]
+
+    def parameter(self, name: str) -> Parameter:
+        """The parameter with this name.
+
+        Raises:
+            KeyError: the protocol has no parameter of that name.
+        """
+        return self._parameters_by_name[name]
+
+    def parameters_of(self, rule_id: str) -> tuple[Parameter, ...]:
+        """The parameters a rule's decision depends on, in the order the rule names them.
+
+        Each carries its value, unit, source and ASSUMPTION note, for showing beside a finding.
+
+        Args:
+            rule_id: a rule of this protocol.
+
+        Returns:
+            The rule's parameters; empty when it uses none.
+
+        Raises:
+            KeyError: the protocol has no rule of that id.
+        """
+        return tuple(self._parameters_by_name[name] for name in self.rule(rule_id).parameters)
 
     def facts(self, state: ParticipantState, event: ParticipantEvent) -> Facts:
         """Every fact the protocol derives for ``event``, given the state before it."""

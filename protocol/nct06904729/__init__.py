@@ -14,7 +14,7 @@ from protocol.nct06904729 import (
     screening,
     treatment,
 )
-from protocol.nct06904729.design import ARMS, SCHEDULE, STEPS, VISIT_SCHEDULE
+from protocol.nct06904729.design import ARM_TARGETS, ARMS, SCHEDULE, STEPS, VISIT_SCHEDULE
 from protocol.nct06904729.parameters import PARAMETERS
 
 PROTOCOL = Protocol(
@@ -22,7 +22,7 @@ PROTOCOL = Protocol(
     version="1.0",
     title="CAR-T cells for refractory/recurrent lupus nephritis in children",
     arms=ARMS,
-    parameters=(*PARAMETERS, VISIT_SCHEDULE),
+    parameters=(*PARAMETERS, ARM_TARGETS, VISIT_SCHEDULE),
     schedule=SCHEDULE,
     steps=STEPS,
     fact_sources=(

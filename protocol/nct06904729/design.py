@@ -9,6 +9,13 @@ ARMS = (
     Arm("high_dose", 1e6, "High-dose CAR-T cells group: approximately 1x1,000,000 cells/kg"),
 )
 TARGET_CELLS_PER_KG = {arm.name: arm.target_cells_per_kg for arm in ARMS}
+ARM_TARGETS = Parameter(
+    "arm_target_cells_per_kg",
+    tuple((arm.name, arm.target_cells_per_kg) for arm in ARMS),
+    "cells/kg",
+    "Study groups and Interventions: low dose approximately 5x100,000 cells/kg, high dose 1x1,000,000 cells/kg",
+)
+"""The arms' target doses as a parameter (the same numbers as ARMS), so a rule can name them."""
 
 STEPS = (
     Step("LeukapheresisPerformed", after="ParticipantEnrolled"),

@@ -11,7 +11,8 @@ from durable.lang import m
 
 from contracts import Category, ParticipantEvent, Severity
 from contracts.participant_events import ParticipantEnrolled
-from protocol.model import Facts, RuleSpec, deviation, facts_on
+from protocol.model import Facts, Parameter, RuleSpec, deviation, facts_on
+from protocol.nct06904729.parameters import EQUIVOCAL_IS_POSITIVE, SCREENING_WINDOW_DAYS
 from protocol.nct06904729.screening import ENROLLED, detected, screening_lab
 from protocol.state import ParticipantState
 
@@ -34,7 +35,9 @@ def exclusion_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
     return facts
 
 
-def _exclusion(number: int, term: str, when: Any, evidence: tuple[str, ...]) -> RuleSpec:
+def _exclusion(
+    number: int, term: str, when: Any, evidence: tuple[str, ...], parameters: tuple[Parameter, ...] = ()
+) -> RuleSpec:
     return deviation(
         f"ELIG-EX{number:02d}",
         category=Category.ELIGIBILITY,
@@ -43,6 +46,7 @@ def _exclusion(number: int, term: str, when: Any, evidence: tuple[str, ...]) -> 
         term=term,
         when=ENROLLED & when,
         evidence=evidence,
+        parameters=parameters,
     )
 
 
@@ -66,6 +70,7 @@ RULES = (
         | (m.hiv_detected == True)
         | (m.syphilis_detected == True),
         tuple(f"{s}_detected" for s in INFECTION_SCREENS),
+        (SCREENING_WINDOW_DAYS, EQUIVOCAL_IS_POSITIVE),
     ),
     _history(7, "malignancy_within_5y", "Enrolled with a malignancy diagnosed in the last five years"),
     _history(

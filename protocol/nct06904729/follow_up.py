@@ -14,7 +14,7 @@ from durable.lang import m
 from contracts import Category, ParticipantEvent, Severity
 from contracts.participant_events import FollowUpVisitCompleted
 from protocol.model import Facts, OncePer, deviation, facts_on
-from protocol.nct06904729.design import SCHEDULE, SCHEDULE_BY_CODE
+from protocol.nct06904729.design import SCHEDULE, SCHEDULE_BY_CODE, VISIT_SCHEDULE
 from protocol.state import ParticipantState
 
 
@@ -61,6 +61,7 @@ RULES = (
         evidence=("visit", "visit_day", "visit_window", "infused_on"),
         once_per=OncePer.KEY,
         key="visit",
+        parameters=(VISIT_SCHEDULE,),
     ),
     deviation(
         "VISIT-02",
@@ -73,5 +74,6 @@ RULES = (
         once_per=OncePer.KEY,
         for_each="missed_visits",
         item_name="visit",
+        parameters=(VISIT_SCHEDULE,),
     ),
 )

@@ -15,7 +15,7 @@ from durable.lang import m
 from contracts import Category, ParticipantEvent, Severity
 from contracts.participant_events import ParticipantEnrolled
 from protocol.clinical import age_in_years, ana_titre, is_positive, schwartz_egfr, uln_multiple
-from protocol.model import Facts, RuleSpec, deviation, facts_on
+from protocol.model import Facts, Parameter, RuleSpec, deviation, facts_on
 from protocol.nct06904729 import parameters as p
 from protocol.nct06904729.informed_consent import consent_complete_at
 from protocol.nct06904729.screening import ENROLLED, latest_in_window, numeric, screening_lab
@@ -125,7 +125,14 @@ def _organ_function(state: ParticipantState, at: dt.datetime) -> Facts:
     return facts
 
 
-def _eligibility(rule_id: str, reference: str, term: str, when: Any, evidence: tuple[str, ...]) -> RuleSpec:
+def _eligibility(
+    rule_id: str,
+    reference: str,
+    term: str,
+    when: Any,
+    evidence: tuple[str, ...],
+    parameters: tuple[Parameter, ...],
+) -> RuleSpec:
     return deviation(
         rule_id,
         category=Category.ELIGIBILITY,
@@ -134,7 +141,12 @@ def _eligibility(rule_id: str, reference: str, term: str, when: Any, evidence: t
         term=term,
         when=ENROLLED & when,
         evidence=evidence,
+        parameters=parameters,
     )
+
+
+CONSENT_DATE = (p.AGE_OF_CONSENT,)
+"""What ``consent_date`` depends on: under the age of consent, consent is complete at the guardian's signature."""
 
 
 ORGAN_FUNCTION_EVIDENCE = (
@@ -159,6 +171,7 @@ RULES = (
         "Enrolled outside the age range 6-18 years (age at consent)",
         (m.age_at_consent < p.AGE_MIN.value) | (m.age_at_consent > p.AGE_MAX.value),
         ("age_at_consent", "consent_date"),
+        (p.AGE_MIN, p.AGE_MAX, *CONSENT_DATE),
     ),
     _eligibility(
         "ELIG-IN02",
@@ -166,6 +179,7 @@ RULES = (
         "Enrolled without SLE by the 2019 EULAR/ACR classification criteria",
         (m.ana_entry_met == False) | (m.eular_acr_score < p.EULAR_ACR_MIN_SCORE.value),
         ("ana_entry_met", "eular_acr_score"),
+        (p.EULAR_ACR_MIN_SCORE,),
     ),
     _eligibility(
         "ELIG-IN03",
@@ -173,6 +187,7 @@ RULES = (
         "Enrolled without active class III or IV lupus nephritis on a biopsy within 6 months before screening",
         (m.biopsy_active_class_iii_or_iv == False) | (m.biopsy_in_window == False),
         ("biopsy_class", "biopsy_active_lesions", "biopsy_date", "biopsy_in_window", "consent_date"),
+        (p.BIOPSY_MAX_DAYS_BEFORE_CONSENT, *CONSENT_DATE),
     ),
     _eligibility(
         "ELIG-IN04",
@@ -180,6 +195,7 @@ RULES = (
         "Enrolled with a SLEDAI-2K score below 8",
         m.sledai_2k < p.SLEDAI_MIN.value,
         ("sledai_2k",),
+        (p.SLEDAI_MIN, p.SCREENING_WINDOW_DAYS),
     ),
     _eligibility(
         "ELIG-IN05",
@@ -197,6 +213,7 @@ RULES = (
             "relapse_after_remission",
             "proteinuria_in_remission",
         ),
+        (p.IMMUNOSUPPRESSANTS_MIN, p.REFRACTORY_MIN_DAYS),
     ),
     _eligibility(
         "ELIG-IN06",
@@ -204,6 +221,7 @@ RULES = (
         "Enrolled without CD19-positive peripheral B cells by flow cytometry",
         m.cd19_positive == False,
         ("cd19_result",),
+        (p.SCREENING_WINDOW_DAYS, p.EQUIVOCAL_IS_POSITIVE),
     ),
     deviation(
         "ELIG-IN08",
@@ -213,6 +231,7 @@ RULES = (
         term="Enrolled without informed consent by the participant and, under 18, a guardian",
         when=ENROLLED & (m.consent_complete_at_enrollment == False),
         evidence=("signed", "age_at_consent"),
+        parameters=(p.AGE_OF_CONSENT,),
     ),
     _eligibility(
         "ELIG-IN09",
@@ -231,6 +250,21 @@ RULES = (
         | (m.inr_uln_multiple > p.COAGULATION_MAX_ULN.value)
         | (m.pt_uln_multiple > p.COAGULATION_MAX_ULN.value),
         ORGAN_FUNCTION_EVIDENCE,
+        (
+            p.LYMPHOCYTES_MIN,
+            p.WBC_MIN,
+            p.NEUTROPHILS_MIN,
+            p.HEMOGLOBIN_MIN,
+            p.TRANSAMINASE_MAX_ULN,
+            p.BILIRUBIN_MAX_ULN,
+            p.BILIRUBIN_MAX_ULN_GILBERT,
+            p.EGFR_MIN,
+            p.COAGULATION_MAX_ULN,
+            p.GCSF_FREE_DAYS,
+            p.INR_DEFAULT_ULN,
+            p.SCREENING_WINDOW_DAYS,
+            p.FACT_DECIMALS,
+        ),
     ),
     _eligibility(
         "ELIG-IN10",
@@ -238,6 +272,7 @@ RULES = (
         "Enrolled with an ANA titre below 1:80",
         m.ana_titre < p.ANA_MIN_TITRE.value,
         ("ana_titre",),
+        (p.ANA_MIN_TITRE, p.SCREENING_WINDOW_DAYS),
     ),
     _eligibility(
         "ELIG-IN11",
@@ -245,5 +280,6 @@ RULES = (
         "Enrolled with an ECOG performance status above 2",
         m.ecog > p.ECOG_MAX.value,
         ("ecog",),
+        (p.ECOG_MAX, p.SCREENING_WINDOW_DAYS),
     ),
 )

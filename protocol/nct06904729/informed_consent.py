@@ -80,6 +80,7 @@ RULES = (
         term="Study procedure performed before informed consent was complete",
         when=m.consent_complete == False,
         evidence=("procedure", "procedure_at", "consent_complete_at", "signed"),
+        parameters=(AGE_OF_CONSENT,),
     ),
     deviation(
         "CONSENT-02",

@@ -6,6 +6,7 @@ docs/clinical-reference.md.
 
 from __future__ import annotations
 
+from protocol.clinical import EQUIVOCAL_COUNTS_AS_POSITIVE
 from protocol.model import Parameter
 
 AGE_MIN = Parameter("age_min", 6, "years", "Inclusion 1: 6-18 years, both ends included")
@@ -70,7 +71,7 @@ INFUSION_DAYS_AFTER_LYMPHODEPLETION = Parameter(
 )
 EQUIVOCAL_IS_POSITIVE = Parameter(
     "equivocal_is_positive",
-    True,
+    EQUIVOCAL_COUNTS_AS_POSITIVE,  # the value clinical.is_positive decides with
     "",
     "clinical.md (none)",
     assumption="an equivocal infection or CD19 screen is not a negative one: it counts as positive",

@@ -19,7 +19,7 @@ from contracts.participant_events import ParticipantEnrolled, ScreeningLabResult
 from contracts.units import to_canonical
 from protocol.clinical import is_positive
 from protocol.model import Facts, deviation, facts_on
-from protocol.nct06904729.parameters import SCREENING_WINDOW_DAYS
+from protocol.nct06904729.parameters import EQUIVOCAL_IS_POSITIVE, SCREENING_WINDOW_DAYS
 from protocol.state import ParticipantState
 
 ENROLLED = m.event_type == "ParticipantEnrolled"
@@ -145,5 +145,7 @@ RULES = (
         term="Enrolled while a required screening assessment was absent or older than the screening window",
         when=ENROLLED & (m.missing_or_outdated > 0),
         evidence=("missing", "outdated", "screening_window_days"),
+        # the window decides what counts; a detected hepatitis screen requires its HBV DNA or HCV RNA
+        parameters=(SCREENING_WINDOW_DAYS, EQUIVOCAL_IS_POSITIVE),
     ),
 )

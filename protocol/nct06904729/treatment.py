@@ -12,7 +12,7 @@ from contracts.participant_events import CarTInfused, ParticipantEnrolled, Relap
 from protocol.clinical import cells_per_kg
 from protocol.model import Facts, OncePer, deviation, facts_on
 from protocol.nct06904729 import parameters as p
-from protocol.nct06904729.design import STEPS, TARGET_CELLS_PER_KG
+from protocol.nct06904729.design import ARM_TARGETS, STEPS, TARGET_CELLS_PER_KG
 from protocol.nct06904729.screening import ENROLLED
 from protocol.state import ParticipantState
 
@@ -115,6 +115,7 @@ RULES = (
         | (m.days_after_lymphodepletion > p.INFUSION_DAYS_AFTER_LYMPHODEPLETION.value[1]),
         evidence=("days_after_lymphodepletion", "lymphodepletion_at", "step_at"),
         once_per=OncePer.TRIGGER,
+        parameters=(p.INFUSION_DAYS_AFTER_LYMPHODEPLETION,),
     ),
     deviation(
         "DOSE-01",
@@ -125,5 +126,6 @@ RULES = (
         when=(m.dose_ratio < LOW_DOSE_RATIO) | (m.dose_ratio > HIGH_DOSE_RATIO),
         evidence=("arm", "cells_per_kg", "target_cells_per_kg", "dose_ratio"),
         once_per=OncePer.TRIGGER,
+        parameters=(p.DOSE_TOLERANCE, ARM_TARGETS, p.FACT_DECIMALS),
     ),
 )
