@@ -1,4 +1,5 @@
-# TrialGuard Python services (rules service, CLI). Used by docker-compose.yml (`build: .`).
+# TrialGuard Python services (rules service, dashboard, simulator, CLI). Used by docker-compose.yml
+# (`build: .`): the package and its dependencies (FastAPI, uvicorn, matplotlib...) are all installed.
 #
 #   docker build -t trialguard .
 #
@@ -28,7 +29,11 @@ RUN pip install --no-cache-dir .
 
 RUN groupadd --system --gid 10001 trialguard \
     && useradd --system --uid 10001 --gid trialguard --create-home \
-        --home-dir /home/trialguard --shell /usr/sbin/nologin trialguard
+        --home-dir /home/trialguard --shell /usr/sbin/nologin trialguard \
+    && install -d -m 700 -o trialguard -g trialguard /var/lib/trialguard /var/lib/trialguard/dashboard
+# The dashboard's data (read model, users, session key) lives in /var/lib/trialguard/dashboard: a
+# named volume mounted there (docker-compose.yml) starts as a copy of this folder, owned by the
+# trialguard user, so the dashboard can write to it.
 
 USER trialguard
 

@@ -47,10 +47,10 @@ test: lint ## the whole suite: lint, type-check, unit and integration (starts it
 	scripts/kafka.sh fetch
 	$(BIN)/pytest
 
-demo: setup ## Kafka + rules service + the example events; prints the deviations raised
+demo: setup ## Kafka, rules service, dashboard, a cohort simulated live; prints the URL and the login
 	scripts/demo.sh
 
-demo-stop: ## stop what `make demo` started
+demo-stop: ## stop what `make demo` started: simulator, dashboard, rules service, Kafka
 	scripts/demo.sh stop
 
 bench: setup ## replay benchmark: 1M simulated events, full pipeline vs parse-only, peak memory
