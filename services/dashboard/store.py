@@ -22,7 +22,15 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from contracts import ContractError, DeviationRaised, FindingReviewed, ReviewStatus, SafetyAlertRaised, parse_event
+from contracts import (
+    ContractError,
+    DeviationRaised,
+    FindingReviewed,
+    ReviewAction,
+    ReviewStatus,
+    SafetyAlertRaised,
+    parse_event,
+)
 from contracts.reviews import ReviewTransitionError, check_transition
 from events import Topics
 
@@ -328,7 +336,7 @@ class ReadModel:
         ).fetchall()
         for review in reviews:
             try:
-                after = check_transition(status, review["action"])
+                after = check_transition(status, ReviewAction(review["action"]))
             except ReviewTransitionError as refused:
                 # Two people acted at once: the later review stays in the history, marked as not applied.
                 db.execute("UPDATE reviews SET outcome=? WHERE review_id=?", (str(refused), review["review_id"]))

@@ -33,9 +33,15 @@ from tests.processes import ROOT, ServiceProcess, free_port
 
 CHROMIUM = os.environ.get("TRIALGUARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(os.environ.get("TRIALGUARD_SCREENSHOTS", ROOT / ".cache" / "screenshots"))
 COHORT = {"participants": 40, "seed": 11}
 PASSWORD = "correct horse battery"
@@ -77,11 +83,27 @@ class DashboardProcess:
     def start(self) -> DashboardProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "dashboard", "serve",
-                 "--bootstrap-servers", self.settings.bootstrap_servers, "--study", self.settings.study_id,
-                 "--namespace", self.settings.namespace, "--port", str(self.port), "--data-dir", str(self.data_dir)],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "dashboard",
+                    "serve",
+                    "--bootstrap-servers",
+                    self.settings.bootstrap_servers,
+                    "--study",
+                    self.settings.study_id,
+                    "--namespace",
+                    self.settings.namespace,
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_until(self._healthy, "the dashboard's /health to answer 200")
         return self
 
@@ -89,7 +111,7 @@ class DashboardProcess:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"dashboard exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:  # noqa: S310 - our loopback URL
+            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
@@ -105,14 +127,14 @@ class DashboardProcess:
 
     def api(self, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """Call the JSON API with a bearer token; (status, decoded body)."""
-        request = urllib.request.Request(  # noqa: S310 - our loopback URL
+        request = urllib.request.Request(
             self.url + path,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             method="GET" if body is None else "POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -152,13 +174,38 @@ class Stack:
 def _users(data_dir: Path) -> dict[str, str]:
     """Add one user per role (named after it; the site user belongs to GZ-02); their API tokens."""
     tokens = {}
-    for name, role, site in (("monitor", "monitor", None), ("data-manager", "data-manager", None),
-                             ("site", "site", "GZ-02"), ("auditor", "auditor", None), ("admin", "admin", None)):  # fmt: skip
-        command = [sys.executable, "-m", "services.cli", "users", "add", name, "--role", role, "--data-dir", str(data_dir)]
-        subprocess.run(command + (["--site", site] if site else []), input=f"{PASSWORD}\n".encode(), check=True,
-                       cwd=ROOT, capture_output=True)  # fmt: skip
-        token = subprocess.run([sys.executable, "-m", "services.cli", "users", "token", name, "--data-dir",
-                                str(data_dir)], check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+    for name, role, site in (
+        ("monitor", "monitor", None),
+        ("data-manager", "data-manager", None),
+        ("site", "site", "GZ-02"),
+        ("auditor", "auditor", None),
+        ("admin", "admin", None),
+    ):
+        command = [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "users",
+            "add",
+            name,
+            "--role",
+            role,
+            "--data-dir",
+            str(data_dir),
+        ]
+        subprocess.run(
+            command + (["--site", site] if site else []),
+            input=f"{PASSWORD}\n".encode(),
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
+        token = subprocess.run(
+            [sys.executable, "-m", "services.cli", "users", "token", name, "--data-dir", str(data_dir)],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
         tokens[name] = token.stdout.decode().strip().splitlines()[-1]
     return tokens
 
@@ -169,8 +216,23 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     folder = tmp_path_factory.mktemp("e2e")
     settings = KafkaSettings(kafka_bootstrap, "NCT06904729", f"e2e-{uuid.uuid4().hex[:10]}")
     events = folder / "cohort.jsonl"
-    subprocess.run([sys.executable, "-m", "services.cli", "simulate", "--participants", str(COHORT["participants"]),
-                    "--seed", str(COHORT["seed"]), "--out", str(events)], check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "simulate",
+            "--participants",
+            str(COHORT["participants"]),
+            "--seed",
+            str(COHORT["seed"]),
+            "--out",
+            str(events),
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     rules = ServiceProcess(settings, folder / "rules.log").start()
     dashboard = DashboardProcess(settings, folder / "dashboard", folder / "dashboard.log")
     tokens = _users(dashboard.data_dir)

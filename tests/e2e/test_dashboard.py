@@ -19,7 +19,7 @@ from tests.e2e.conftest import Stack, login, run, screenshot, wait_until
 pytestmark = pytest.mark.e2e
 
 HOSTILE_SITE = "<script>window.__pwned = 1</script>"
-HOSTILE_EVIDENCE = "<img src=x onerror=\"window.__pwned = 2\">"
+HOSTILE_EVIDENCE = '<img src=x onerror="window.__pwned = 2">'
 HOSTILE_DEAD_LETTER = b"<script>window.__pwned = 3</script>"
 
 
@@ -47,12 +47,17 @@ def test_a_finding_raised_after_the_page_opened_appears_without_a_reload(stack: 
     page.evaluate("window.__same_page = true")
     someone = stack.findings("site=GZ-01")["items"][0]
     serious = {
-        "event_id": str(uuid.uuid4()), "event_type": "AdverseEventReported", "schema_version": 1,
-        "study_id": "NCT06904729", "site_id": someone["site_id"], "participant_id": someone["participant_id"],
-        "occurred_at": "2026-02-01T09:00:00+08:00", "recorded_at": "2026-02-01T10:00:00+08:00",
+        "event_id": str(uuid.uuid4()),
+        "event_type": "AdverseEventReported",
+        "schema_version": 1,
+        "study_id": "NCT06904729",
+        "site_id": someone["site_id"],
+        "participant_id": someone["participant_id"],
+        "occurred_at": "2026-02-01T09:00:00+08:00",
+        "recorded_at": "2026-02-01T10:00:00+08:00",
         "source": {"system": "edc.gz01", "actor": "crc-01"},
         "payload": {"term": "Pneumonia", "ctcae_grade": 3, "serious": True},
-    }  # fmt: skip
+    }
     stack.publish([json.dumps(serious).encode()])
     new_row = page.locator(f"tr.new[data-rule='SAFETY-SAE'] >> text={someone['participant_id']}")
     expect(new_row.first).to_be_visible()
@@ -72,7 +77,8 @@ def test_filtering_by_rule_shows_only_that_rule_and_the_counts_follow(stack: Sta
     page.click("[data-testid=filters] button[type=submit]")
     page.wait_for_url(lambda url: f"rule={rule}" in url)
     rules_shown = page.locator("#finding-rows tr").evaluate_all("rows => rows.map(r => r.dataset.rule)")
-    assert rules_shown and set(rules_shown) == {rule}
+    assert rules_shown
+    assert set(rules_shown) == {rule}
     assert len(rules_shown) == count
     expect(page.locator("[data-testid=total]")).to_have_text(str(count))
     summary_cells = page.locator("[data-testid=summary] tbody td[data-status]").all_inner_texts()
@@ -90,7 +96,11 @@ def test_an_acknowledgement_survives_a_restart_and_a_deleted_database(stack: Sta
 
     stack.dashboard.stop()
     read_model = stack.dashboard.data_dir / "read-model.sqlite3"
-    for path in (read_model, read_model.with_name(read_model.name + "-wal"), read_model.with_name(read_model.name + "-shm")):
+    for path in (
+        read_model,
+        read_model.with_name(read_model.name + "-wal"),
+        read_model.with_name(read_model.name + "-shm"),
+    ):
         path.unlink(missing_ok=True)
     stack.dashboard.start()
     assert read_model.exists(), "the read model is rebuilt from the topics"
@@ -112,13 +122,21 @@ def test_a_monitor_cannot_resolve_and_an_auditor_cannot_acknowledge(stack: Stack
     buttons = page.locator("[data-testid=review-form] button[data-action]").evaluate_all(
         "buttons => buttons.map(b => b.dataset.action)"
     )
-    assert "acknowledge" in buttons and "resolve" not in buttons and "close" not in buttons
+    assert "acknowledge" in buttons
+    assert "resolve" not in buttons
+    assert "close" not in buttons
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
-    refused = page.request.post(stack.dashboard.url + path + "/reviews", form={
-        "csrf": csrf or "", "action": "resolve", "reason": "looks fine"}, max_redirects=0)  # fmt: skip
+    refused = page.request.post(
+        stack.dashboard.url + path + "/reviews",
+        form={"csrf": csrf or "", "action": "resolve", "reason": "looks fine"},
+        max_redirects=0,
+    )
     assert refused.status == 403
-    status, body = stack.api(path.replace("/findings", "/api/findings") + "/reviews", "monitor",
-                             {"action": "resolve", "reason": "looks fine"})  # fmt: skip
+    status, body = stack.api(
+        path.replace("/findings", "/api/findings") + "/reviews",
+        "monitor",
+        {"action": "resolve", "reason": "looks fine"},
+    )
     assert status == 403, body
 
     page.context.clear_cookies()
@@ -126,11 +144,13 @@ def test_a_monitor_cannot_resolve_and_an_auditor_cannot_acknowledge(stack: Stack
     expect(page.locator("[data-testid=no-actions]")).to_be_visible()
     expect(page.locator("[data-testid=history]")).to_be_visible()
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
-    refused = page.request.post(stack.dashboard.url + path + "/reviews", form={
-        "csrf": csrf or "", "action": "acknowledge"}, max_redirects=0)  # fmt: skip
+    refused = page.request.post(
+        stack.dashboard.url + path + "/reviews", form={"csrf": csrf or "", "action": "acknowledge"}, max_redirects=0
+    )
     assert refused.status == 403
-    status, body = stack.api(path.replace("/findings", "/api/findings") + "/reviews", "auditor",
-                             {"action": "acknowledge"})  # fmt: skip
+    status, body = stack.api(
+        path.replace("/findings", "/api/findings") + "/reviews", "auditor", {"action": "acknowledge"}
+    )
     assert status == 403, body
     assert stack.api(f"/api/findings/{finding['finding_id']}")[1]["status"] == "open"
     screenshot(page, "finding-auditor")
@@ -139,14 +159,17 @@ def test_a_monitor_cannot_resolve_and_an_auditor_cannot_acknowledge(stack: Stack
 def test_a_site_user_sees_only_their_site(stack: Stack, page: Page) -> None:
     mine = stack.findings("site=GZ-02")["total"]
     others = stack.findings("site=GZ-01")["items"]
-    assert mine and others
+    assert mine
+    assert others
     login(page, stack, "site")
     sites = page.locator("#finding-rows tr td:nth-child(2)").all_inner_texts()
-    assert sites and set(sites) == {"GZ-02"}
+    assert sites
+    assert set(sites) == {"GZ-02"}
     expect(page.locator("[data-testid=total]")).to_have_text(str(mine))
     assert stack.findings(user="site")["total"] == mine
     response = page.goto(stack.dashboard.url + f"/findings/{others[0]['finding_id']}")
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     assert stack.api(f"/api/findings/{others[0]['finding_id']}", "site")[0] == 404
     screenshot(page, "findings-site-user")
 
@@ -156,13 +179,22 @@ async def _publish_hostile(stack: Stack) -> str:
     would write it), and hostile bytes on participant-events (the rules service dead-letters them)."""
     finding_id = str(uuid.uuid4())
     finding = {
-        "event_type": "DeviationRaised", "schema_version": 1, "deviation_id": finding_id,
-        "study_id": "NCT06904729", "site_id": HOSTILE_SITE, "participant_id": "P-HOSTILE", "rule_id": "SEQ-02",
-        "protocol_version": "1.0", "category": "STUDY PROCEDURE", "severity": "important",
-        "term": "<b>bold?</b> " + HOSTILE_SITE, "protocol_reference": "Design",
-        "occurred_at": "2026-03-01T08:00:00+08:00", "trigger_event_ids": [str(uuid.uuid4())],
+        "event_type": "DeviationRaised",
+        "schema_version": 1,
+        "deviation_id": finding_id,
+        "study_id": "NCT06904729",
+        "site_id": HOSTILE_SITE,
+        "participant_id": "P-HOSTILE",
+        "rule_id": "SEQ-02",
+        "protocol_version": "1.0",
+        "category": "STUDY PROCEDURE",
+        "severity": "important",
+        "term": "<b>bold?</b> " + HOSTILE_SITE,
+        "protocol_reference": "Design",
+        "occurred_at": "2026-03-01T08:00:00+08:00",
+        "trigger_event_ids": [str(uuid.uuid4())],
         "evidence": {"note": HOSTILE_EVIDENCE},
-    }  # fmt: skip
+    }
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.bootstrap_servers, acks="all")
     await producer.start()
     try:
@@ -184,8 +216,13 @@ def test_script_in_a_site_id_or_a_dead_letter_renders_as_text(stack: Stack, page
     response = page.goto(stack.dashboard.url + "/operations")
     assert response is not None
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    wait_until(lambda: page.reload() and HOSTILE_DEAD_LETTER.decode() in page.locator(
-        "[data-testid=dead-letters] pre").all_inner_texts(), "the dead letter on the operations page")  # fmt: skip
+    wait_until(
+        lambda: (
+            page.reload()
+            and HOSTILE_DEAD_LETTER.decode() in page.locator("[data-testid=dead-letters] pre").all_inner_texts()
+        ),
+        "the dead letter on the operations page",
+    )
     assert page.evaluate("window.__pwned") is None, "no data ever ran as script"
     screenshot(page, "operations-hostile")
 
@@ -200,5 +237,6 @@ def test_the_participant_timeline_is_an_svg_with_one_marker_per_finding(stack: S
     markers = svg.locator("g[id^='finding-']").evaluate_all("gs => gs.map(g => g.id)")
     assert len(markers) == expected == len(set(markers))
     status, timeline = stack.api(f"/api/participants/{participant}/timeline")
-    assert status == 200 and {f"finding-{f['finding_id']}" for f in timeline["findings"]} == set(markers)
+    assert status == 200
+    assert {f"finding-{f['finding_id']}" for f in timeline["findings"]} == set(markers)
     screenshot(page, "participant-timeline")
