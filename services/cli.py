@@ -20,9 +20,9 @@ from contracts import ContractError, parse_event
 from contracts import schemas as contract_schemas
 from protocol.registry import UnknownStudyError, protocol_for
 from services import asyncapi
+from services.http import serve_http
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
-from services.metrics import serve_http
 from services.replay import run as run_replay
 from services.rules import ConfigurationError, RulesService, rules_group_id
 
@@ -91,14 +91,14 @@ async def _serve(args: argparse.Namespace) -> int:
     http = None
     if args.http_port >= 0:
         try:
-            http = await serve_http(args.http_port, service.metrics, lambda: service.status, args.http_host)
+            http = await serve_http(args.http_port, service.metrics.registry, lambda: service.status, args.http_host)
         except OSError as e:
             raise ConfigurationError(f"cannot serve HTTP on {args.http_host}:{args.http_port}: {e.strerror}") from None
     try:
         await service.run(stop)
     finally:
         if http is not None:
-            http.close()
+            await http.stop()
     return 0
 
 

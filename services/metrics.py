@@ -1,31 +1,40 @@
-"""Health and Prometheus metrics of the rules service, served over plain HTTP (loopback by default).
+"""Prometheus metrics of the rules service, exposed through ``prometheus_client``.
 
-    GET /health    200 {"status": "ready"} once every assigned partition is open, else 503 with
-                   {"status": "waiting_for_broker"} or {"status": "restoring"}
-    GET /metrics   Prometheus text format 0.0.4
-
-A few lines of asyncio instead of a web framework: two read-only endpoints on a loopback port.
+The service mutates plain counters on ``Metrics`` (``batch_committed``, ``restored``,
+``transactions_failed += 1``, ``lag = {...}``); a collector on the instance's own
+``CollectorRegistry`` turns the current values into metric families at each scrape. Several
+services run in one test process, so nothing here touches prometheus_client's global registry,
+and custom families carry no ``_created`` series. ``services.http`` serves the registry.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-import structlog
-
-log = structlog.get_logger("trialguard.metrics")
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Seconds: batch latency from the first record handled to the transaction committed."""
 
 
+def _never_ready() -> bool:
+    return False
+
+
 @dataclass
 class Metrics:
-    """Counters of one rules service process. consumed = processed + dead_lettered, always."""
+    """Counters of one rules service process. consumed = processed + dead_lettered, always.
+
+    Attributes:
+        ready: whether every assigned partition is open; the service that owns these metrics
+            binds it to its own status (``trialguard_ready``).
+        registry: the registry to expose (``generate_latest(metrics.registry)``), this
+            instance's own.
+    """
 
     consumed: int = 0
     processed: int = 0
@@ -39,6 +48,12 @@ class Metrics:
     restore_seconds: float = 0.0
     transactions_failed: int = 0
     partitions_reopened: int = 0
+    ready: Callable[[], bool] = field(default=_never_ready, repr=False, compare=False)
+    registry: CollectorRegistry = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Families(self))
 
     def batch_committed(self, processed: int, dead_lettered: int, rule_ids: Iterable[str], seconds: float) -> None:
         self.consumed += processed + dead_lettered
@@ -63,74 +78,53 @@ class Metrics:
             "findings": sum(self.findings_by_rule.values()),
         }
 
-    def render(self, ready: bool) -> str:
-        """The Prometheus text exposition of every metric."""
-        lines: list[str] = []
 
-        def metric(name: str, kind: str, help_: str, samples: Iterable[tuple[str, float]]) -> None:
-            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} {kind}"])
-            lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+class _Families(Collector):
+    """The metric families of one ``Metrics``, built from its values at each collect."""
 
-        metric("trialguard_ready", "gauge", "1 once every assigned partition is restored", [("", int(ready))])
-        metric("trialguard_events_consumed_total", "counter", "Records consumed from participant-events",
-               [("", self.consumed)])  # fmt: skip
-        metric(
-            "trialguard_events_processed_total", "counter", "Events processed by the protocol", [("", self.processed)]
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        yield GaugeMetricFamily("trialguard_ready", "1 once every assigned partition is restored", int(m.ready()))
+        yield CounterMetricFamily(
+            "trialguard_events_consumed_total", "Records consumed from participant-events", m.consumed
         )
-        metric("trialguard_events_dead_lettered_total", "counter", "Records sent to the dead-letter topic",
-               [("", self.dead_lettered)])  # fmt: skip
-        metric("trialguard_findings_total", "counter", "Deviations and alerts raised, by rule id",
-               [(f'{{rule_id="{rule}"}}', n) for rule, n in sorted(self.findings_by_rule.items())])  # fmt: skip
-        metric("trialguard_consumer_lag", "gauge", "Records not yet consumed, by input partition",
-               [(f'{{partition="{p}"}}', n) for p, n in sorted(self.lag.items())])  # fmt: skip
-        cumulative = [(f'{{le="{bound}"}}', n) for bound, n in zip(LATENCY_BUCKETS, self.latency_buckets, strict=True)]
-        lines.extend(["# HELP trialguard_batch_seconds Seconds from a batch's first record to its commit",
-                      "# TYPE trialguard_batch_seconds histogram"])  # fmt: skip
-        lines.extend(f"trialguard_batch_seconds_bucket{labels} {n}" for labels, n in cumulative)
-        lines.append(f'trialguard_batch_seconds_bucket{{le="+Inf"}} {self.latency_count}')
-        lines.append(f"trialguard_batch_seconds_sum {self.latency_sum:g}")
-        lines.append(f"trialguard_batch_seconds_count {self.latency_count}")
-        metric("trialguard_snapshots_restored_total", "counter", "Snapshot records read to restore state",
-               [("", self.snapshots_restored)])  # fmt: skip
-        metric("trialguard_transactions_failed_total", "counter",
-               "Partition transactions lost (fenced, commit failed, broker gone) and the partition re-opened",
-               [("", self.transactions_failed)])  # fmt: skip
-        metric("trialguard_partitions_reopened_total", "counter",
-               "Partitions re-opened after a failed transaction or take-over",
-               [("", self.partitions_reopened)])  # fmt: skip
-        return "\n".join(lines) + "\n"
-
-
-async def serve_http(port: int, metrics: Metrics, status: Callable[[], str], host: str = "127.0.0.1") -> asyncio.Server:
-    """Serve /health and /metrics on ``host``:``port`` (0 picks a free port). Loopback unless
-    told otherwise (a container publishing the port needs 0.0.0.0)."""
-
-    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass  # headers: nothing here needs them
-            parts = request.split()
-            path = parts[1].decode() if len(parts) > 1 else ""
-            if path == "/health":
-                now = status()
-                code = "200 OK" if now == "ready" else "503 Service Unavailable"
-                body = json.dumps({"status": now}).encode()
-                kind = "application/json"
-            elif path == "/metrics":
-                code, body, kind = "200 OK", metrics.render(status() == "ready").encode(), "text/plain; version=0.0.4"
-            else:
-                code, body, kind = "404 Not Found", b"not found: try /health or /metrics\n", "text/plain"
-            head = (
-                f"HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(respond, host, port)
-    log.info("http_listening", address=f"{host}:{server.sockets[0].getsockname()[1]}")
-    return server
+        yield CounterMetricFamily("trialguard_events_processed_total", "Events processed by the protocol", m.processed)
+        yield CounterMetricFamily(
+            "trialguard_events_dead_lettered_total", "Records sent to the dead-letter topic", m.dead_lettered
+        )
+        findings = CounterMetricFamily(
+            "trialguard_findings_total", "Deviations and alerts raised, by rule id", labels=["rule_id"]
+        )
+        for rule, n in sorted(m.findings_by_rule.items()):
+            findings.add_metric([rule], n)
+        yield findings
+        lag = GaugeMetricFamily(
+            "trialguard_consumer_lag", "Records not yet consumed, by input partition", labels=["partition"]
+        )
+        for partition, n in sorted(m.lag.items()):
+            lag.add_metric([str(partition)], n)
+        yield lag
+        # Bucket counts are already cumulative (batch_committed counts every bound >= seconds).
+        buckets = [(str(bound), n) for bound, n in zip(LATENCY_BUCKETS, m.latency_buckets, strict=True)]
+        yield HistogramMetricFamily(
+            "trialguard_batch_seconds",
+            "Seconds from a batch's first record to its commit",
+            buckets=[*buckets, ("+Inf", m.latency_count)],
+            sum_value=m.latency_sum,
+        )
+        yield CounterMetricFamily(
+            "trialguard_snapshots_restored_total", "Snapshot records read to restore state", m.snapshots_restored
+        )
+        yield CounterMetricFamily(
+            "trialguard_transactions_failed_total",
+            "Partition transactions lost (fenced, commit failed, broker gone) and the partition re-opened",
+            m.transactions_failed,
+        )
+        yield CounterMetricFamily(
+            "trialguard_partitions_reopened_total",
+            "Partitions re-opened after a failed transaction or take-over",
+            m.partitions_reopened,
+        )

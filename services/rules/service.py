@@ -73,7 +73,8 @@ class RulesService:
         settings: broker and study.
         protocol: the protocol version in force.
         max_batch: records per transaction at most.
-        metrics: where counts, lag and latency go (a fresh set by default).
+        metrics: where counts, lag and latency go (a fresh set by default); its
+            ``trialguard_ready`` follows this service's ``ready``.
         session_timeout_ms: how long a dead instance holds its partitions before the group
             moves them on.
     """
@@ -93,6 +94,7 @@ class RulesService:
         self.group_id = rules_group_id(settings)
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
+        self.metrics.ready = lambda: self.ready
         self.session_timeout_ms = session_timeout_ms
         self.handler = RecordHandler(settings, protocol)
         self.partitions: dict[TopicPartition, OwnedPartition] = {}
