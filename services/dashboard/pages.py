@@ -110,7 +110,10 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
     actions = [
         a for a in ReviewAction if status in ALLOWED_FROM[a] and may_review(user, Action(a.value), found["site_id"])
     ]
-    parameters = protocol.parameters_of(found["rule_id"]) if hasattr(protocol, "parameters_of") else ()
+    try:
+        parameters = protocol.parameters_of(found["rule_id"])
+    except KeyError:  # a rule id this protocol version does not define (a hostile or foreign finding)
+        parameters = ()
     return render(
         request,
         user,

@@ -208,7 +208,10 @@ def distinct(db: sqlite3.Connection, column: str, site_scope: str | None) -> lis
 
 def finding(db: sqlite3.Connection, finding_id: str) -> dict[str, Any] | None:
     """Every field of one finding, with its full body and its review history."""
-    row = db.execute(f"SELECT {COLUMNS}, body FROM findings WHERE finding_id = :id", {"id": finding_id, "now": _now()})
+    row = db.execute(
+        f"SELECT {COLUMNS}, body FROM findings JOIN finding_bodies USING (finding_id) WHERE finding_id = :id",
+        {"id": finding_id, "now": _now()},
+    )
     found = row.fetchone()
     if found is None:
         return None

@@ -36,7 +36,7 @@ from events import Topics
 
 log = structlog.get_logger("trialguard.dashboard.store")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 """Bumped whenever the tables change: an older file is dropped and rebuilt from the topics."""
 
 ALERT_CATEGORY = "SAFETY ALERT"
@@ -68,8 +68,8 @@ CREATE TABLE IF NOT EXISTS findings (
     status TEXT NOT NULL DEFAULT 'open',
     status_at TEXT,
     assignee TEXT,
-    priority INTEGER NOT NULL,
-    body TEXT NOT NULL);
+    priority INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS finding_bodies (finding_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS findings_default ON findings (priority, raised_at DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS findings_rule ON findings (rule_id, raised_at);
 CREATE INDEX IF NOT EXISTS findings_kind ON findings (kind, raised_at);
@@ -170,6 +170,8 @@ class ReadModel:
         self._lock = threading.Lock()
         self._writer = self._connect()
         self._migrate()
+        self._findings = int(self._writer.execute("SELECT count(*) FROM findings").fetchone()[0])
+        self._analyzed_at = max(self._findings, 500)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -242,6 +244,12 @@ class ReadModel:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self._findings += len(applied.findings)
+            if self._findings >= self._analyzed_at * 2:
+                # The planner picks the selective index (site, rule…) only with fresh statistics;
+                # re-analyzing at each doubling costs O(n) in all.
+                db.execute("ANALYZE")
+                self._analyzed_at = self._findings
         return applied
 
     def _apply_one(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
@@ -271,8 +279,8 @@ class ReadModel:
             kind, finding_id, category, severity = "alert", str(finding.alert_id), ALERT_CATEGORY, None
         inserted = db.execute(
             "INSERT OR IGNORE INTO findings (finding_id, kind, rule_id, category, severity, site_id, participant_id,"
-            " term, protocol_reference, protocol_version, occurred_at, occurred_utc, raised_at, priority, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " term, protocol_reference, protocol_version, occurred_at, occurred_utc, raised_at, priority)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 finding_id,
                 kind,
@@ -288,10 +296,11 @@ class ReadModel:
                 utc_text(finding.occurred_at),
                 _kafka_time(record.timestamp_ms),
                 _priority(kind, ReviewStatus.OPEN),
-                finding.model_dump_json(),
             ),
         ).rowcount
         if inserted:
+            # The full finding lives apart: list queries scan narrow rows.
+            db.execute("INSERT INTO finding_bodies VALUES (?, ?)", (finding_id, finding.model_dump_json()))
             applied.findings.append(finding_id)
             self._refold(db, finding_id)  # reviews may have been read before their finding
 
