@@ -75,7 +75,7 @@ async def ready(port: int) -> None:
     while True:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /health HTTP/1.1\r\n\r\n")
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             if b" 200 " in (await reader.read()).split(b"\r\n", 1)[0] + b" ":
                 writer.close()
                 return

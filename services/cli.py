@@ -20,6 +20,8 @@ from contracts import ContractError, parse_event
 from contracts import schemas as contract_schemas
 from protocol.registry import UnknownStudyError, protocol_for
 from services import asyncapi
+from services.dashboard.settings import add_serve_args as add_dashboard_args
+from services.dashboard.users_cli import add_users_commands
 from services.http import serve_http
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
@@ -100,6 +102,14 @@ async def _serve(args: argparse.Namespace) -> int:
         if http is not None:
             await http.stop()
     return 0
+
+
+async def _dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard until SIGTERM/SIGINT."""
+    _check_names(args)
+    from services.dashboard.serve import serve  # the web stack loads only for this command
+
+    return await serve(_settings(args), args)
 
 
 async def _publish(args: argparse.Namespace) -> int:
@@ -265,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="address of /health and /metrics (env TRIALGUARD_HTTP_HOST; default %(default)s)",
     )
     serve.set_defaults(run=_serve)
+
+    dashboard = commands.add_parser("dashboard", help="the deviation dashboard (web)").add_subparsers(
+        dest="action", required=True
+    )
+    dashboard_serve = dashboard.add_parser(
+        "serve", help="serve the dashboard: findings, reviews, participant timelines, operations"
+    )
+    _kafka_args(dashboard_serve)
+    add_dashboard_args(dashboard_serve)
+    dashboard_serve.set_defaults(run=_dashboard)
+    add_users_commands(commands)
 
     publish = commands.add_parser("publish", help="publish contract-v1 JSON lines to participant-events")
     publish.add_argument("file", help="a JSON-lines file, or - for standard input")

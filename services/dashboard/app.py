@@ -81,7 +81,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served below, behind the login like the rest of /api/
     )
     app.state.settings = settings
     app.state.users = users or UserStore(settings.users_path)
@@ -143,6 +143,10 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
         return app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
             request, "error.html", {"status": 422, "detail": text}, status_code=422
         )
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(_: auth.CurrentUser) -> dict[str, Any]:
+        return app.openapi()
 
     app.include_router(observability_router(registry, lambda: str(state["status"])))
     app.include_router(auth.router)

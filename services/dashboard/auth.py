@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Annotated
-from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -78,8 +77,9 @@ def current_user(request: Request) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def check_api_csrf(request: Request) -> None:
-    """A state-changing API call made with the session cookie must carry the CSRF header."""
+def check_api_csrf(request: Request, _: CurrentUser) -> None:
+    """A state-changing API call made with the session cookie must carry the CSRF header (a bearer
+    token is not sent by browsers on their own, so it needs none)."""
     if not getattr(request.state, "by_token", False):
         check_csrf(request, request.headers.get("x-csrf-token"))
 
@@ -91,11 +91,17 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-@router.get("/login")
-def login_form(request: Request, next: str = "/", error: str = "") -> Response:
+def _login_page(
+    request: Request, target: str, error: str = "", status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "login.html", {"next": _safe_next(next), "error": error[:200], "csrf": csrf_token(request)}
+        request, "login.html", {"next": target, "error": error, "csrf": csrf_token(request)}, status, headers
     )
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    return _login_page(request, _safe_next(next))
 
 
 @router.post("/login")
@@ -116,15 +122,13 @@ def login(
     if wait > 0:
         log.warning("login_throttled", retry_after=round(wait))
         message = f"Too many failed logins: try again in {int(wait) + 1} seconds."
-        return RedirectResponse(f"/login?next={quote(target)}&error={quote(message)}", status_code=303)
+        return _login_page(request, target, message, 429, {"Retry-After": str(int(wait) + 1)})
     user = request.app.state.users.authenticate(name, password)
     if user is None:
         for key in keys:
             throttle.failed(key, now)
         log.info("login_failed")
-        return RedirectResponse(
-            f"/login?next={quote(target)}&error={quote('Unknown user or wrong password.')}", status_code=303
-        )
+        return _login_page(request, target, "Unknown user or wrong password.", 401)
     # Only the name's count is forgiven: one valid account must not reset an address's count.
     throttle.succeeded(keys[0])
     request.session.clear()  # a new session id for the new identity: no fixation

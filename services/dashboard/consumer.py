@@ -42,7 +42,14 @@ class ReadModelConsumer:
         self.settings = settings
         self.store = store
         self.on_applied = on_applied
-        self.broker = KafkaBroker(settings.bootstrap_servers, logger=None, client_id="trialguard-dashboard")
+        # The broker also publishes reviews: idempotent, acks=all, so "done" means Kafka has it.
+        self.broker = KafkaBroker(
+            settings.bootstrap_servers,
+            logger=None,
+            client_id="trialguard-dashboard",
+            acks="all",
+            enable_idempotence=True,
+        )
         self._subscribers: dict[str, Any] = {}
         self._caught_up = asyncio.Event()
 

@@ -43,9 +43,8 @@ class Broadcaster:
         """A future resolved when the review is applied: made before publishing, so it cannot miss it."""
         return self._review_waiters.setdefault(review_id, asyncio.get_running_loop().create_future())
 
-    async def wait_for_review(self, review_id: str, seconds: float) -> bool:
+    async def wait_for_review(self, review_id: str, waiter: asyncio.Future[None], seconds: float) -> bool:
         """True once the review expected with ``expect_review`` is applied; False after ``seconds``."""
-        waiter = self.expect_review(review_id)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), seconds)
         except TimeoutError:

@@ -102,7 +102,6 @@ async def take_review(
     waiter = live.expect_review(str(review.review_id))
     await publish(review)
     log.info("review_published", user=user.name, role=user.role.value, action=action.value)
-    if not await live.wait_for_review(str(review.review_id), wait_seconds):
-        waiter.cancel()
+    if not await live.wait_for_review(str(review.review_id), waiter, wait_seconds):
         log.warning("review_not_yet_in_read_model", seconds=wait_seconds)
     return review

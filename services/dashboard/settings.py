@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -55,3 +56,27 @@ class DashboardSettings:
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def add_serve_args(parser: argparse.ArgumentParser) -> None:
+    """The dashboard's own options (the broker and study options are the CLI's common ones)."""
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("TRIALGUARD_DASHBOARD_HOST", "127.0.0.1"),
+        help="address to listen on (env TRIALGUARD_DASHBOARD_HOST; default %(default)s)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("TRIALGUARD_DASHBOARD_PORT", "8080"),
+        help="port to listen on (env TRIALGUARD_DASHBOARD_PORT; 0: any free port; default %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="read model (disposable), users and session key (env TRIALGUARD_DASHBOARD_DATA; default %(default)s)",
+    )
+    parser.add_argument(
+        "--secure-cookies", action="store_true", help="send the session cookie over HTTPS only (behind a TLS proxy)"
+    )
