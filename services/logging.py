@@ -28,8 +28,40 @@ def configure_logging(level: str = "info", json_logs: bool | None = None) -> Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_CurrentStderr,
         cache_logger_on_first_use=True,
     )
-    # aiokafka logs through the standard library; keep its warnings, in the same stream.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # aiokafka and FastStream log through the standard library: their warnings become structlog
+    # events too, so every line on stderr is one JSON object.
+    root = logging.getLogger()
+    root.handlers = [handler for handler in root.handlers if not isinstance(handler, _ToStructlog)]
+    root.addHandler(_ToStructlog())
+    root.setLevel(logging.WARNING)
+
+
+class _CurrentStderr:
+    """Writes each line to whatever ``sys.stderr`` is when it logs (a test runner swaps it), never
+    to a stream that was closed since logging was configured."""
+
+    def __init__(self, *_: object) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = failure = err = msg
+
+
+class _ToStructlog(logging.Handler):
+    """A standard-library record as a structlog event: the logger, and its message cut short (the
+    libraries we use do not put event data in their messages; a bound keeps a surprise small)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()[:300]
+        except (TypeError, ValueError):
+            message = str(record.msg)[:300]
+        fields = {"logger": record.name, "message": message}
+        if record.exc_info and record.exc_info[0] is not None:
+            fields["error"] = record.exc_info[0].__name__
+        structlog.get_logger("stdlib").log(record.levelno, "library_" + record.levelname.lower(), **fields)
