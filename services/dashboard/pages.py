@@ -114,6 +114,10 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         parameters = protocol.parameters_of(found["rule_id"])
     except KeyError:  # a rule id this protocol version does not define (a hostile or foreign finding)
         parameters = ()
+    parameters = [
+        {"name": p.name, "value": show_value(p.value), "unit": p.unit, "source": p.source, "assumption": p.assumption}
+        for p in parameters
+    ]
     return render(
         request,
         user,
@@ -125,6 +129,17 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         max_text=MAX_REVIEW_TEXT_CHARS,
         **extra,
     )
+
+
+def show_value(value: Any) -> str:
+    """A parameter's value for people: a visit window as "D7: day 7 ± 2", a pair as "name: value"."""
+    if isinstance(value, tuple | list):
+        if len(value) == 2 and isinstance(value[0], str) and not isinstance(value[1], tuple | list):
+            return f"{value[0]}: {value[1]:g}" if isinstance(value[1], float) else f"{value[0]}: {value[1]}"
+        return "; ".join(show_value(item) for item in value)
+    if hasattr(value, "code") and hasattr(value, "day") and hasattr(value, "window_days"):
+        return f"{value.code}: day {value.day} ± {value.window_days}"
+    return str(value)
 
 
 @router.post("/findings/{finding_id}/reviews")
