@@ -57,12 +57,20 @@ def specification(study_id: str = DEFAULT_STUDY) -> AsyncAPI:
     async def rules_service(event: ParticipantEvent) -> None:
         """The rules service: folds each participant's events and raises deviations and alerts."""
 
-    @broker.subscriber(
-        topics.deviations,
-        title=f"{topics.deviations}:dashboard",
-        description="The dashboard's read model of findings (read_committed; offsets kept in its own database).",
-    )
-    @broker.publisher(
+    dashboard_reads = {
+        topics.deviations: "findings for the list, detail and overview pages",
+        topics.finding_reviews: "review actions, folded into each finding's status",
+        topics.participant_events: "participant events for the timelines and the newest event time",
+        topics.dead_letter: "rejected input for the operations page",
+    }
+    for topic, what in dashboard_reads.items():
+        broker.subscriber(
+            topic,
+            title=f"{topic}:dashboard",
+            description=f"The dashboard's read model: {what} (read_committed; offsets kept in its SQLite database).",
+        )(_dashboard_reads)
+
+    broker.publisher(  # the dashboard publishes from its web requests, not from a handler
         topics.finding_reviews,
         title=f"{topics.finding_reviews}:reviews",
         schema=FindingReviewed,
@@ -70,8 +78,6 @@ def specification(study_id: str = DEFAULT_STUDY) -> AsyncAPI:
         "reopen) by a named user in a named role, UTC time; key = participant id; acks=all; never edited or "
         "deleted: a finding's status is the fold of its reviews.",
     )
-    async def dashboard(finding: DeviationRaised | SafetyAlertRaised) -> None:
-        """The deviation dashboard: a read model of findings, and the reviews people make of them."""
 
     return AsyncAPI(
         broker,
@@ -80,6 +86,10 @@ def specification(study_id: str = DEFAULT_STUDY) -> AsyncAPI:
         description="Protocol-as-code rules service for clinical trials, event-sourced on Kafka. "
         f"Channels of study {study_id}.",
     )
+
+
+async def _dashboard_reads(record: bytes) -> None:
+    """The deviation dashboard's read model (services/dashboard/consumer.py)."""
 
 
 def render() -> str:
