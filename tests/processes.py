@@ -68,6 +68,22 @@ def _exists(pid: int) -> bool:
     return True
 
 
+def cli_command(settings: KafkaSettings, *command: str) -> list[str]:
+    """``trialguard COMMAND…`` for this interpreter, on ``settings``' broker, study and namespace."""
+    return [
+        sys.executable,
+        "-m",
+        "services.cli",
+        *command,
+        "--bootstrap-servers",
+        settings.bootstrap_servers,
+        "--study",
+        settings.study_id,
+        "--namespace",
+        settings.namespace,
+    ]
+
+
 class ServiceProcess:
     """``trialguard rules serve`` as a child process of the test, logging to a file."""
 
@@ -83,17 +99,7 @@ class ServiceProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "services.cli",
-                    "rules",
-                    "serve",
-                    "--bootstrap-servers",
-                    self.settings.bootstrap_servers,
-                    "--study",
-                    self.settings.study_id,
-                    "--namespace",
-                    self.settings.namespace,
+                    *cli_command(self.settings, "rules", "serve"),
                     "--http-port",
                     str(self.http_port),
                 ],

@@ -16,6 +16,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from contracts import ReviewAction
+
 
 class Role(StrEnum):
     """The role a dashboard user holds; each user has exactly one."""
@@ -27,16 +29,8 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-class Action(StrEnum):
-    """A step of the review workflow of a finding (the same values as ``contracts.reviews.ReviewAction``)."""
-
-    ACKNOWLEDGE = "acknowledge"
-    ASSIGN = "assign"
-    COMMENT = "comment"
-    RESOLVE = "resolve"
-    CLOSE = "close"
-    """Closed as not a deviation."""
-    REOPEN = "reopen"
+Action = ReviewAction
+"""A step of the review workflow of a finding: the contract's own enum, so the two never drift."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from services.kafka import KafkaSettings
 from tests.integration.kafka_support import keyed, publish, wait_until_consumed
-from tests.processes import ROOT, ServiceProcess, free_port
+from tests.processes import ROOT, ServiceProcess, cli_command, free_port
 
 CHROMIUM = os.environ.get("TRIALGUARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -84,17 +84,7 @@ class DashboardProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "services.cli",
-                    "dashboard",
-                    "serve",
-                    "--bootstrap-servers",
-                    self.settings.bootstrap_servers,
-                    "--study",
-                    self.settings.study_id,
-                    "--namespace",
-                    self.settings.namespace,
+                    *cli_command(self.settings, "dashboard", "serve"),
                     "--port",
                     str(self.port),
                     "--data-dir",
