@@ -22,7 +22,7 @@ from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
 from services.dashboard.charts import findings_per_week_svg
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import Action, Role, User, may_manage_users, may_review
-from services.dashboard.timeline import timeline_of
+from services.dashboard.timeline import cached_svg, timeline_of
 from services.dashboard.users import UserError
 from services.kafka import group_lag
 from services.rules import rules_group_id
@@ -199,7 +199,9 @@ def overview_page(request: Request, user: CurrentUser) -> Response:
             "alerts_total": queries.finding_total(db, alerts, scope),
         }
         weeks = queries.per_week(db, scope)
-    chart = Markup(findings_per_week_svg(weeks, title="Findings per week, by category"))  # noqa: S704
+        drawn = f"{scope}:{queries.newest_seq(db)}"  # the chart counts findings: it changes with new ones only
+    svg = cached_svg(("overview", drawn), lambda: findings_per_week_svg(weeks, title="Findings per week, by category"))
+    chart = Markup(svg)  # noqa: S704 - matplotlib's SVG, its text escaped
     return render(request, user, "overview.html", chart=chart, **context)
 
 

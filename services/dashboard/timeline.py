@@ -124,7 +124,7 @@ def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
     marks = [f | {"occurred_at": dt.datetime.fromisoformat(f["occurred_at"])} for f in findings]
     newest_finding = max((f["seq"] for f in findings), default=0)
     version = f"{len(events)}:{events[-1]['event_id'] if events else ''}:{len(findings)}:{newest_finding}"
-    svg = _cached(
+    svg = cached_svg(
         (participant_id, version),
         lambda: participant_timeline_svg(drawn, marks, windows, title=f"Participant {participant_id}"),
     )
@@ -150,7 +150,8 @@ def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
     }
 
 
-def _cached(key: tuple[str, str], render: Any) -> str:
+def cached_svg(key: tuple[str, str], render: Any) -> str:
+    """The SVG ``render()`` makes, kept while ``key`` (which names the data drawn) is unchanged."""
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
