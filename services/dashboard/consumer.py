@@ -118,8 +118,13 @@ class ReadModelConsumer:
             partitions = list(consumer.assignment())
             ends = await consumer.end_offsets(partitions)
             stored = self.store.offsets(topic)
-            # The end offset counts transaction markers too: lag is an upper bound of records.
-            result[topic] = sum(max(0, ends[p] - stored.get(p.partition, 0)) for p in partitions)
+            behind = 0
+            for partition in partitions:
+                # The consumer's position is past the transaction markers, which are no records;
+                # what is stored is the floor after a restart.
+                position = max(await consumer.position(partition), stored.get(partition.partition, 0))
+                behind += max(0, ends[partition] - position)
+            result[topic] = behind
         return result
 
     async def stop(self) -> None:
