@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ from services.dashboard.consumer import ReadModelConsumer
 from services.dashboard.store import Applied, ReadModel
 from services.kafka import KafkaSettings, ensure_topics
 from tests.integration.kafka_support import wait_for
+from tests.processes import Broker
 from tests.unit.test_read_model import _finding
 
 N = 40
@@ -79,3 +81,32 @@ async def test_only_committed_findings_are_read_and_a_restart_resumes_where_it_s
     await _run_until(settings, rebuilt, N)
     assert _ids(rebuilt) == _ids(store)
     assert rebuilt.offsets(settings.topics.deviations) == store.offsets(settings.topics.deviations)
+
+
+async def test_the_read_model_survives_a_broker_crash_and_catches_up(tmp_path: Path) -> None:
+    """SIGKILL the broker under a running dashboard consumer, start it again on the same data:
+    the consumers reconnect by themselves and the findings published afterwards arrive."""
+    broker = Broker(tmp_path / "kafka")
+    broker.up()
+    try:
+        settings = KafkaSettings(broker.bootstrap, "NCT06904729", "crash")
+        await ensure_topics(settings)
+        await _produce(settings, [_finding(n) for n in range(N // 2)])
+        store = ReadModel(tmp_path / "read-model.sqlite3", settings.topics)
+        consumer = ReadModelConsumer(settings, store, lambda _: None)
+        await consumer.start()
+        try:
+            await wait_for(lambda: _holds(store, N // 2), "the first findings", timeout=60)
+            await asyncio.to_thread(broker.kill)
+            await asyncio.to_thread(broker.up)
+            await _produce(settings, [_finding(n) for n in range(N // 2, N)])
+            await wait_for(lambda: _holds(store, N), "the findings published after the crash", timeout=120)
+        finally:
+            await consumer.stop()
+        assert _ids(store) == sorted(str(uuid.UUID(int=n)) for n in range(N))
+    finally:
+        broker.down()
+
+
+async def _holds(store: ReadModel, count: int) -> bool:
+    return len(_ids(store)) >= count
