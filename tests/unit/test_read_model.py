@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from events import Topics
 from services.dashboard import queries
@@ -21,15 +23,24 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
 
 def _finding(n: int, **changes: Any) -> dict[str, Any]:
     finding = {
-        "event_type": "DeviationRaised", "schema_version": 1, "deviation_id": str(uuid.UUID(int=n)),
-        "study_id": "NCT06904729", "site_id": "GZ-01" if n % 2 else "GZ-02", "participant_id": f"P-{n % 7:03d}",
-        "rule_id": ["SEQ-02", "VISIT-01", "CONSENT-01"][n % 3], "protocol_version": "1.0",
+        "event_type": "DeviationRaised",
+        "schema_version": 1,
+        "deviation_id": str(uuid.UUID(int=n)),
+        "study_id": "NCT06904729",
+        "site_id": "GZ-01" if n % 2 else "GZ-02",
+        "participant_id": f"P-{n % 7:03d}",
+        "rule_id": ["SEQ-02", "VISIT-01", "CONSENT-01"][n % 3],
+        "protocol_version": "1.0",
         "category": ["STUDY PROCEDURE", "VISIT SCHEDULE", "INFORMED CONSENT"][n % 3],
-        "severity": ["important", "minor", "important"][n % 3], "term": f"term {n}", "protocol_reference": "Design",
-        "occurred_at": (dt.datetime(2026, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-                        + dt.timedelta(days=n)).isoformat(),
-        "trigger_event_ids": [str(uuid.UUID(int=10_000 + n))], "evidence": {"n": n},
-    }  # fmt: skip
+        "severity": ["important", "minor", "important"][n % 3],
+        "term": f"term {n}",
+        "protocol_reference": "Design",
+        "occurred_at": (
+            dt.datetime(2026, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(days=n)
+        ).isoformat(),
+        "trigger_event_ids": [str(uuid.UUID(int=10_000 + n))],
+        "evidence": {"n": n},
+    }
     return finding | changes
 
 
@@ -49,10 +60,16 @@ def _record(
 
 def _review(finding_id: str, action: str, **changes: Any) -> dict[str, Any]:
     review = {
-        "review_id": str(uuid.uuid4()), "study_id": "NCT06904729", "site_id": "GZ-01", "participant_id": "P-001",
-        "finding_id": finding_id, "action": action, "actor": "dana", "role": "data-manager",
+        "review_id": str(uuid.uuid4()),
+        "study_id": "NCT06904729",
+        "site_id": "GZ-01",
+        "participant_id": "P-001",
+        "finding_id": finding_id,
+        "action": action,
+        "actor": "dana",
+        "role": "data-manager",
         "reviewed_at": "2026-11-25T10:00:00+00:00",
-    }  # fmt: skip
+    }
     return review | changes
 
 
@@ -107,11 +124,13 @@ def test_reviews_fold_into_a_status_whatever_topic_arrives_first(model: ReadMode
     model.apply([_record(TOPICS.finding_reviews, 0, _review(finding_id, "acknowledge"))])  # before the finding
     model.apply([_record(TOPICS.deviations, 0, _finding(1))])
     assert _status(model, finding_id) == "acknowledged"
-    model.apply([
-        _record(TOPICS.finding_reviews, 1, _review(finding_id, "assign", assignee="sam")),
-        _record(TOPICS.finding_reviews, 2, _review(finding_id, "resolve", reason="re-consented")),
-        _record(TOPICS.finding_reviews, 3, _review(finding_id, "resolve", reason="again: refused by the fold")),
-    ])  # fmt: skip
+    model.apply(
+        [
+            _record(TOPICS.finding_reviews, 1, _review(finding_id, "assign", assignee="sam")),
+            _record(TOPICS.finding_reviews, 2, _review(finding_id, "resolve", reason="re-consented")),
+            _record(TOPICS.finding_reviews, 3, _review(finding_id, "resolve", reason="again: refused by the fold")),
+        ]
+    )
     with model.reader() as db:
         found = queries.finding(db, finding_id)
     assert found is not None
@@ -121,12 +140,14 @@ def test_reviews_fold_into_a_status_whatever_topic_arrives_first(model: ReadMode
 
 
 def test_unreadable_records_are_skipped_and_their_offsets_still_advance(model: ReadModel) -> None:
-    applied = model.apply([
-        _record(TOPICS.deviations, 0, b"\xff not json"),
-        _record(TOPICS.deviations, 1, {"event_type": "DeviationRaised"}),
-        _record(TOPICS.finding_reviews, 0, b"[1, 2]"),
-        _record(TOPICS.participant_events, 0, b"{}"),
-    ])  # fmt: skip
+    applied = model.apply(
+        [
+            _record(TOPICS.deviations, 0, b"\xff not json"),
+            _record(TOPICS.deviations, 1, {"event_type": "DeviationRaised"}),
+            _record(TOPICS.finding_reviews, 0, b"[1, 2]"),
+            _record(TOPICS.participant_events, 0, b"{}"),
+        ]
+    )
     assert not applied.findings
     assert not applied.reviews
     assert not applied.events
@@ -134,8 +155,12 @@ def test_unreadable_records_are_skipped_and_their_offsets_still_advance(model: R
 
 
 def test_a_dead_letter_keeps_its_reason_source_and_truncated_bytes(model: ReadModel) -> None:
-    headers = (("trialguard.error", b"payload.value: not a number"), ("trialguard.source.topic", b"events"),
-               ("trialguard.source.partition", b"3"), ("trialguard.source.offset", b"41"))  # fmt: skip
+    headers = (
+        ("trialguard.error", b"payload.value: not a number"),
+        ("trialguard.source.topic", b"events"),
+        ("trialguard.source.partition", b"3"),
+        ("trialguard.source.offset", b"41"),
+    )
     model.apply([_record(TOPICS.dead_letter, 0, b"<script>" + b"x" * 5000, headers=headers)])
     with model.reader() as db:
         (letter,) = queries.dead_letters(db)
@@ -239,3 +264,43 @@ def test_a_parameter_that_cannot_be_understood_is_named(params: dict[str, str], 
 
     with pytest.raises(queries.FilterError, match=problem):
         parse()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@st.composite
+def hostile_records(draw: st.DrawFn) -> tuple[str, bytes, tuple[tuple[str, bytes], ...]]:
+    """A record on one of the dashboard's topics: raw bytes, or a valid body with one field spoiled."""
+    topic = draw(
+        st.sampled_from([TOPICS.deviations, TOPICS.finding_reviews, TOPICS.participant_events, TOPICS.dead_letter])
+    )
+    if draw(st.booleans()):
+        return topic, draw(st.binary(max_size=300)), ()
+    body: dict[str, Any] = _alert(7) if draw(st.booleans()) else _finding(7)
+    if topic == TOPICS.finding_reviews:
+        body = _review(str(uuid.UUID(int=7)), draw(st.sampled_from(["acknowledge", "resolve", "reopen"])))
+    body[draw(st.sampled_from(sorted(body)))] = draw(JSON_VALUES)
+    headers = tuple(draw(st.lists(st.tuples(st.text(max_size=30), st.binary(max_size=30)), max_size=3)))
+    return topic, json.dumps(body, default=str).encode(), headers
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(hostile_records(), min_size=1, max_size=8))
+def test_any_record_on_any_topic_is_applied_or_skipped_and_its_offset_advances(
+    tmp_path: Path, records: list[tuple[str, bytes, tuple[tuple[str, bytes], ...]]]
+) -> None:
+    model = ReadModel(tmp_path / f"{uuid.uuid4().hex}.sqlite3", TOPICS)
+    batch = [Record(topic, 0, n, T0, value, headers) for n, (topic, value, headers) in enumerate(records)]
+    model.apply(batch)
+    for topic in {topic for topic, _, _ in records}:
+        assert model.offsets(topic) == {0: max(n for n, r in enumerate(records) if r[0] == topic) + 1}
+    with model.reader() as db:
+        queries.finding_rows(db, queries.FindingFilter(), queries.Page(), None)
+        for row in queries.dead_letters(db):
+            assert len(row["original"]) <= 2048
+    model.close()
