@@ -33,85 +33,15 @@ from contracts import (
 )
 from contracts.reviews import ReviewTransitionError, check_transition
 from events import Topics
+from services.dashboard.schema import SCHEMA, SCHEMA_VERSION
 
 log = structlog.get_logger("trialguard.dashboard.store")
-
-SCHEMA_VERSION = "2"
-"""Bumped whenever the tables change: an older file is dropped and rebuilt from the topics."""
 
 ALERT_CATEGORY = "SAFETY ALERT"
 """The category shown for safety alerts, beside the DVCAT values of deviations."""
 
 DEAD_LETTER_BYTES_KEPT = 2_048
 """The original bytes of a dead letter kept for the operations page (the topic has them all)."""
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS offsets (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS findings (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    finding_id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    rule_id TEXT NOT NULL,
-    category TEXT NOT NULL,
-    severity TEXT,
-    site_id TEXT NOT NULL,
-    participant_id TEXT NOT NULL,
-    term TEXT NOT NULL,
-    protocol_reference TEXT NOT NULL,
-    protocol_version TEXT NOT NULL,
-    occurred_at TEXT NOT NULL,
-    occurred_utc TEXT NOT NULL,
-    raised_at TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open',
-    status_at TEXT,
-    assignee TEXT,
-    priority INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS finding_bodies (finding_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS findings_default ON findings (priority, raised_at DESC, seq DESC);
-CREATE INDEX IF NOT EXISTS findings_rule ON findings (rule_id, raised_at);
-CREATE INDEX IF NOT EXISTS findings_kind ON findings (kind, raised_at);
-CREATE INDEX IF NOT EXISTS findings_category ON findings (category, raised_at);
-CREATE INDEX IF NOT EXISTS findings_severity ON findings (severity, raised_at);
-CREATE INDEX IF NOT EXISTS findings_site ON findings (site_id, raised_at);
-CREATE INDEX IF NOT EXISTS findings_participant ON findings (participant_id, occurred_utc);
-CREATE INDEX IF NOT EXISTS findings_status ON findings (status, category);
-CREATE INDEX IF NOT EXISTS findings_occurred ON findings (occurred_utc);
-CREATE TABLE IF NOT EXISTS reviews (
-    review_id TEXT PRIMARY KEY,
-    finding_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    role TEXT NOT NULL,
-    reviewed_at TEXT NOT NULL,
-    comment TEXT,
-    reason TEXT,
-    assignee TEXT,
-    outcome TEXT,
-    body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS reviews_finding ON reviews (finding_id, position);
-CREATE TABLE IF NOT EXISTS events (
-    event_id TEXT PRIMARY KEY,
-    participant_id TEXT NOT NULL,
-    site_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    occurred_utc TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_participant ON events (participant_id, occurred_utc, position);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    partition INTEGER NOT NULL,
-    "offset" INTEGER NOT NULL,
-    recorded_at TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    source TEXT NOT NULL,
-    original BLOB NOT NULL,
-    original_length INTEGER NOT NULL,
-    PRIMARY KEY (partition, "offset"));
-"""
 
 
 @dataclass(frozen=True)
