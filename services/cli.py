@@ -20,6 +20,7 @@ from contracts import ContractError, parse_event
 from contracts import schemas as contract_schemas
 from protocol.registry import UnknownStudyError, protocol_for
 from services import asyncapi
+from services.audit.commands import add_audit_commands
 from services.dashboard.settings import add_serve_args as add_dashboard_args
 from services.dashboard.users_cli import add_users_commands
 from services.http import serve_http
@@ -286,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dashboard_args(dashboard_serve)
     dashboard_serve.set_defaults(run=_dashboard)
     add_users_commands(commands)
+    add_audit_commands(commands)
 
     publish = commands.add_parser("publish", help="publish contract-v1 JSON lines to participant-events")
     publish.add_argument("file", help="a JSON-lines file, or - for standard input")
