@@ -50,3 +50,8 @@ class Topics:
     def finding_reviews(self) -> str:
         """The dashboard's review actions: FindingReviewed, key = participant id. Kept forever."""
         return self._name("finding-reviews")
+
+    @property
+    def audit_checkpoints(self) -> str:
+        """Audit: signed hash-chain checkpoints of participant-events partitions, written by the rules service."""
+        return self._name("audit-checkpoints")

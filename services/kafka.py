@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -37,6 +38,31 @@ class KafkaSettings:
         return Topics(self.study_id, self.namespace)
 
 
+def add_kafka_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--bootstrap-servers``, ``--study`` and ``--namespace`` (defaults from :class:`KafkaSettings`)."""
+    defaults = KafkaSettings()
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=defaults.bootstrap_servers,
+        help="Kafka bootstrap servers (env TRIALGUARD_BOOTSTRAP_SERVERS; default %(default)s)",
+    )
+    parser.add_argument(
+        "--study",
+        default=defaults.study_id,
+        help="study id, the middle part of topic names (env TRIALGUARD_STUDY_ID; default %(default)s)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=defaults.namespace,
+        help="first part of topic names (env TRIALGUARD_TOPIC_NAMESPACE; default %(default)s)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> KafkaSettings:
+    """The settings given by the options of :func:`add_kafka_args`."""
+    return KafkaSettings(args.bootstrap_servers, args.study, args.namespace)
+
+
 INPUT_PARTITIONS = 4
 """participant-events is partitioned by participant for scale-out: at most this many rules
 service instances share the work. participant-state has as many partitions (partition n holds
@@ -51,6 +77,11 @@ COMPACTED = {
     "segment.ms": str(10 * 60 * 1000),
     "min.cleanable.dirty.ratio": "0.1",
 }
+
+
+BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}
+"""participant-events records carry the broker's append time, not the producer's clock: the audit's
+``--as-of`` reads it as "when TrialGuard could have known". Set on new topics only (see README, Audit)."""
 
 
 async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
@@ -81,7 +112,7 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
             partitions = len(described["partitions"])
         forever = {"retention.ms": "-1", "retention.bytes": "-1"}
         wanted = [
-            NewTopic(topics.participant_events, partitions, 1, topic_configs=forever),
+            NewTopic(topics.participant_events, partitions, 1, topic_configs={**forever, **BROKER_TIME}),
             NewTopic(topics.participant_state, partitions, 1, topic_configs=COMPACTED),
             NewTopic(topics.deviations, partitions, 1, topic_configs=forever),
             NewTopic(topics.dead_letter, 1, 1, topic_configs=forever),

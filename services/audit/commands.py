@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = (
+    "services.audit.keys",
+    "services.audit.export",
+    "services.audit.verify",
+)
 """Modules with ``add_commands(audit, export)``; each registers its subcommands on the two groups."""
 
 

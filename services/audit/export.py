@@ -1,0 +1,137 @@
+"""``trialguard export events``: participant-events as a signed, hash-chained export file.
+
+Partitions are written one after another, in ascending order, each in offset order, then one
+signed checkpoint per partition (see :mod:`services.audit.export_format`). One partition at a
+time rather than interleaved by timestamp: the chain is per partition, the verifier then needs
+one chain in memory at a time, and the file's order is fully determined (a verifier can refuse
+any other order, so swapping lines across partitions is caught too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+from aiokafka.errors import KafkaError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.audit.chain import Chain
+from services.audit.export_format import ExportedCheckpoint, ExportedRecord, checkpoint_line, record_line
+from services.audit.keys import KeyFileError, key_id, load_private_key
+from services.files import atomic_text
+from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_partition, settings_from_args
+
+log = structlog.get_logger("trialguard.audit.export")
+
+PROGRESS_SECONDS = 2.0
+
+
+class ExportError(Exception):
+    """The export cannot be made (the topic does not exist)."""
+
+
+def sign(chain: Chain, private_key: Ed25519PrivateKey) -> ExportedCheckpoint:
+    """A signed checkpoint of ``chain`` as it stands."""
+    kid = key_id(private_key.public_key())
+    return ExportedCheckpoint(
+        topic=chain.topic,
+        partition=chain.partition,
+        last_offset=chain.last_offset,
+        count=chain.count,
+        head=chain.head.hex(),
+        key_id=kid,
+        signature=private_key.sign(chain.message(kid)),
+    )
+
+
+async def export_events(
+    settings: KafkaSettings, out: Path, private_key: Ed25519PrivateKey, progress: IO[str] | None = None
+) -> list[ExportedCheckpoint]:
+    """Export participant-events from offset 0 to its current end (committed records only) to ``out``.
+
+    The file appears complete or not at all. A record with a null value is exported with an
+    empty value (participant-events never carries tombstones).
+
+    Returns:
+        The checkpoints written, one per partition.
+
+    Raises:
+        ExportError: participant-events does not exist.
+        KafkaError: the broker failed.
+        OSError: the file cannot be written.
+    """
+    topic = settings.topics.participant_events
+    partitions = await partition_ids(settings.bootstrap_servers, topic)
+    if not partitions:
+        raise ExportError(f"topic {topic} does not exist (or has no partitions)")
+    checkpoints: list[ExportedCheckpoint] = []
+    total = 0
+    last_report = time.monotonic()
+    with atomic_text(out) as f:
+        for partition in partitions:
+            chain = Chain(topic, partition)
+            async for record in read_partition(settings.bootstrap_servers, topic, partition):
+                value = record.value or b""
+                head = chain.append(record.offset, record.timestamp, record.key, value)
+                exported = ExportedRecord(
+                    topic, partition, record.offset, record.timestamp, record.key, value, head.hex()
+                )
+                f.write(record_line(exported) + "\n")
+                total += 1
+                if progress is not None and time.monotonic() - last_report >= PROGRESS_SECONDS:
+                    last_report = time.monotonic()
+                    print(f"exported {total:,} records (partition {partition})", file=progress, flush=True)
+            checkpoints.append(sign(chain, private_key))
+        for checkpoint in checkpoints:
+            f.write(checkpoint_line(checkpoint) + "\n")
+    log.info("events exported", topic=topic, records=total, partitions=len(partitions))
+    return checkpoints
+
+
+async def _export(args: argparse.Namespace) -> int:
+    try:
+        private_key = load_private_key(Path(args.key))
+    except KeyFileError as e:
+        print(f"trialguard export events: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    try:
+        checkpoints = await export_events(settings_from_args(args), out, private_key, progress=sys.stderr)
+    except ExportError as e:
+        print(f"trialguard export events: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"trialguard export events: {e.filename or out}: {e.strerror}", file=sys.stderr)
+        return 2
+    except KafkaError as e:
+        print(f"trialguard export events: Kafka error: {type(e).__name__}", file=sys.stderr)
+        return 1
+    records = sum(c.count for c in checkpoints)
+    print(
+        f"exported {records:,} records of {len(checkpoints)} partitions to {out}; "
+        f"checkpoints signed by key {checkpoints[0].key_id}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def add_commands(audit: argparse._SubParsersAction[Any], export: argparse._SubParsersAction[Any]) -> None:
+    """Register ``trialguard export events``."""
+    del audit
+    events = export.add_parser(
+        "events",
+        help="export participant-events as a hash-chained file with signed checkpoints",
+        description="Read participant-events from offset 0 to its current end (committed records only) and "
+        "write every record as a JSON line with its exact bytes (base64) and its partition's hash chain value, "
+        "partitions one after another in offset order, then one checkpoint per partition signed with the "
+        "Ed25519 key KEYFILE (see `trialguard audit keygen`). The file is written complete or not at all; "
+        "`trialguard audit verify` checks it. Exit status: 0 written, 1 Kafka error, 2 usage or I/O error.",
+    )
+    events.add_argument("--out", required=True, metavar="FILE", help="the export file")
+    events.add_argument("--key", required=True, metavar="KEYFILE", help="the Ed25519 private key (PEM) that signs")
+    add_kafka_args(events)
+    events.set_defaults(run=_export)

@@ -1,0 +1,265 @@
+"""``trialguard audit verify``: check an export's hash chains and signed checkpoints.
+
+The verifier recomputes every partition's chain from the records' bytes and requires the file
+to be exactly in the order an export writes it: partitions one after another in ascending
+order, each in increasing offset order, then one checkpoint per partition in the same order.
+With that, a changed byte, a removed, inserted or moved line, or a forged checkpoint breaks a
+check, and the first line that breaks is named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiokafka.errors import KafkaError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from services.audit.chain import Chain, checkpoint_message
+from services.audit.export_format import ExportedCheckpoint, ExportedRecord, ExportFormatError, parse_line, read_lines
+from services.audit.keys import KeyFileError, key_id, load_public_key
+from services.kafka import add_kafka_args, partition_ids, read_to_end, settings_from_args
+
+log = structlog.get_logger("trialguard.audit.verify")
+
+
+class VerificationError(Exception):
+    """An export does not hold: the first line that breaks, and why.
+
+    Attributes:
+        line: 1-based line number (one past the last line when the end is missing).
+        reason: what does not hold.
+    """
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+@dataclass
+class Verified:
+    """What a verified export holds.
+
+    Attributes:
+        records: record lines.
+        checkpoints: the checkpoints, by (topic, partition).
+        heads: every partition's chain value after each record, by (topic, partition): the
+            n-th entry is ``h_{n+1}``, to compare live checkpoints against.
+    """
+
+    records: int = 0
+    checkpoints: dict[tuple[str, int], ExportedCheckpoint] = field(default_factory=dict)
+    heads: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+
+
+def check_signature(checkpoint: ExportedCheckpoint, public_key: Ed25519PublicKey, expected_key_id: str) -> str | None:
+    """Why a checkpoint's signature does not hold, or None when it does."""
+    if checkpoint.key_id != expected_key_id:
+        return f"checkpoint names key {checkpoint.key_id[:16]}…, not the given public key {expected_key_id[:16]}…"
+    message = checkpoint_message(
+        checkpoint.topic,
+        checkpoint.partition,
+        checkpoint.last_offset,
+        checkpoint.count,
+        checkpoint.head,
+        checkpoint.key_id,
+    )
+    try:
+        public_key.verify(checkpoint.signature, message)
+    except InvalidSignature:
+        return "the checkpoint's signature does not verify with the given public key"
+    return None
+
+
+def check_export(path: Path, public_key: Ed25519PublicKey) -> Verified:
+    """Verify an export file.
+
+    Raises:
+        VerificationError: the first line that breaks the chain, the order or a checkpoint.
+        OSError: the file cannot be read.
+    """
+    kid = key_id(public_key)
+    result = Verified()
+    chains: dict[tuple[str, int], Chain] = {}
+    current: Chain | None = None
+    number = 0
+    try:
+        for number, line in read_lines(path):
+            if isinstance(line, ExportedRecord):
+                current = _check_record(line, number, current, chains, result)
+            else:
+                _check_checkpoint(line, number, chains, result, public_key, kid)
+    except ExportFormatError as e:
+        raise VerificationError(e.line, e.reason) from None
+    end = number + 1
+    if not chains:
+        raise VerificationError(end, "no records and no checkpoints: not an export")
+    for where, chain in chains.items():
+        if where not in result.checkpoints:
+            raise VerificationError(
+                end, f"the file ends without the checkpoint of {chain.topic} partition {chain.partition}"
+            )
+    return result
+
+
+def _check_record(
+    record: ExportedRecord,
+    number: int,
+    current: Chain | None,
+    chains: dict[tuple[str, int], Chain],
+    result: Verified,
+) -> Chain:
+    where = (record.topic, record.partition)
+    if result.checkpoints:
+        raise VerificationError(number, "a record line after the checkpoint lines")
+    if current is None or (current.topic, current.partition) != where:
+        if where in chains:
+            raise VerificationError(number, f"partition {record.partition} resumes after another partition's records")
+        if current is not None and where < (current.topic, current.partition):
+            raise VerificationError(number, f"partition {record.partition} comes after partition {current.partition}")
+        current = chains[where] = Chain(record.topic, record.partition)
+        result.heads[where] = []
+    if record.offset <= current.last_offset:
+        raise VerificationError(number, f"offset {record.offset} does not follow offset {current.last_offset}")
+    head = current.append(record.offset, record.timestamp_ms, record.key, record.value).hex()
+    if head != record.chain:
+        raise VerificationError(
+            number,
+            f"chain value does not match this record and the ones before it in partition {record.partition} "
+            "(this line was changed, or a line of the partition before it was changed, removed, inserted or moved)",
+        )
+    result.heads[where].append(head)
+    result.records += 1
+    return current
+
+
+def _check_checkpoint(
+    checkpoint: ExportedCheckpoint,
+    number: int,
+    chains: dict[tuple[str, int], Chain],
+    result: Verified,
+    public_key: Ed25519PublicKey,
+    kid: str,
+) -> None:
+    where = (checkpoint.topic, checkpoint.partition)
+    if where in result.checkpoints:
+        raise VerificationError(number, f"a second checkpoint of partition {checkpoint.partition}")
+    if result.checkpoints and where < max(result.checkpoints):
+        raise VerificationError(number, f"checkpoint of partition {checkpoint.partition} is out of order")
+    # An empty partition has a checkpoint too (count 0, the genesis head) but no chain yet.
+    chain = chains.setdefault(where, Chain(checkpoint.topic, checkpoint.partition))
+    result.heads.setdefault(where, [])
+    problems = [
+        (checkpoint.count != chain.count, f"count {checkpoint.count}, but the file has {chain.count} records"),
+        (
+            checkpoint.last_offset != chain.last_offset,
+            f"last offset {checkpoint.last_offset}, but the file's last record has offset {chain.last_offset}",
+        ),
+        (checkpoint.head != chain.head.hex(), "head does not match the chain of the file's records"),
+    ]
+    for broken, reason in problems:
+        if broken:
+            raise VerificationError(number, f"checkpoint of partition {checkpoint.partition}: {reason}")
+    if (why := check_signature(checkpoint, public_key, kid)) is not None:
+        raise VerificationError(number, why)
+    result.checkpoints[where] = checkpoint
+
+
+async def check_live(
+    bootstrap_servers: str, topic: str, verified: Verified, public_key: Ed25519PublicKey
+) -> tuple[int, list[str]]:
+    """Compare the live checkpoints on ``topic`` with the export's chains.
+
+    A live checkpoint at count n must carry the export's ``h_n`` of its partition; one beyond
+    the export's end cannot be compared (the topic has grown since) and is counted as skipped.
+
+    Returns:
+        Checkpoints compared, and the problems found (empty when all hold).
+    """
+    kid = key_id(public_key)
+    compared = 0
+    problems: list[str] = []
+    if not await partition_ids(bootstrap_servers, topic):
+        return 0, [f"topic {topic} does not exist"]
+    async for record in read_to_end(bootstrap_servers, topic):
+        where_live = f"{topic} partition {record.partition} offset {record.offset}"
+        try:
+            live = parse_line((record.value or b"").decode("utf-8", "replace"), record.offset)
+        except ExportFormatError as e:
+            problems.append(f"{where_live}: not a checkpoint ({e.reason})")
+            continue
+        if not isinstance(live, ExportedCheckpoint):
+            problems.append(f"{where_live}: not a checkpoint")
+            continue
+        if (why := check_signature(live, public_key, kid)) is not None:
+            problems.append(f"{where_live}: {why}")
+            continue
+        heads = verified.heads.get((live.topic, live.partition), [])
+        if live.count > len(heads):
+            continue
+        compared += 1
+        expected = heads[live.count - 1] if live.count else Chain(live.topic, live.partition).head.hex()
+        if live.head != expected:
+            problems.append(f"{where_live}: head at count {live.count} differs from the export's chain")
+    return compared, problems
+
+
+async def _verify(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        public_key = load_public_key(Path(args.public_key))
+    except KeyFileError as e:
+        print(f"trialguard audit verify: {e}", file=sys.stderr)
+        return 2
+    try:
+        verified = check_export(path, public_key)
+    except VerificationError as e:
+        log.warning("export verification failed", line=e.line)
+        print(f"trialguard audit verify: {path}:{e.line}: {e.reason}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"trialguard audit verify: {e.filename or path}: {e.strerror}", file=sys.stderr)
+        return 2
+    partitions = len(verified.checkpoints)
+    print(f"{path}: {verified.records:,} records in {partitions} partitions; chains and signed checkpoints hold")
+    if args.bootstrap_servers is not None:
+        settings = settings_from_args(args)
+        try:
+            compared, problems = await check_live(
+                settings.bootstrap_servers, settings.topics.audit_checkpoints, verified, public_key
+            )
+        except KafkaError as e:
+            print(f"trialguard audit verify: Kafka error: {type(e).__name__}", file=sys.stderr)
+            return 2
+        for problem in problems:
+            print(f"trialguard audit verify: {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"{compared} live checkpoints agree with the export")
+    return 0
+
+
+def add_commands(audit: argparse._SubParsersAction[Any], export: argparse._SubParsersAction[Any]) -> None:
+    """Register ``trialguard audit verify``."""
+    del export
+    verify = audit.add_parser(
+        "verify",
+        help="check an export's hash chains and signed checkpoints",
+        description="Recompute every partition's hash chain from the records' bytes and check each record "
+        "line's chain value, the order of the lines, and each checkpoint (count, last offset, head, Ed25519 "
+        "signature by the given public key). With --bootstrap-servers, also compare the signed checkpoints the rules "
+        "service wrote to the audit-checkpoints topic. Exit status: 0 everything holds (summary on stdout), "
+        "1 the first line that breaks is named on stderr, 2 usage, I/O or Kafka error.",
+    )
+    verify.add_argument("file", help="the export file")
+    verify.add_argument("--public-key", required=True, metavar="KEYFILE.pub", help="the Ed25519 public key (PEM)")
+    add_kafka_args(verify)
+    # The live check runs only when asked for by giving the broker, not from the environment's default.
+    verify.set_defaults(bootstrap_servers=None)
+    verify.set_defaults(run=_verify)
