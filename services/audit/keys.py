@@ -9,6 +9,7 @@ carries.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import os
 import sys
@@ -55,7 +56,7 @@ def generate(out: Path) -> tuple[Path, str]:
     pub_pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     pub_path = public_path(out)
     if pub_path.exists():
-        raise FileExistsError(f"{pub_path} exists already")
+        raise FileExistsError(errno.EEXIST, "exists already", str(pub_path))
     # O_EXCL: refuse to overwrite even when the file appears between a check and the write;
     # the mode is given at creation so the key is never readable by others, not even briefly.
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -110,7 +111,7 @@ def _keygen(args: argparse.Namespace) -> int:
     try:
         pub_path, kid = generate(out)
     except FileExistsError as e:
-        print(f"trialguard audit keygen: {e.filename or e}: exists already; not overwritten", file=sys.stderr)
+        print(f"trialguard audit keygen: {e.filename}: exists already; not overwritten", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"trialguard audit keygen: {e.filename}: {e.strerror}", file=sys.stderr)
