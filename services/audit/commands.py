@@ -9,6 +9,7 @@ MODULES: tuple[str, ...] = (
     "services.audit.keys",
     "services.audit.export",
     "services.audit.verify",
+    "services.audit.sdtm_cli",
 )
 """Modules with ``add_commands(audit, export)``; each registers its subcommands on the two groups."""
 
