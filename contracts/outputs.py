@@ -38,7 +38,12 @@ class _Finding(BaseModel):
     site_id: str
     participant_id: str
     rule_id: str = Field(description="Stable rule id, e.g. CONSENT-01")
-    protocol_version: str
+    protocol_version: str = Field(description="The protocol version in force at the trigger's occurred_at and site")
+    ruleset_fingerprint: str | None = Field(
+        default=None,
+        description="SHA-256 (hex) of the version's rules, parameters, schedule and source code: shows a change to "
+        "the rules without a version bump. Not part of the finding's id.",
+    )
     term: str = Field(description="Readable description (DVTERM)")
     protocol_reference: str = Field(description="The protocol section enforced, e.g. 'Inclusion 8'")
     occurred_at: AwareDatetime = Field(description="Event time of the trigger (DVSTDTC)")

@@ -10,7 +10,9 @@ from contracts import DeviationRaised, Finding, ParticipantEvent, SafetyAlertRai
 from events.fold import fold
 from protocol import Facts, Kind, OncePer, Protocol, RuleSpec
 from protocol.engine import engine_for
+from protocol.fingerprint import fingerprint
 from protocol.state import ParticipantState, evolve
+from protocol.versions import Judge, version_in_force
 
 MAX_SEEN_EVENT_IDS = 10_000
 """Event ids remembered per participant for de-duplication. A participant's whole trial is a few
@@ -46,9 +48,14 @@ def _once_keys(rule: RuleSpec, event: ParticipantEvent, facts: Facts) -> list[tu
     return [(f"{rule.rule_id}@{facts[rule.key]}", None)]
 
 
-def decide(state: ParticipantState, event: ParticipantEvent, protocol: Protocol) -> list[Finding]:
-    """The findings ``event`` raises, given the state before it. Rules run in catalogue order."""
-    return [finding for finding, _ in _decide(state, event, protocol)]
+def decide(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> list[Finding]:
+    """The findings ``event`` raises, given the state before it. Rules run in catalogue order.
+
+    Args:
+        judge: a protocol version, or a history: then the version in force at the event's
+            ``occurred_at`` (its local date) and site decides it.
+    """
+    return [finding for finding, _ in _decide(state, event, version_in_force(judge, event.occurred_at, event.site_id))]
 
 
 def _decide(state: ParticipantState, event: ParticipantEvent, protocol: Protocol) -> list[tuple[Finding, str]]:
@@ -68,6 +75,7 @@ def _decide(state: ParticipantState, event: ParticipantEvent, protocol: Protocol
                 "participant_id": event.participant_id,
                 "rule_id": rule.rule_id,
                 "protocol_version": protocol.version,
+                "ruleset_fingerprint": fingerprint(protocol),
                 "term": rule.term,
                 "protocol_reference": rule.reference,
                 "occurred_at": event.occurred_at,
@@ -93,14 +101,19 @@ class Step:
     findings: list[Finding]
 
 
-def process(state: ParticipantState, event: ParticipantEvent, protocol: Protocol) -> Step:
+def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> Step:
     """Decide, then fold: the one processing step, for live service and replay alike.
 
-    An event id seen before changes nothing (a retried publish is not a new fact).
+    An event id seen before changes nothing (a retried publish is not a new fact). Under a
+    history, each event is decided under the version in force at its ``occurred_at`` and site;
+    the participant's state is one state across versions (what was raised stays raised).
+
+    Args:
+        judge: a protocol version, or a history of versions.
     """
     if event.event_id in state.seen_event_ids:
         return Step(state, [])
-    decided = _decide(state, event, protocol)
+    decided = _decide(state, event, version_in_force(judge, event.occurred_at, event.site_id))
     folded = fold(state, event)
     raised = folded.raised | {key for _, key in decided} if decided else folded.raised
     seen = {**folded.seen_event_ids, event.event_id: None}

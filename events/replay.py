@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from contracts import ContractError, Finding, ParticipantEvent, Violation
 from events.decide import process
-from protocol import ParticipantState, Protocol
+from protocol import ParticipantState, ProtocolHistory
+from protocol.versions import Judge, history_of
 
 
 @dataclass
@@ -20,18 +21,24 @@ class Replay:
     """The state of a replay in progress.
 
     Attributes:
-        protocol: the protocol version the log is judged under.
+        protocol: what the log is judged under: one protocol version, or a study's history of
+            versions (each event under the version in force at its ``occurred_at`` and site).
         states: each participant's state after the events fed so far.
         processed: events that were new (and so went through the protocol).
         duplicates: events whose id the participant had seen before; they change nothing.
         findings_by_rule: how many findings each rule id has raised.
     """
 
-    protocol: Protocol
+    protocol: Judge
     states: dict[str, ParticipantState] = field(default_factory=dict)
     processed: int = 0
     duplicates: int = 0
     findings_by_rule: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def history(self) -> ProtocolHistory:
+        """The versions the log is judged under."""
+        return history_of(self.protocol)
 
     def feed(self, event: ParticipantEvent) -> list[Finding]:
         """Process the next event of the log.

@@ -2,5 +2,20 @@
 
 from protocol.model import Arm, Facts, Kind, OncePer, Parameter, Protocol, RuleSpec, VisitWindow
 from protocol.state import ParticipantState
+from protocol.versions import ProtocolHistory, Version, VersionError, amended
 
-__all__ = ["Arm", "Facts", "Kind", "OncePer", "Parameter", "ParticipantState", "Protocol", "RuleSpec", "VisitWindow"]
+__all__ = [
+    "Arm",
+    "Facts",
+    "Kind",
+    "OncePer",
+    "Parameter",
+    "ParticipantState",
+    "Protocol",
+    "ProtocolHistory",
+    "RuleSpec",
+    "Version",
+    "VersionError",
+    "VisitWindow",
+    "amended",
+]

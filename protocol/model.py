@@ -10,8 +10,10 @@ the parameters its decision depends on (``Protocol.parameters_of`` gives them wi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -77,6 +79,45 @@ class Parameter:
     unit: str
     source: str
     assumption: str | None = None
+
+
+_AMENDED: ContextVar[Mapping[str, Any] | None] = ContextVar("protocol_amended_parameters", default=None)
+"""The parameter values the version deriving facts right now changed, by name (None: none).
+
+Section modules read their parameters as module constants (``SCREENING_WINDOW_DAYS.value``),
+written once for the version they were written for. An amended version
+(``protocol.versions.amended``) reuses those modules with other values: while it derives facts,
+its values are what ``Parameter.value`` reads. A context variable, not a global, so concurrent
+decisions under different versions (threads, tasks) never see each other's values; it is set
+only around ``Protocol.facts`` and reset after, so nothing outlives one derivation."""
+
+
+class _InForce:
+    """``Parameter.value``: the declared value, or the amended one while an amended version derives."""
+
+    def __get__(self, parameter: Parameter | None, owner: type | None = None) -> Any:
+        if parameter is None:
+            return self
+        amended = _AMENDED.get()
+        if amended is not None and parameter.name in amended:
+            return amended[parameter.name]
+        return parameter.__dict__["value"]
+
+    def __set__(self, parameter: Parameter, value: Any) -> None:
+        parameter.__dict__["value"] = value  # only dataclass __init__ sets it: the class is frozen
+
+
+# After @dataclass, so that the dataclass still sees ``value`` as a plain field.
+setattr(Parameter, "value", _InForce())  # noqa: B010 - mypy would refuse an assignment to a field
+
+
+@contextlib.contextmanager
+def _amended_values(values: Mapping[str, Any]) -> Iterator[None]:
+    token = _AMENDED.set(values)
+    try:
+        yield
+    finally:
+        _AMENDED.reset(token)
 
 
 @dataclass(frozen=True)
@@ -229,6 +270,9 @@ class Protocol:
     steps: tuple[Step, ...]
     fact_sources: tuple[FactSource, ...]
     rules: tuple[RuleSpec, ...]
+    amends: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """Parameter values this version changed from those its section modules were written with
+    (by name); empty for a version written as modules. Made by ``protocol.versions.amended``."""
     _by_id: Mapping[str, RuleSpec] = field(init=False, repr=False, compare=False)
     _parameters_by_name: Mapping[str, Parameter] = field(init=False, repr=False, compare=False)
     _sources_by_type: dict[str, tuple[Derive, ...]] = field(init=False, repr=False, compare=False)
@@ -278,8 +322,14 @@ class Protocol:
     def facts(self, state: ParticipantState, event: ParticipantEvent) -> Facts:
         """Every fact the protocol derives for ``event``, given the state before it."""
         facts: Facts = {"event_type": event.event_type}
-        for derive in self._sources_for(event.event_type):
-            facts.update(derive(state, event))
+        sources = self._sources_for(event.event_type)
+        if not self.amends:
+            for derive in sources:
+                facts.update(derive(state, event))
+            return facts
+        with _amended_values(self.amends):
+            for derive in sources:
+                facts.update(derive(state, event))
         return facts
 
     def _sources_for(self, event_type: str) -> tuple[Derive, ...]:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import ContractError, parse_event
 from contracts import schemas as contract_schemas
-from protocol.registry import UnknownStudyError, protocol_for
+from protocol.registry import UnknownStudyError, versions_for
 from services import asyncapi
 from services.audit.commands import add_audit_commands
 from services.dashboard.settings import add_serve_args as add_dashboard_args
@@ -84,7 +84,7 @@ async def _serve(args: argparse.Namespace) -> int:
     _check_names(args)
     service = RulesService(
         _settings(args),
-        protocol_for(args.study),
+        versions_for(args.study),
         session_timeout_ms=_env_int("TRIALGUARD_SESSION_TIMEOUT_MS", 10_000),
     )
     stop = asyncio.Event()

@@ -19,7 +19,7 @@ from typing import IO, TextIO
 from contracts import ContractError, parse_event
 from events.jsonl import BinaryWriter, read_lines, write_line
 from events.replay import Replay
-from protocol.registry import UnknownStudyError, protocol_for
+from protocol.registry import UnknownStudyError, versions_for
 from services.files import atomic_output
 
 PROGRESS_MIN_BYTES = 5_000_000
@@ -223,7 +223,7 @@ def format_summary(report: Report, replay: Replay) -> str:
 
     ``lines read`` = ``events processed`` + ``duplicates`` + the rejected lines.
     """
-    protocol = replay.protocol
+    history = replay.history
     rows = [
         ("lines read", report.lines, ""),
         ("events processed", replay.processed, ""),
@@ -237,7 +237,8 @@ def format_summary(report: Report, replay: Replay) -> str:
     rows += [(f"  {rule}", count, "") for rule, count in sorted(replay.findings_by_rule.items())]
     width = max(len(label) for label, _, _ in rows)
     digits = max(len(str(count)) for _, count, _ in rows)
-    lines = [f"replay of {report.source} under {protocol.study_id} protocol v{protocol.version}"]
+    versions = ", ".join(f"v{v.name}" for v in history.versions)
+    lines = [f"replay of {report.source} under {history.study_id} protocol {versions}"]
     lines += [f"  {label:<{width}}  {count:>{digits}}{'  ' + note if note else ''}" for label, count, note in rows]
     return "\n".join(lines) + "\n"
 
@@ -267,13 +268,13 @@ def run(
         nothing is written to ``out``).
     """
     try:
-        protocol = protocol_for(study)
+        history = versions_for(study)
     except UnknownStudyError as e:
         return _fail(stderr, e.args[0])
     if problem := _check_paths(source, out):
         return _fail(stderr, problem)
     name = STDIN_NAME if source == "-" else source
-    replay = Replay(protocol)
+    replay = Replay(history)
     progress: Progress | None = None
     try:
         with contextlib.nullcontext(stdin) if source == "-" else open(source, "rb") as stream:

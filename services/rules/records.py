@@ -16,7 +16,8 @@ import structlog
 
 from contracts import ContractError, Violation, encode, parse_event
 from events import process
-from protocol import ParticipantState, Protocol
+from protocol import ParticipantState
+from protocol.versions import Judge, history_of
 from services.kafka import KafkaSettings
 from services.rules.weather import error_fields
 
@@ -122,13 +123,14 @@ class RecordHandler:
 
     Args:
         settings: the broker and study (the topics dead letters and findings go to).
-        protocol: the protocol version in force.
+        protocol: the study's protocol history (each event is decided under the version in
+            force at its ``occurred_at`` and site), or a single version in force throughout.
     """
 
-    def __init__(self, settings: KafkaSettings, protocol: Protocol) -> None:
+    def __init__(self, settings: KafkaSettings, protocol: Judge) -> None:
         self.study_id = settings.study_id
         self.topics = settings.topics
-        self.protocol = protocol
+        self.history = history_of(protocol)
 
     def handle(self, record: Record, states: States, *, replaying: bool = False) -> list[Outgoing]:
         """Process one consumed record against ``states`` (updated in place).
@@ -152,7 +154,7 @@ class RecordHandler:
                                 self.topics.dead_letter)]  # fmt: skip
         pid = event.participant_id
         try:
-            step = process(states.get(pid) or ParticipantState(pid), event, self.protocol)
+            step = process(states.get(pid) or ParticipantState(pid), event, self.history)
         except Exception as e:  # the core raising on valid input is a bug: keep the input, go on
             if not replaying:
                 log.error("core_failed", **where, event_id=str(event.event_id), event_type=event.event_type,

@@ -36,7 +36,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from events import snapshots
-from protocol import ParticipantState, Protocol
+from protocol import ParticipantState, ProtocolHistory
+from protocol.versions import Judge, history_of
 from services.kafka import KafkaSettings, ensure_topics
 from services.metrics import Metrics
 from services.rules.partitions import OwnedPartition, restore
@@ -67,11 +68,13 @@ class _Reopen:
 
 
 class RulesService:
-    """Runs one protocol over one study's participant-events topic.
+    """Runs a study's protocol over its participant-events topic.
 
     Args:
         settings: broker and study.
-        protocol: the protocol version in force.
+        protocol: the study's protocol history (``protocol.registry.versions_for``): each event
+            is decided under the version in force at its ``occurred_at`` and site. A single
+            version is in force throughout.
         max_batch: records per transaction at most.
         metrics: where counts, lag and latency go (a fresh set by default); its
             ``trialguard_ready`` follows this service's ``ready``.
@@ -82,21 +85,21 @@ class RulesService:
     def __init__(
         self,
         settings: KafkaSettings,
-        protocol: Protocol,
+        protocol: Judge,
         *,
         max_batch: int = 500,
         metrics: Metrics | None = None,
         session_timeout_ms: int = 10_000,
     ) -> None:
         self.settings = settings
-        self.protocol = protocol
+        self.history: ProtocolHistory = history_of(protocol)
         self.topics = settings.topics
         self.group_id = rules_group_id(settings)
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
         self.metrics.ready = lambda: self.ready
         self.session_timeout_ms = session_timeout_ms
-        self.handler = RecordHandler(settings, protocol)
+        self.handler = RecordHandler(settings, self.history)
         self.partitions: dict[TopicPartition, OwnedPartition] = {}
         self.reopening: dict[TopicPartition, _Reopen] = {}
         self.consumer: AIOKafkaConsumer | None = None
@@ -193,7 +196,7 @@ class RulesService:
             self.broker.reachable = True
             consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))
             log.info("started", topic=self.topics.participant_events, group_id=self.group_id,
-                     protocol_version=self.protocol.version)  # fmt: skip
+                     protocol_versions=[v.name for v in self.history.versions])  # fmt: skip
             return consumer
         return None
 
