@@ -7,6 +7,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import pyreadstat
 import pytest
 
 from services.audit.sdtm_cli import run
@@ -14,9 +15,6 @@ from services.kafka import KafkaSettings
 from tests.builders import EXAMPLE_EVENTS, example_lines
 from tests.integration.conftest import ServiceProcess
 from tests.integration.kafka_support import keyed, publish, wait_until_consumed
-
-pyreadstat = pytest.importorskip("pyreadstat")
-pytest.importorskip("pandas")
 
 pytestmark = pytest.mark.integration
 

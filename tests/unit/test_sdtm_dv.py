@@ -9,21 +9,19 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pyreadstat
 import pytest
 
-pyreadstat = pytest.importorskip("pyreadstat")
-pytest.importorskip("pandas")  # pyreadstat writes DataFrames only
-
-from contracts import DeviationRaised, FindingReviewed, ReviewStatus, parse_event  # noqa: E402
-from events.replay import Replay  # noqa: E402
-from protocol.nct06904729 import PROTOCOL  # noqa: E402
-from protocol.registry import protocol_for  # noqa: E402
-from services.audit import sdtm  # noqa: E402
-from services.audit.export_format import ExportedRecord, record_line  # noqa: E402
-from services.audit.sdtm_cli import run  # noqa: E402
-from services.cli import main  # noqa: E402
-from services.kafka import KafkaSettings  # noqa: E402
-from tests.builders import EXAMPLE_EVENTS, STUDY, example_lines  # noqa: E402
+from contracts import DeviationRaised, FindingReviewed, ReviewStatus, parse_event
+from events.replay import Replay
+from protocol.nct06904729 import PROTOCOL
+from protocol.registry import protocol_for
+from services.audit import sdtm
+from services.audit.export_format import ExportedRecord, record_line
+from services.audit.sdtm_cli import run
+from services.cli import main
+from services.kafka import KafkaSettings
+from tests.builders import EXAMPLE_EVENTS, STUDY, example_lines
 
 ALERTS = {r.rule_id for r in PROTOCOL.rules if r.kind.value == "alert"}
 DEVIATIONS = {r.rule_id for r in PROTOCOL.rules if r.kind.value == "deviation"}
