@@ -10,6 +10,7 @@ MODULES: tuple[str, ...] = (
     "services.audit.export",
     "services.audit.verify",
     "services.audit.sdtm_cli",
+    "services.audit.replay_cli",
 )
 """Modules with ``add_commands(audit, export)``; each registers its subcommands on the two groups."""
 
