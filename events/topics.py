@@ -15,13 +15,26 @@ class Topics:
         study_id: the study, e.g. NCT06904729.
         namespace: the first part of every name; another namespace isolates an environment
             (a test run, a staging copy) on a shared broker.
+        shadow: a candidate protocol version run in shadow beside the live service: it reads the
+            live participant-events but writes only topics of its own
+            (``<namespace>.<study>.shadow.<version>.deviations`` and so on), so it changes nothing
+            the live side owns.
     """
 
     study_id: str
     namespace: str = DEFAULT_NAMESPACE
+    shadow: str | None = None
 
     def _name(self, suffix: str) -> str:
         return f"{self.namespace}.{self.study_id}.{suffix}"
+
+    def _output(self, suffix: str) -> str:
+        return self._name(suffix if self.shadow is None else f"shadow.{self.shadow}.{suffix}")
+
+    @property
+    def consumer_group(self) -> str:
+        """The rules service's consumer group (a shadow run has its own)."""
+        return self._output("rules")
 
     @property
     def participant_events(self) -> str:
@@ -31,7 +44,7 @@ class Topics:
     @property
     def deviations(self) -> str:
         """Output: DeviationRaised and SafetyAlertRaised, key = participant id."""
-        return self._name("deviations")
+        return self._output("deviations")
 
     @property
     def participant_state(self) -> str:
@@ -39,12 +52,12 @@ class Topics:
 
         Partition n holds the participants of participant-events partition n.
         """
-        return self._name("participant-state")
+        return self._output("participant-state")
 
     @property
     def dead_letter(self) -> str:
         """Input that broke the contract: the original bytes, with the reason in headers."""
-        return self._name("dead-letter")
+        return self._output("dead-letter")
 
     @property
     def finding_reviews(self) -> str:
@@ -54,4 +67,4 @@ class Topics:
     @property
     def audit_checkpoints(self) -> str:
         """Audit: signed hash-chain checkpoints of participant-events partitions, written by the rules service."""
-        return self._name("audit-checkpoints")
+        return self._output("audit-checkpoints")

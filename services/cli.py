@@ -7,8 +7,6 @@ import asyncio
 import gc
 import json
 import os
-import re
-import signal
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -18,104 +16,32 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import ContractError, parse_event
 from contracts import schemas as contract_schemas
-from protocol.registry import UnknownStudyError, versions_for
+from protocol.registry import UnknownStudyError
 from services import asyncapi
 from services.audit.commands import add_audit_commands
 from services.dashboard.settings import add_serve_args as add_dashboard_args
 from services.dashboard.users_cli import add_users_commands
-from services.http import serve_http
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
+from services.options import add_kafka_args, check_names, settings_from_args
 from services.replay import run as run_replay
-from services.rules import ConfigurationError, RulesService, rules_group_id
+from services.rules import ConfigurationError, rules_group_id
+from services.rules.commands import add_rules_commands
 
 log = structlog.get_logger("trialguard.cli")
-
-TOPIC_NAME_PART = re.compile(r"[A-Za-z0-9._-]{1,100}")
-
-
-def _kafka_args(parser: argparse.ArgumentParser) -> None:
-    defaults = KafkaSettings()
-    parser.add_argument(
-        "--bootstrap-servers",
-        default=defaults.bootstrap_servers,
-        help="Kafka bootstrap servers (env TRIALGUARD_BOOTSTRAP_SERVERS; default %(default)s)",
-    )
-    parser.add_argument(
-        "--study",
-        default=defaults.study_id,
-        help="study id, the middle part of topic names (env TRIALGUARD_STUDY_ID; default %(default)s)",
-    )
-    parser.add_argument(
-        "--namespace",
-        default=defaults.namespace,
-        help="first part of topic names (env TRIALGUARD_TOPIC_NAMESPACE; default %(default)s)",
-    )
-
-
-def _settings(args: argparse.Namespace) -> KafkaSettings:
-    return KafkaSettings(args.bootstrap_servers, args.study, args.namespace)
-
-
-def _env_int(name: str, default: int) -> int:
-    """An integer setting from the environment.
-
-    Raises:
-        ConfigurationError: the variable is set but is not an integer.
-    """
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw[:40]!r} is not an integer") from None
-
-
-def _check_names(args: argparse.Namespace) -> None:
-    """Topic names are built from the study and namespace: the broker takes only these characters."""
-    for option, value in (("--study", args.study), ("--namespace", args.namespace)):
-        if not TOPIC_NAME_PART.fullmatch(value):
-            raise ConfigurationError(f"{option} {value[:60]!r}: a topic name part is 1-100 of A-Z a-z 0-9 . _ -")
-
-
-async def _serve(args: argparse.Namespace) -> int:
-    """Run the rules service until SIGTERM/SIGINT; exits early only on a configuration error."""
-    _check_names(args)
-    service = RulesService(
-        _settings(args),
-        versions_for(args.study),
-        session_timeout_ms=_env_int("TRIALGUARD_SESSION_TIMEOUT_MS", 10_000),
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    http = None
-    if args.http_port >= 0:
-        try:
-            http = await serve_http(args.http_port, service.metrics.registry, lambda: service.status, args.http_host)
-        except OSError as e:
-            raise ConfigurationError(f"cannot serve HTTP on {args.http_host}:{args.http_port}: {e.strerror}") from None
-    try:
-        await service.run(stop)
-    finally:
-        if http is not None:
-            await http.stop()
-    return 0
 
 
 async def _dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT."""
-    _check_names(args)
+    check_names(args)
     from services.dashboard.serve import serve  # the web stack loads only for this command
 
-    return await serve(_settings(args), args)
+    return await serve(settings_from_args(args), args)
 
 
 async def _publish(args: argparse.Namespace) -> int:
     """Publish contract-v1 JSON lines, keyed by participant id. Bad lines are reported and skipped."""
-    settings = _settings(args)
+    settings = settings_from_args(args)
     await ensure_topics(settings)
     source: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115, ASYNC230
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
@@ -167,7 +93,7 @@ async def _wait_for_rules_service(settings: KafkaSettings, seconds: float) -> bo
 
 async def _deviations(args: argparse.Namespace) -> int:
     """Print the committed findings (deviations and alerts) as JSON lines."""
-    settings = _settings(args)
+    settings = settings_from_args(args)
     if args.wait and not await _wait_for_rules_service(settings, args.wait):
         return 1
     async for record in read_to_end(settings.bootstrap_servers, settings.topics.deviations):
@@ -181,7 +107,7 @@ async def _deviations(args: argparse.Namespace) -> int:
 
 
 async def _topics(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     await ensure_topics(settings)
     topics = settings.topics
     print("\n".join([topics.participant_events, topics.deviations, topics.dead_letter]))
@@ -232,7 +158,7 @@ def _simulate(args: argparse.Namespace) -> int:
         return run_simulator(
             args.participants, args.seed, args.out, args.labels, args.deviation_rate, stderr=sys.stderr
         )
-    _check_names(args)
+    check_names(args)
     if args.study != STUDY_ID:
         print(
             f"trialguard simulate: the simulator makes {STUDY_ID} events only, not {args.study[:60]}", file=sys.stderr
@@ -242,7 +168,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     minutes = 5.0 if args.minutes is None else args.minutes
     return run_live(
-        _settings(args),
+        settings_from_args(args),
         args.participants,
         args.seed,
         args.deviation_rate,
@@ -260,22 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    rules = commands.add_parser("rules", help="the rules service").add_subparsers(dest="action", required=True)
-    serve = rules.add_parser("serve", help="consume participant events, publish deviations and alerts")
-    _kafka_args(serve)
-    serve.add_argument(
-        "--http-port",
-        type=int,
-        default=os.environ.get("TRIALGUARD_HTTP_PORT", "8081"),
-        help="port of /health and /metrics on 127.0.0.1 (env TRIALGUARD_HTTP_PORT; 0: any free port; -1: none; "
-        "default %(default)s)",
-    )
-    serve.add_argument(
-        "--http-host",
-        default=os.environ.get("TRIALGUARD_HTTP_HOST", "127.0.0.1"),
-        help="address of /health and /metrics (env TRIALGUARD_HTTP_HOST; default %(default)s)",
-    )
-    serve.set_defaults(run=_serve)
+    add_rules_commands(commands)
 
     dashboard = commands.add_parser("dashboard", help="the deviation dashboard (web)").add_subparsers(
         dest="action", required=True
@@ -283,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard_serve = dashboard.add_parser(
         "serve", help="serve the dashboard: findings, reviews, participant timelines, operations"
     )
-    _kafka_args(dashboard_serve)
+    add_kafka_args(dashboard_serve)
     add_dashboard_args(dashboard_serve)
     dashboard_serve.set_defaults(run=_dashboard)
     add_users_commands(commands)
@@ -291,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = commands.add_parser("publish", help="publish contract-v1 JSON lines to participant-events")
     publish.add_argument("file", help="a JSON-lines file, or - for standard input")
-    _kafka_args(publish)
+    add_kafka_args(publish)
     publish.set_defaults(run=_publish)
 
     deviations = commands.add_parser("deviations", help="print the committed deviations and alerts, then stop")
@@ -303,11 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="first wait (at most SECONDS) until the rules service has consumed every published event",
     )
-    _kafka_args(deviations)
+    add_kafka_args(deviations)
     deviations.set_defaults(run=_deviations)
 
     topics = commands.add_parser("topics", help="create the study's topics when absent and print their names")
-    _kafka_args(topics)
+    add_kafka_args(topics)
     topics.set_defaults(run=_topics)
 
     replay = commands.add_parser(
@@ -366,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="probability that a participant has a deviation injected (default %(default)s)",
     )
-    _kafka_args(simulate)
+    add_kafka_args(simulate)
     simulate.set_defaults(run=_simulate, sync=True)
 
     contracts = commands.add_parser("contracts", help="the wire contract").add_subparsers(dest="action", required=True)

@@ -32,10 +32,12 @@ class KafkaSettings:
     )
     study_id: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_STUDY_ID", DEFAULT_STUDY))
     namespace: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_TOPIC_NAMESPACE", "trialguard"))
+    shadow: str | None = None
+    """A candidate protocol version run in shadow: its outputs and group are its own (see Topics)."""
 
     @property
     def topics(self) -> Topics:
-        return Topics(self.study_id, self.namespace)
+        return Topics(self.study_id, self.namespace, self.shadow)
 
 
 def add_kafka_args(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +119,7 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
             NewTopic(topics.deviations, partitions, 1, topic_configs=forever),
             NewTopic(topics.dead_letter, 1, 1, topic_configs=forever),
             NewTopic(topics.finding_reviews, partitions, 1, topic_configs=forever),
+            NewTopic(topics.audit_checkpoints, 1, 1, topic_configs=forever),
         ]
         missing = [t for t in wanted if t.name not in existing]
         if missing:
@@ -146,14 +149,16 @@ async def read_to_end(bootstrap_servers: str, topic: str) -> AsyncIterator[Consu
 
 
 async def read_partition(
-    bootstrap_servers: str, topic: str, partition: int
+    bootstrap_servers: str, topic: str, partition: int, start: int = 0
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Every committed record of one partition from the beginning to its current end, in order."""
-    async for record in _read(bootstrap_servers, [TopicPartition(topic, partition)]):
+    """Every committed record of one partition from offset ``start`` to its current end, in order."""
+    async for record in _read(bootstrap_servers, [TopicPartition(topic, partition)], start):
         yield record
 
 
-async def _read(bootstrap_servers: str, tps: list[TopicPartition]) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+async def _read(
+    bootstrap_servers: str, tps: list[TopicPartition], start: int = 0
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     if not tps:
         return
     consumer = AIOKafkaConsumer(
@@ -167,7 +172,10 @@ async def _read(bootstrap_servers: str, tps: list[TopicPartition]) -> AsyncItera
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
+        if start:
+            for tp in tps:
+                consumer.seek(tp, start)
+        remaining = {tp for tp in tps if ends[tp] > start}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, records in batch.items():

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,7 +31,7 @@ from services.audit.recompute import (
     records_from_topic,
 )
 from services.files import atomic_output
-from services.kafka import KafkaSettings, partition_ids, read_to_end
+from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_to_end, settings_from_args
 
 VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,60}")
 
@@ -41,7 +42,7 @@ class UsageError(Exception):
 
 def shadow_deviations_topic(settings: KafkaSettings, version: str) -> str:
     """The topic a shadow rules service judging under candidate ``version`` writes its findings to."""
-    return f"{settings.namespace}.{settings.study_id}.shadow.{version}.deviations"
+    return replace(settings, shadow=version).topics.deviations
 
 
 def _as_of(text: str) -> dt.datetime:
@@ -51,13 +52,7 @@ def _as_of(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time with an offset: {e}") from None
 
 
-def _settings(args: argparse.Namespace) -> KafkaSettings:
-    return KafkaSettings(args.bootstrap_servers, args.study, args.namespace)
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
-    from services.cli import _kafka_args  # the one spelling of the broker options
-
     parser.add_argument(
         "--events",
         metavar="FILE",
@@ -71,7 +66,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="only records TrialGuard had received by TIME (ISO 8601 with an offset): Kafka record timestamp <= "
         "TIME; needs the topic or an export (plain JSON lines carry no broker time)",
     )
-    _kafka_args(parser)
+    add_kafka_args(parser)
 
 
 async def recompute_from(args: argparse.Namespace) -> tuple[Recomputed, int | None]:
@@ -80,7 +75,7 @@ async def recompute_from(args: argparse.Namespace) -> tuple[Recomputed, int | No
     Raises:
         UsageError: the input cannot be read as asked.
     """
-    settings = _settings(args)
+    settings = settings_from_args(args)
     replay = new_replay(settings.study_id)
     cutoff = None if args.as_of is None else as_of_ms(args.as_of)
     if args.events is None:
@@ -191,7 +186,7 @@ def in_scope(findings: Iterable[object], late_event_ids: set[str]) -> list[objec
 
 async def _diff(args: argparse.Namespace) -> int:
     """``audit diff``: recomputed vs committed findings (or committed vs a shadow version's)."""
-    settings = _settings(args)
+    settings = settings_from_args(args)
     try:
         if args.shadow is not None and not VERSION_NAME.fullmatch(args.shadow):
             raise UsageError(f"--shadow {args.shadow[:60]!r}: a version is 1-60 of A-Z a-z 0-9 . _ -")

@@ -32,7 +32,7 @@ from events.replay import Replay
 from protocol.registry import protocol_for
 from services.audit.sdtm import DV_LABELS, SUPPDV_LABELS, DvRow, SdtmDv, SuppRow, build, check_limits, columns
 from services.files import atomic_text
-from services.kafka import KafkaSettings, read_to_end
+from services.kafka import KafkaSettings, add_kafka_args, read_to_end, settings_from_args
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 LISTED = 20
@@ -54,7 +54,6 @@ def add_commands(
     export: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     """Register ``export sdtm-dv`` (this module adds nothing to ``audit``)."""
-    from services.cli import _kafka_args  # late: services.cli imports the audit commands
 
     command = export.add_parser(
         "sdtm-dv",
@@ -72,16 +71,12 @@ def add_commands(
     command.add_argument(
         "--events", metavar="FILE", help="offline: a contract-v1 JSON-lines log or an audit export file"
     )
-    _kafka_args(command)
+    add_kafka_args(command)
     command.set_defaults(run=_run, sync=True)
 
 
 def _run(args: argparse.Namespace) -> int:
-    return run(args.out, args.supp_out, args.format, args.events, _settings(args), stderr=sys.stderr)
-
-
-def _settings(args: argparse.Namespace) -> KafkaSettings:
-    return KafkaSettings(args.bootstrap_servers, args.study, args.namespace)
+    return run(args.out, args.supp_out, args.format, args.events, settings_from_args(args), stderr=sys.stderr)
 
 
 def run(

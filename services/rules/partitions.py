@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from events import snapshots
 from protocol import ParticipantState
+from services.audit.chain import Chain
 from services.kafka import KafkaSettings, read_partition
 from services.rules.records import RecordHandler
 
@@ -34,6 +35,8 @@ class OwnedPartition:
     producer: AIOKafkaProducer
     states: dict[str, ParticipantState] = field(default_factory=dict)
     next_offset: int = 0
+    chain: Chain | None = None
+    """The audit hash chain as of ``next_offset`` (None when no checkpoints are written)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closing: bool = False
 

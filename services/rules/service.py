@@ -31,6 +31,7 @@ import time
 from collections import ChainMap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -40,6 +41,7 @@ from protocol import ParticipantState, ProtocolHistory
 from protocol.versions import Judge, history_of
 from services.kafka import KafkaSettings, ensure_topics
 from services.metrics import Metrics
+from services.rules.chains import Checkpointer, restore_chain
 from services.rules.partitions import OwnedPartition, restore
 from services.rules.records import Outgoing, Record, RecordHandler, States
 from services.rules.weather import Backoff, BrokerWatch, ConfigurationError, error_fields, is_configuration_error
@@ -55,8 +57,8 @@ OPEN_SECONDS = 300.0
 
 
 def rules_group_id(settings: KafkaSettings) -> str:
-    """The consumer group of a study's rules service."""
-    return f"{settings.namespace}.{settings.study_id}.rules"
+    """The consumer group of a study's rules service (a shadow run's own when ``settings.shadow``)."""
+    return settings.topics.consumer_group
 
 
 @dataclass
@@ -80,6 +82,13 @@ class RulesService:
             ``trialguard_ready`` follows this service's ``ready``.
         session_timeout_ms: how long a dead instance holds its partitions before the group
             moves them on.
+        audit_key: the Ed25519 key file that signs the audit hash-chain checkpoints, written to
+            audit-checkpoints in the batch transaction every ``checkpoint_every`` records of a
+            partition; None writes none.
+        checkpoint_every: records of a partition between two checkpoints.
+
+    Raises:
+        KeyFileError: ``audit_key`` cannot be read as an Ed25519 private key.
     """
 
     def __init__(
@@ -90,6 +99,8 @@ class RulesService:
         max_batch: int = 500,
         metrics: Metrics | None = None,
         session_timeout_ms: int = 10_000,
+        audit_key: Path | None = None,
+        checkpoint_every: int = 1000,
     ) -> None:
         self.settings = settings
         self.history: ProtocolHistory = history_of(protocol)
@@ -106,6 +117,11 @@ class RulesService:
         self.joined = False  # the group has assigned this instance its partitions (maybe none) once
         self.broker = BrokerWatch(settings.bootstrap_servers)
         self._ownership = asyncio.Lock()  # one take-over or release at a time (listener vs main loop)
+        self.checkpointer = (
+            None
+            if audit_key is None
+            else Checkpointer.from_file(audit_key, checkpoint_every, settings.topics.audit_checkpoints)
+        )
 
     def transactional_id(self, tp: TopicPartition) -> str:
         """Stable per input partition: the next owner of the partition fences the previous one."""
@@ -236,6 +252,10 @@ class RulesService:
                     dead += 1
                 rule_ids += [o.rule_id for o in outgoing if o.rule_id is not None]
                 await _send(producer, outgoing)
+            chain = part.chain
+            if chain is not None and self.checkpointer is not None:
+                chain, checkpoint = self.checkpointer.extend(chain, records)
+                await _send(producer, checkpoint)
             for pid, state in changed.items():
                 await producer.send(self.topics.participant_state, key=pid.encode(), value=snapshots.encode(state),
                                     partition=tp.partition)  # fmt: skip
@@ -243,6 +263,7 @@ class RulesService:
         # Memory follows the log only once the transaction is committed.
         part.states.update(changed)
         part.next_offset = records[-1].offset + 1
+        part.chain = chain
         self.metrics.batch_committed(len(records) - dead, dead, rule_ids, time.perf_counter() - started)
 
     # --- ownership of partitions ----------------------------------------------------------------
@@ -266,6 +287,10 @@ class RulesService:
                 await producer.start()
                 committed = await consumer.committed(tp)
                 states, read = await restore(self.settings, self.handler, tp.partition, committed)
+                chain = None
+                if self.checkpointer is not None:
+                    chain, chained = await restore_chain(self.settings, self.checkpointer, tp.partition, committed)
+                    read += chained
                 if committed is None:
                     await consumer.seek_to_beginning(tp)
                 else:
@@ -274,7 +299,7 @@ class RulesService:
             log.warning("partition_open_failed", partition=tp.partition, **error_fields(e))
             await _stop(producer)
             return False
-        self.partitions[tp] = OwnedPartition(producer, states, next_offset=committed or 0)
+        self.partitions[tp] = OwnedPartition(producer, states, next_offset=committed or 0, chain=chain)
         self.metrics.restored(read, time.perf_counter() - started)
         log.info("partition_restored", partition=tp.partition, participants=len(states), records_read=read,
                  committed_offset=committed)  # fmt: skip

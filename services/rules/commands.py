@@ -1,0 +1,120 @@
+"""``trialguard rules serve`` and ``trialguard rules shadow``: the rules service as a process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+from protocol.registry import versions_for
+from protocol.versions import ProtocolHistory, VersionError
+from services.http import serve_http
+from services.options import add_kafka_args, check_names, env_int, settings_from_args
+from services.rules.service import RulesService
+from services.rules.weather import ConfigurationError
+
+VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,60}")
+
+
+async def run_service(service: RulesService, http_port: int, http_host: str) -> int:
+    """Run ``service`` (and its /health and /metrics) until SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    http = None
+    if http_port >= 0:
+        try:
+            http = await serve_http(http_port, service.metrics.registry, lambda: service.status, http_host)
+        except OSError as e:
+            raise ConfigurationError(f"cannot serve HTTP on {http_host}:{http_port}: {e.strerror}") from None
+    try:
+        await service.run(stop)
+    finally:
+        if http is not None:
+            await http.stop()
+    return 0
+
+
+def _service(args: argparse.Namespace, history: ProtocolHistory, shadow: str | None = None) -> RulesService:
+    check_names(args)
+    key = args.audit_key or os.environ.get("TRIALGUARD_AUDIT_KEY") or None
+    return RulesService(
+        replace(settings_from_args(args), shadow=shadow),
+        history,
+        session_timeout_ms=env_int("TRIALGUARD_SESSION_TIMEOUT_MS", 10_000),
+        audit_key=None if shadow is not None or key is None else Path(key),
+        checkpoint_every=env_int("TRIALGUARD_CHECKPOINT_EVERY", args.checkpoint_every),
+    )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    """Run the rules service until SIGTERM/SIGINT; exits early only on a configuration error."""
+    return await run_service(_service(args, versions_for(args.study)), args.http_port, args.http_host)
+
+
+async def _shadow(args: argparse.Namespace) -> int:
+    """Run candidate version ``--version`` beside the live service, on topics of its own."""
+    if not VERSION_NAME.fullmatch(args.version):
+        raise ConfigurationError(f"--version {args.version[:60]!r}: a version is 1-60 of A-Z a-z 0-9 . _ -")
+    try:
+        candidate = versions_for(args.study).version(args.version)
+    except VersionError as e:
+        raise ConfigurationError(str(e)) from None
+    # Every event is judged by the candidate alone: what it would have raised, from the start.
+    return await run_service(
+        _service(args, ProtocolHistory.of(candidate), shadow=args.version), args.http_port, args.http_host
+    )
+
+
+def _http_args(parser: argparse.ArgumentParser, default_port: str) -> None:
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=default_port,
+        help="port of /health and /metrics on 127.0.0.1 (0: any free port; -1: none; default %(default)s)",
+    )
+    parser.add_argument(
+        "--http-host",
+        default=os.environ.get("TRIALGUARD_HTTP_HOST", "127.0.0.1"),
+        help="address of /health and /metrics (env TRIALGUARD_HTTP_HOST; default %(default)s)",
+    )
+
+
+def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``trialguard rules serve|shadow``."""
+    rules = commands.add_parser("rules", help="the rules service").add_subparsers(dest="action", required=True)
+    serve = rules.add_parser("serve", help="consume participant events, publish deviations and alerts")
+    add_kafka_args(serve)
+    _http_args(serve, os.environ.get("TRIALGUARD_HTTP_PORT", "8081"))
+    serve.add_argument(
+        "--audit-key",
+        metavar="KEYFILE",
+        help="Ed25519 key (`trialguard audit keygen`) that signs the hash-chain checkpoints written to "
+        "audit-checkpoints in each transaction (env TRIALGUARD_AUDIT_KEY; none: no checkpoints)",
+    )
+    serve.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="records of a partition between two checkpoints (env TRIALGUARD_CHECKPOINT_EVERY; default %(default)s)",
+    )
+    serve.set_defaults(run=_serve)
+
+    shadow = rules.add_parser(
+        "shadow",
+        help="run a candidate protocol version beside the live service, on topics of its own",
+        description="Consume the live participant-events in a consumer group of its own and judge every event "
+        "under candidate version V; write to trialguard.<study>.shadow.<V>.deviations (and shadow state and "
+        "dead-letter topics). Nothing the live service owns is touched. Compare with `trialguard audit diff "
+        "--shadow V`.",
+    )
+    shadow.add_argument("--version", required=True, metavar="V", help="the candidate protocol version")
+    add_kafka_args(shadow)
+    _http_args(shadow, "-1")
+    shadow.set_defaults(run=_shadow, audit_key=None, checkpoint_every=1000)
