@@ -11,7 +11,7 @@ import contextlib
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
@@ -20,6 +20,7 @@ from contracts import ContractError, parse_event
 from events.jsonl import BinaryWriter, read_lines, write_line
 from events.replay import Replay
 from protocol.registry import UnknownStudyError, versions_for
+from services.audit.export_format import ExportFormatError, is_export, participant_event_lines
 from services.files import atomic_output
 
 PROGRESS_MIN_BYTES = 5_000_000
@@ -183,8 +184,10 @@ def replay_stream(
     name: str,
     errors: TextIO,
     progress: Progress | None = None,
+    lines: Iterable[tuple[int, bytes]] | None = None,
 ) -> Report:
-    """Replay every line of ``source``, writing each finding to ``out`` as one JSON line.
+    """Replay every line of ``source`` (or the numbered ``lines`` given, e.g. the participant-events
+    records of an audit export), writing each finding to ``out`` as one JSON line.
 
     A line that breaks the contract is reported on ``errors`` as ``NAME:LINE: <error>`` and
     skipped; every other line is processed.
@@ -193,7 +196,7 @@ def replay_stream(
         What was read and rejected.
     """
     report = Report(name)
-    for number, message in read_lines(source):
+    for number, message in read_lines(source) if lines is None else lines:
         report.lines += 1
         try:
             findings = replay.feed(parse_event(message))
@@ -277,16 +280,20 @@ def run(
     replay = Replay(history)
     progress: Progress | None = None
     try:
+        # An audit export is replayed from its participant-events records, line numbers kept.
+        lines = participant_event_lines(Path(source)) if source != "-" and is_export(Path(source)) else None
         with contextlib.nullcontext(stdin) if source == "-" else open(source, "rb") as stream:
-            progress = progress_for(stream, name, stderr)
+            progress = progress_for(stream, name, stderr) if lines is None else None
             if out is None:
-                report = replay_stream(stream, stdout, replay, name=name, errors=stderr, progress=progress)
+                report = replay_stream(stream, stdout, replay, name=name, errors=stderr, progress=progress, lines=lines)
                 stdout.flush()
             else:
                 with atomic_output(Path(out)) as f:
-                    report = replay_stream(stream, f, replay, name=name, errors=stderr, progress=progress)
+                    report = replay_stream(stream, f, replay, name=name, errors=stderr, progress=progress, lines=lines)
     except BrokenPipeError:
         raise  # the reader of stdout left (`| head`): the caller ends quietly
+    except ExportFormatError as e:
+        return _fail(stderr, f"{name}:{e.line}: {e.reason}")
     except OSError as e:
         return _fail(stderr, f"{e.filename or name}: {e.strerror or e}")
     finally:

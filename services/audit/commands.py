@@ -11,6 +11,7 @@ MODULES: tuple[str, ...] = (
     "services.audit.verify",
     "services.audit.sdtm_cli",
     "services.audit.replay_cli",
+    "services.audit.report_cli",
 )
 """Modules with ``add_commands(audit, export)``; each registers its subcommands on the two groups."""
 

@@ -255,3 +255,30 @@ def _digest(obj: dict[str, Any], name: str, number: int) -> str:
     if not isinstance(value, str) or not HEX_DIGEST.fullmatch(value):
         raise ExportFormatError(number, f"{name} is not 64 lowercase hex digits")
     return value
+
+
+def is_export(path: Path) -> bool:
+    """Whether ``path`` is an audit export (its first line is a record or checkpoint line) rather
+    than plain contract-v1 JSON lines."""
+    with path.open("rb") as f:
+        for raw in f:
+            if raw.strip():
+                try:
+                    first = json.loads(raw)
+                except ValueError:
+                    return False
+                return isinstance(first, dict) and first.get("kind") in ("record", "checkpoint")
+    return False
+
+
+def participant_event_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, original bytes) of each participant-events record of an export, in file
+    order (an export holds one topic's partitions one after another: each participant's events
+    stay in log order).
+
+    Raises:
+        ExportFormatError: a malformed line.
+    """
+    for number, line in read_lines(path):
+        if isinstance(line, ExportedRecord) and line.topic.endswith(".participant-events"):
+            yield number, line.value

@@ -26,7 +26,7 @@ from typing import Any
 from contracts import Finding, encode, parse_event
 from events.replay import Replay
 from protocol.registry import versions_for
-from services.audit.export_format import read_export
+from services.audit.export_format import is_export, read_export
 from services.kafka import KafkaSettings, partition_ids, read_partition
 from services.rules.records import check_message
 
@@ -165,19 +165,6 @@ def _claimed_event_id(value: bytes) -> str | None:
         return str(uuid.UUID(str(claimed)))
     except (ValueError, AttributeError, TypeError):
         return None
-
-
-def is_export(path: Path) -> bool:
-    """Whether ``path`` is an audit export (its first line is a record or checkpoint line)."""
-    with path.open("rb") as f:
-        for raw in f:
-            if raw.strip():
-                try:
-                    first = json.loads(raw)
-                except ValueError:
-                    return False
-                return isinstance(first, dict) and first.get("kind") in ("record", "checkpoint")
-    return False
 
 
 def records_from_file(path: Path, study_id: str) -> Iterator[InputRecord]:

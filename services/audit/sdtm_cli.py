@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from contracts import ContractError, DeviationRaised, Finding, FindingReviewed, ParticipantEvent, parse_event
 from events.replay import Replay
 from protocol.registry import protocol_for
+from services.audit.export_format import is_export
 from services.audit.sdtm import DV_LABELS, SUPPDV_LABELS, DvRow, SdtmDv, SuppRow, build, check_limits, columns
 from services.files import atomic_text
 from services.kafka import KafkaSettings, add_kafka_args, read_to_end, settings_from_args
@@ -134,19 +135,6 @@ def read_offline(path: Path, study_id: str) -> Inputs:
             continue
         inputs.events.append(event)
     return inputs
-
-
-def is_export(path: Path) -> bool:
-    """Whether ``path`` is an audit export file (its lines have a ``kind``) rather than events."""
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip():
-                try:
-                    first = json.loads(line)
-                except ValueError:
-                    return False
-                return isinstance(first, dict) and "kind" in first and "event_type" not in first
-    return False
 
 
 def _jsonl(path: Path) -> Iterator[tuple[str, bytes]]:
