@@ -20,7 +20,14 @@ from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.chain import Chain
-from services.audit.export_format import ExportedCheckpoint, ExportedRecord, checkpoint_line, record_line
+from services.audit.export_format import (
+    ExportedCheckpoint,
+    ExportedRecord,
+    ExportFormatError,
+    checkpoint_line,
+    read_lines,
+    record_line,
+)
 from services.audit.keys import KeyFileError, key_id, load_private_key
 from services.files import atomic_text
 from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_partition, settings_from_args
@@ -92,6 +99,34 @@ async def export_events(
     return checkpoints
 
 
+def reexport(source: Path, out: Path, private_key: Ed25519PrivateKey) -> list[ExportedCheckpoint]:
+    """Sign an existing export again with another key (offline: a key rotation, or a copy for an
+    auditor who holds another key), after checking every record's chain value.
+
+    Raises:
+        ExportFormatError: a malformed line, or a record whose chain value does not follow from
+            the records before it (a changed file is never signed again).
+        OSError: a file cannot be read or written.
+    """
+    chains: dict[tuple[str, int], Chain] = {}
+    with atomic_text(out) as f:
+        for number, line in read_lines(source):
+            if not isinstance(line, ExportedRecord):
+                continue
+            chain = chains.setdefault((line.topic, line.partition), Chain(line.topic, line.partition))
+            try:
+                head = chain.append(line.offset, line.timestamp_ms, line.key, line.value)
+            except ValueError as e:
+                raise ExportFormatError(number, str(e)) from None
+            if head.hex() != line.chain:
+                raise ExportFormatError(number, "chain value does not follow from the records before it")
+            f.write(record_line(line) + "\n")
+        checkpoints = [sign(chain, private_key) for _, chain in sorted(chains.items())]
+        for checkpoint in checkpoints:
+            f.write(checkpoint_line(checkpoint) + "\n")
+    return checkpoints
+
+
 async def _export(args: argparse.Namespace) -> int:
     try:
         private_key = load_private_key(Path(args.key))
@@ -100,7 +135,13 @@ async def _export(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     try:
-        checkpoints = await export_events(settings_from_args(args), out, private_key, progress=sys.stderr)
+        if args.events is not None:
+            checkpoints = reexport(Path(args.events), out, private_key)
+        else:
+            checkpoints = await export_events(settings_from_args(args), out, private_key, progress=sys.stderr)
+    except ExportFormatError as e:
+        print(f"trialguard export events: {args.events}:{e.line}: {e.reason}", file=sys.stderr)
+        return 1
     except ExportError as e:
         print(f"trialguard export events: {e}", file=sys.stderr)
         return 2
@@ -111,11 +152,8 @@ async def _export(args: argparse.Namespace) -> int:
         print(f"trialguard export events: Kafka error: {type(e).__name__}", file=sys.stderr)
         return 1
     records = sum(c.count for c in checkpoints)
-    print(
-        f"exported {records:,} records of {len(checkpoints)} partitions to {out}; "
-        f"checkpoints signed by key {checkpoints[0].key_id}",
-        file=sys.stderr,
-    )
+    signed = f"; checkpoints signed by key {checkpoints[0].key_id}" if checkpoints else ""
+    print(f"exported {records:,} records of {len(checkpoints)} partitions to {out}{signed}", file=sys.stderr)
     return 0
 
 
@@ -133,5 +171,10 @@ def add_commands(audit: argparse._SubParsersAction[Any], export: argparse._SubPa
     )
     events.add_argument("--out", required=True, metavar="FILE", help="the export file")
     events.add_argument("--key", required=True, metavar="KEYFILE", help="the Ed25519 private key (PEM) that signs")
+    events.add_argument(
+        "--events",
+        metavar="EXPORT",
+        help="offline: sign an existing export again with KEYFILE (every chain value is checked first)",
+    )
     add_kafka_args(events)
     events.set_defaults(run=_export)

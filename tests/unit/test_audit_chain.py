@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.chain import Chain, encode_record, genesis
-from services.audit.export import sign
+from services.audit.export import reexport, sign
 from services.audit.export_format import (
     ExportedRecord,
     ExportFormatError,
@@ -216,3 +216,20 @@ def test_a_private_key_is_no_public_key_and_garbage_is_no_key(tmp_path: Path) ->
 def test_an_export_signed_with_another_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(VerificationError, match="not the given public key"):
         check_export(write(tmp_path, export_lines(OTHER_KEY)), KEY.public_key())
+
+
+def test_an_export_signed_again_offline_verifies_with_the_new_key(tmp_path: Path) -> None:
+    source = write(tmp_path, export_lines())
+    out = tmp_path / "resigned.jsonl"
+    checkpoints = reexport(source, out, OTHER_KEY)
+    assert [c.count for c in checkpoints] == [3, 2]
+    assert check_export(out, OTHER_KEY.public_key()).records == 5
+
+
+def test_a_changed_export_is_never_signed_again(tmp_path: Path) -> None:
+    lines = export_lines()
+    lines[1], lines[2] = lines[2], lines[1]
+    out = tmp_path / "resigned.jsonl"
+    with pytest.raises(ExportFormatError, match="line 2"):
+        reexport(write(tmp_path, lines), out, OTHER_KEY)
+    assert not out.exists()
