@@ -65,7 +65,9 @@ fi
 
 mkdir -p "$run"
 scripts/kafka.sh up
-start rules "$bin/trialguard" rules serve
+# The key that signs the audit hash-chain checkpoints, made once (see README, "Audit").
+[[ -f $run/audit.key ]] || "$bin/trialguard" audit keygen --out "$run/audit.key" >/dev/null
+start rules "$bin/trialguard" rules serve --audit-key "$run/audit.key" --checkpoint-every 500
 
 # The demo login, created once; its password is kept (mode 600) and shown on every run.
 if [[ ! -f $credentials ]]; then
@@ -122,6 +124,9 @@ Simulator:        pid $(cat "$run/simulator.pid")   (log $run/simulator.log: sim
 Rules service:    pid $(cat "$run/rules.pid")   (log $run/rules.log, JSON lines)
 Kafka:            $TRIALGUARD_BOOTSTRAP_SERVERS   (log .cache/kafka/run/${KAFKA_PORT:-9092}/server.log)
 Findings:         $cli deviations --format table
+Audit:            $cli export events --out events.jsonl --key $run/audit.key
+                  $cli audit verify events.jsonl --public-key $run/audit.key.pub --bootstrap-servers $TRIALGUARD_BOOTSTRAP_SERVERS
+                  $cli audit report --out report.html --public-key $run/audit.key.pub
 Publish more:     $cli publish FILE.jsonl     (or kcat, see README)
 Stop everything:  make demo-stop
 TXT
