@@ -1,0 +1,426 @@
+"""FHIR R4 Observations in, contract-v1 ``ScreeningLabResulted`` events out. Pure: no I/O, no clock.
+
+A lab posts one ``Observation`` or a ``Bundle`` (batch or transaction) of them. Each is parsed
+with ``fhir.resources.R4B`` (FHIR R4's Observation is unchanged in R4B) and mapped field by
+field; every event is then validated by the wire contract itself, so the gateway can never
+publish what the rules service would dead-letter. The request is all or nothing: one bad entry
+and nothing is published, and the ``OperationOutcome`` names that entry by its FHIRPath.
+
+Statuses: ``final`` and ``amended`` publish; ``preliminary`` and ``registered`` are held (not
+published, reported); ``corrected`` and ``entered-in-error`` need retraction events the contract
+does not have yet, so they are a "not supported yet" problem rather than a silent republish.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from pydantic import ValidationError
+
+from contracts import ContractError, parse_event
+from contracts import units as unit_table
+from contracts.limits import clip, printable
+from contracts.participant_events import ScreeningLabResulted
+
+LOINC_SYSTEM = "http://loinc.org"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+SNOMED_SYSTEM = "http://snomed.info/sct"
+MAX_BUNDLE_ENTRIES = 1_000
+"""A screening panel is a few dozen results; more in one request is not a lab report."""
+
+GATEWAY_NAMESPACE = uuid.UUID("5f3a8c2e-7d41-5b7e-9c1a-2b6e4f0d9a13")
+"""The uuid5 namespace of every event id the lab gateway derives (FHIR and HL7 v2)."""
+
+PUBLISHED_STATUSES = frozenset({"final", "amended"})
+HELD_STATUSES = frozenset({"preliminary", "registered"})
+UNSUPPORTED_STATUSES = frozenset({"corrected", "entered-in-error"})
+
+# Coded qualitative answers: SNOMED CT and LOINC answer codes for the contract's three results.
+# "Detected"/"not detected" are how viral loads and presence tests are answered (contracts/units.py).
+_CODED_RESULTS = {
+    (SNOMED_SYSTEM, "10828004"): "positive",
+    (SNOMED_SYSTEM, "260385009"): "negative",
+    (SNOMED_SYSTEM, "42425007"): "equivocal",
+    (SNOMED_SYSTEM, "260373001"): "positive",
+    (SNOMED_SYSTEM, "260415000"): "negative",
+    ("http://loinc.org", "LA6576-8"): "positive",
+    ("http://loinc.org", "LA6577-6"): "negative",
+}
+_WORDS = {"positive": "positive", "negative": "negative", "equivocal": "equivocal"}
+_WORDS |= {"detected": "positive", "not detected": "negative"}
+
+# Contract field → where it came from in an Observation, to name a ContractError in FHIR terms.
+_CONTRACT_PATHS = {
+    "participant_id": "subject.identifier.value",
+    "occurred_at": "effective",
+    "recorded_at": "issued",
+    "payload.loinc": "code.coding",
+    "payload.unit": "valueQuantity.code",
+    "payload.uln": "referenceRange[0].high.value",
+    "payload.lln": "referenceRange[0].low.value",
+}
+_VALUE_ELEMENTS = ("valueQuantity", "valueString", "valueCodeableConcept", "valueRatio")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The upstream system a request or message came from, as the gateway's source store knows it
+    (``services.gateway.sources.Source`` has the same two fields).
+
+    Attributes:
+        name: the source's registered name: the events' ``source.system``, and part of every event
+            id it produces (two sources never share ids).
+        site: the trial site its results belong to: the events' ``site_id``.
+    """
+
+    name: str
+    site: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why (part of) a request cannot be published.
+
+    Attributes:
+        expression: the FHIRPath of the problem, e.g. ``Bundle.entry[2].resource.valueQuantity.code``.
+        diagnostics: what is wrong, for the sender.
+        code: the FHIR issue type (``structure``, ``required``, ``value``, ``code-invalid``,
+            ``not-supported``, ``invariant``).
+        parse: True when the input is not a valid FHIR resource at all (HTTP 400, not 422).
+    """
+
+    expression: str
+    diagnostics: str
+    code: str = "value"
+    parse: bool = False
+
+
+@dataclass(frozen=True)
+class Held:
+    """An Observation accepted but not published because its result is not final yet."""
+
+    expression: str
+    status: str
+
+
+@dataclass(frozen=True)
+class FhirResult:
+    """The outcome of one request: events to publish (only when there is no problem), held
+    Observations, and problems."""
+
+    events: tuple[ScreeningLabResulted, ...] = ()
+    held: tuple[Held, ...] = ()
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def http_status(self) -> int:
+        """400 when the input is not FHIR, 422 when it is but cannot be mapped, else 200."""
+        if any(p.parse for p in self.problems):
+            return 400
+        return 422 if self.problems else 200
+
+    def outcome(self) -> OperationOutcome:
+        """The OperationOutcome to answer with: one issue per problem, or information issues."""
+        issues: list[dict[str, Any]] = [
+            {"severity": "error", "code": p.code, "diagnostics": p.diagnostics, "expression": [p.expression]}
+            for p in self.problems
+        ]
+        if not issues:
+            issues = [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": f"status {h.status!r}: held, not published until final",
+                    "expression": [h.expression],
+                }
+                for h in self.held
+            ] or [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": f"{len(self.events)} result(s) accepted",
+                }
+            ]
+        return OperationOutcome(issue=issues)
+
+
+def observations_to_events(
+    payload: dict[str, Any], source: SourceInfo, study_id: str, identifier_system: str
+) -> FhirResult:
+    """Map a FHIR R4 Observation, or a batch/transaction Bundle of them, to contract events.
+
+    Args:
+        payload: the decoded JSON body of the request.
+        source: the source the request came from (site, system, name for event ids).
+        study_id: the study the events belong to.
+        identifier_system: the identifier system whose value in ``Observation.subject.identifier``
+            is the participant id.
+
+    Returns:
+        The events (empty when there is any problem: a request is all or nothing), the held
+        Observations and the problems, each problem named by FHIRPath.
+    """
+    kind = payload.get("resourceType") if isinstance(payload, dict) else None
+    if kind == "Observation":
+        located = [("Observation", payload)]
+    elif kind == "Bundle":
+        entries = _bundle_entries(payload)
+        if isinstance(entries, Problem):
+            return FhirResult(problems=(entries,))
+        located = entries
+    else:
+        got = "not a JSON object" if not isinstance(payload, dict) else f"resourceType {_quote(kind)}"
+        problem = Problem("resourceType", f"expected an Observation or a Bundle, got {got}", "structure", parse=True)
+        return FhirResult(problems=(problem,))
+
+    events: list[ScreeningLabResulted] = []
+    held: list[Held] = []
+    problems: list[Problem] = []
+    for path, resource in located:
+        outcome = _one(path, resource, source, study_id, identifier_system)
+        if isinstance(outcome, ScreeningLabResulted):
+            events.append(outcome)
+        elif isinstance(outcome, Held):
+            held.append(outcome)
+        else:
+            problems += outcome
+    if problems:
+        return FhirResult(held=tuple(held), problems=tuple(problems))
+    return FhirResult(events=tuple(events), held=tuple(held))
+
+
+def _bundle_entries(payload: dict[str, Any]) -> list[tuple[str, Any]] | Problem:
+    entries = payload.get("entry", [])
+    try:
+        # The shell only: entries are parsed one by one so that a problem names its entry.
+        bundle = Bundle.model_validate({**payload, "entry": []})
+    except ValidationError as e:
+        return _parse_problems("Bundle", e)[0]
+    if bundle.type not in ("batch", "transaction"):
+        return Problem("Bundle.type", f"Bundle type {_quote(bundle.type)}: expected batch or transaction", "value")
+    if not isinstance(entries, list) or not entries:
+        return Problem(
+            "Bundle.entry", "a Bundle needs at least one entry", "required", parse=not isinstance(entries, list)
+        )
+    if len(entries) > MAX_BUNDLE_ENTRIES:
+        return Problem("Bundle.entry", f"{len(entries):,} entries; at most {MAX_BUNDLE_ENTRIES:,}", "too-costly")
+    return [
+        (f"Bundle.entry[{i}].resource", e.get("resource") if isinstance(e, dict) else None)
+        for i, e in enumerate(entries)
+    ]
+
+
+def _one(
+    path: str, resource: Any, source: SourceInfo, study_id: str, identifier_system: str
+) -> ScreeningLabResulted | Held | list[Problem]:
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        return [Problem(path, f"expected an Observation, got {_quote(kind)}", "not-supported")]
+    try:
+        obs = Observation.model_validate(resource)
+    except ValidationError as e:
+        return _parse_problems(path, e)
+    status = str(obs.status)
+    if status in HELD_STATUSES:
+        return Held(path, status)
+    if status in UNSUPPORTED_STATUSES:
+        return [
+            Problem(
+                f"{path}.status", f"status {status!r} (correction/retraction) is not supported yet", "not-supported"
+            )
+        ]
+    if status not in PUBLISHED_STATUSES:
+        return [Problem(f"{path}.status", f"status {status!r} carries no result to publish", "not-supported")]
+    problems: list[Problem] = []
+    loinc = _loinc(obs, path, problems)
+    participant = _participant(obs, path, identifier_system, problems)
+    key = _business_key(obs, path, problems)
+    value, unit = _value(obs, path, loinc, problems)
+    uln, lln = _range(obs, path, unit, problems)
+    occurred = _effective(obs, path, problems)
+    if obs.issued is None:
+        problems.append(
+            Problem(f"{path}.issued", "missing: the time the lab issued the result (recorded_at)", "required")
+        )
+    if problems:
+        return problems
+    payload: dict[str, Any] = {"loinc": loinc, "value": value}
+    payload |= {k: v for k, v in (("unit", unit), ("uln", uln), ("lln", lln)) if v is not None}
+    event = {
+        "event_id": str(uuid.uuid5(GATEWAY_NAMESPACE, f"fhir|{source.name}|{key}|{status}")),
+        "event_type": "ScreeningLabResulted",
+        "schema_version": 1,
+        "study_id": study_id,
+        "site_id": source.site,
+        "participant_id": participant,
+        "occurred_at": _instant(occurred),
+        "recorded_at": _instant(obs.issued),
+        "source": {"system": source.name},
+        "payload": payload,
+    }
+    try:
+        parsed = parse_event(json.dumps(event))
+    except ContractError as e:
+        value_element = next(n for n in _VALUE_ELEMENTS if getattr(obs, n) is not None)
+        fields = _CONTRACT_PATHS | {"payload.value": value_element}
+        return [
+            Problem(f"{path}.{fields[v.field]}" if v.field in fields else path, str(v), "invariant")
+            for v in e.violations
+        ]
+    assert isinstance(parsed, ScreeningLabResulted)
+    return parsed
+
+
+def _loinc(obs: Observation, path: str, problems: list[Problem]) -> str | None:
+    codes = [c.code for c in obs.code.coding or [] if c.system == LOINC_SYSTEM and c.code]
+    if not codes:
+        problems.append(Problem(f"{path}.code.coding", f"no coding of system {LOINC_SYSTEM}", "required"))
+        return None
+    # A lab may send the LOINC code next to its own; one of them must be a screening analyte.
+    known = [c for c in codes if unit_table.analyte_for(c) is not None]
+    if not known:
+        said = ", ".join(codes)
+        problems.append(
+            Problem(f"{path}.code.coding", f"LOINC {said} is not a screening lab of the study", "code-invalid")
+        )
+        return None
+    return known[0]
+
+
+def _participant(obs: Observation, path: str, system: str, problems: list[Problem]) -> str | None:
+    identifier = obs.subject.identifier if obs.subject is not None else None
+    if identifier is None or identifier.system != system or not identifier.value:
+        problems.append(
+            Problem(f"{path}.subject.identifier", f"the subject needs an identifier of system {system}", "required")
+        )
+        return None
+    return identifier.value
+
+
+def _business_key(obs: Observation, path: str, problems: list[Problem]) -> str | None:
+    # The business identifier survives a resend from another server; the id is the fallback.
+    for ident in obs.identifier or []:
+        if ident.value:
+            return f"identifier|{ident.system or ''}|{ident.value}"
+    if obs.id:
+        return f"id|{obs.id}"
+    problems.append(Problem(f"{path}.identifier", "an Observation needs an identifier or an id", "required"))
+    return None
+
+
+def _value(obs: Observation, path: str, loinc: str | None, problems: list[Problem]) -> tuple[Any, str | None]:
+    if (q := obs.valueQuantity) is not None:
+        where = f"{path}.valueQuantity"
+        if q.comparator is not None:
+            problems.append(
+                Problem(f"{where}.comparator", f"a result {q.comparator} a value is not supported", "not-supported")
+            )
+        if q.value is None:
+            problems.append(Problem(f"{where}.value", "missing", "required"))
+        if q.code is not None and q.system != UCUM_SYSTEM:
+            problems.append(Problem(f"{where}.system", f"units must be UCUM ({UCUM_SYSTEM})", "code-invalid"))
+        unit = q.code
+        if loinc is not None and q.value is not None:
+            try:
+                unit_table.check_unit(loinc, float(q.value), unit)
+            except unit_table.UnknownUnitError as e:
+                display = f" (display {q.unit!r})" if q.unit and q.code is None else ""
+                problems.append(Problem(f"{where}.code", f"{e}{display}", "code-invalid"))
+        return (_number(q.value), unit)
+    if obs.valueString is not None:
+        return _qualitative(obs.valueString, f"{path}.valueString", problems), None
+    if (concept := obs.valueCodeableConcept) is not None:
+        return _coded(concept, f"{path}.valueCodeableConcept", problems), None
+    if (ratio := obs.valueRatio) is not None:
+        # A titre as a ratio, 1:160.
+        num = ratio.numerator.value if ratio.numerator else None
+        den = ratio.denominator.value if ratio.denominator else None
+        if num == 1 and den is not None and den == int(den) and den >= 1:
+            return f"1:{int(den)}", None
+        problems.append(Problem(f"{path}.valueRatio", "only a titre 1:N is read from a ratio", "value"))
+        return None, None
+    problems.append(
+        Problem(f"{path}.value[x]", "expected valueQuantity, valueString or valueCodeableConcept", "required")
+    )
+    return None, None
+
+
+def _qualitative(text: str, where: str, problems: list[Problem]) -> str | None:
+    word = " ".join(text.strip().lower().split())
+    if word in _WORDS:
+        return _WORDS[word]
+    if word.startswith("1:") and word[2:].isdigit() and not word[2:].startswith("0"):
+        return word
+    problems.append(
+        Problem(
+            where, f"{_quote(text)} is not a result: expected positive, negative, equivocal or a titre such as 1:160"
+        )
+    )
+    return None
+
+
+def _coded(concept: CodeableConcept, where: str, problems: list[Problem]) -> str | None:
+    for coding in concept.coding or []:
+        if (result := _CODED_RESULTS.get((str(coding.system), str(coding.code)))) is not None:
+            return result
+    if concept.text:
+        return _qualitative(concept.text, f"{where}.text", problems)
+    problems.append(
+        Problem(f"{where}.coding", "no coding of positive, negative or equivocal (SNOMED CT)", "code-invalid")
+    )
+    return None
+
+
+def _range(obs: Observation, path: str, unit: str | None, problems: list[Problem]) -> tuple[Any, Any]:
+    if not obs.referenceRange:
+        return None, None
+    first = obs.referenceRange[0]
+    bounds: list[float | None] = []
+    for name, quantity in (("high", first.high), ("low", first.low)):
+        if quantity is None or quantity.value is None:
+            bounds.append(None)
+            continue
+        if quantity.code is not None and unit is not None and quantity.code != unit:
+            where = f"{path}.referenceRange[0].{name}.code"
+            problems.append(Problem(where, f"unit {quantity.code!r} differs from the result's {unit!r}", "value"))
+        bounds.append(_number(quantity.value))
+    return bounds[0], bounds[1]
+
+
+def _effective(obs: Observation, path: str, problems: list[Problem]) -> Any:
+    when = obs.effectiveDateTime or obs.effectiveInstant
+    # A date alone has no time and no offset; the contract's occurred_at needs both.
+    if not isinstance(when, dt.datetime):
+        what = "a date without a time" if when is not None else "missing"
+        problems.append(Problem(f"{path}.effectiveDateTime", f"{what}: a time with an offset is needed", "required"))
+        return None
+    return when
+
+
+def _instant(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, dt.datetime) else None
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _parse_problems(root: str, error: ValidationError) -> list[Problem]:
+    problems = []
+    for detail in error.errors(include_url=False)[:20]:
+        where = root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"])
+        problems.append(Problem(where, printable(clip(str(detail["msg"]), 300)), "structure", parse=True))
+    return problems
+
+
+def _quote(value: Any) -> str:
+    return repr(printable(clip(str(value), 60))) if value is not None else "nothing"
