@@ -21,6 +21,7 @@ from services import asyncapi
 from services.audit.commands import add_audit_commands
 from services.dashboard.settings import add_serve_args as add_dashboard_args
 from services.dashboard.users_cli import add_users_commands
+from services.gateway.commands import add_gateway_commands
 from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
 from services.logging import configure_logging
 from services.options import add_kafka_args, check_names, settings_from_args
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard_serve.set_defaults(run=_dashboard)
     add_users_commands(commands)
     add_audit_commands(commands)
+    add_gateway_commands(commands)
 
     publish = commands.add_parser("publish", help="publish contract-v1 JSON lines to participant-events")
     publish.add_argument("file", help="a JSON-lines file, or - for standard input")

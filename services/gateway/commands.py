@@ -1,0 +1,114 @@
+"""``trialguard gateway serve`` and ``trialguard sources add|list``.
+
+Wired into ``services/cli.py`` by one line in ``build_parser``: ``add_gateway_commands(commands)``.
+
+Exit status of ``sources``: 0 done; 2 a source that cannot be added as asked, or a store that
+cannot be opened. ``gateway serve`` runs until SIGTERM/SIGINT (0), 2 when it cannot listen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sqlite3
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+from services.gateway.settings import GatewaySettings, add_data_dir_arg, add_serve_args
+from services.gateway.sources import SourceError, SourceStore
+from services.options import add_kafka_args, check_names, settings_from_args
+from services.rules import ConfigurationError
+
+log = structlog.get_logger("trialguard.gateway.serve")
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Serve the gateway until SIGTERM/SIGINT.
+
+    Raises:
+        ConfigurationError: a bad study or namespace, or an address that cannot be bound.
+    """
+    check_names(args)
+    from services.gateway.app import create_app  # the web stack loads only for this command
+    from services.http import serve_asgi
+
+    settings = GatewaySettings(settings_from_args(args), args.data_dir, args.host, args.port, args.instance)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        server = await serve_asgi(create_app(settings), settings.host, settings.port, lifespan="on", name="gateway")
+    except OSError as e:
+        raise ConfigurationError(f"cannot serve the gateway on {settings.host}:{settings.port}: {e.strerror}") from None
+    log.info("gateway_listening", url=f"http://{settings.host}:{server.port}/", data_dir=str(settings.data_dir))
+    waiting = asyncio.create_task(stop.wait())
+    await asyncio.wait([server.task, waiting], return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    await server.stop()
+    return 0
+
+
+def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """``trialguard sources add NAME --site SITE [--hl7-application APP --hl7-facility FAC]``:
+    prints the new API key, once."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        store = SourceStore(GatewaySettings(data_dir=args.data_dir).sources_path)
+        source, key = store.add(args.name, args.site, args.hl7_application, args.hl7_facility)
+    except SourceError as e:
+        print(f"trialguard sources add: {e}", file=stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:
+        print(f"trialguard sources add: cannot open the sources store: {type(e).__name__}", file=stderr)
+        return 2
+    print(f"source {source.name} added for site {source.site}; its API key (shown once, keep it safe):", file=stderr)
+    print(key, file=stdout)
+    return 0
+
+
+def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """``trialguard sources list``: name, site, HL7 sending application and facility, added (no keys)."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        sources = SourceStore(GatewaySettings(data_dir=args.data_dir).sources_path).list_sources()
+    except (OSError, sqlite3.Error) as e:
+        print(f"trialguard sources list: cannot open the sources store: {type(e).__name__}", file=stderr)
+        return 2
+    for s in sources:
+        print(f"{s.name}\t{s.site}\t{s.hl7_application or '-'}\t{s.hl7_facility or '-'}\t{s.created_at}", file=stdout)
+    return 0
+
+
+def add_gateway_commands(commands: Any) -> None:
+    """Register ``gateway serve`` and ``sources add|list`` on the CLI's subcommands."""
+    gateway = commands.add_parser("gateway", help="the lab gateway (HTTP in, Kafka out)").add_subparsers(
+        dest="action", required=True
+    )
+    serve_parser = gateway.add_parser(
+        "serve",
+        help="serve the lab gateway: POST /v1/events (contract-v1 JSON) from registered sources",
+        description="Accept contract-v1 events over HTTP from registered sources (Authorization: Bearer KEY) "
+        "and publish each request's events to participant-events in one Kafka transaction: 202 once Kafka has "
+        "them all, 422 with every problem and nothing published, 413 for a body over 1 MiB.",
+    )
+    add_kafka_args(serve_parser)
+    add_serve_args(serve_parser)
+    serve_parser.set_defaults(run=serve)
+
+    sources = commands.add_parser("sources", help="the lab gateway's registered sources").add_subparsers(
+        dest="action", required=True
+    )
+    add = sources.add_parser("add", help="register a source and print its API key (once)")
+    add.add_argument("name", help="the source's name: source.system of its events")
+    add.add_argument("--site", required=True, help="the site id of its events")
+    add.add_argument("--hl7-application", metavar="APP", help="MSH-3 of its HL7 v2 messages")
+    add.add_argument("--hl7-facility", metavar="FAC", help="MSH-4 of its HL7 v2 messages")
+    add_data_dir_arg(add)
+    add.set_defaults(run=sources_add, sync=True)
+    listing = sources.add_parser("list", help="list the registered sources (never their keys)")
+    add_data_dir_arg(listing)
+    listing.set_defaults(run=sources_list, sync=True)

@@ -1,0 +1,94 @@
+"""Where the gateway listens, where it keeps its sources, and which broker and study it feeds."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from services.kafka import KafkaSettings
+
+DEFAULT_DATA_DIR: Final = ".trialguard/gateway"
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+"""The largest request body, 1 MiB: about 500 real events (under 2 KB each) in one all-or-nothing
+transaction. Bigger bodies answer 413 before they are read: a batch larger than this should be
+split, and one request must not hold the broker's transaction (or the process's memory) for long."""
+
+
+def default_data_dir() -> Path:
+    """``TRIALGUARD_GATEWAY_DATA``, else ``.trialguard/gateway`` under the working directory."""
+    return Path(os.environ.get("TRIALGUARD_GATEWAY_DATA") or DEFAULT_DATA_DIR)
+
+
+def default_host() -> str:
+    return os.environ.get("TRIALGUARD_GATEWAY_HOST") or "127.0.0.1"
+
+
+def default_port() -> int:
+    return int(os.environ.get("TRIALGUARD_GATEWAY_PORT") or "8090")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The settings of one gateway process.
+
+    Attributes:
+        kafka: broker and study.
+        data_dir: the sources store (API key digests: not disposable).
+        host: address to listen on; loopback unless told otherwise.
+        port: port to listen on (0: any free port).
+        instance: this process's name in its Kafka transactional id; two running gateways must
+            not share one (the later one fences the earlier). Defaults to ``host:port``.
+        max_body_bytes: the largest request body (413 beyond).
+    """
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = field(default_factory=default_host)
+    port: int = field(default_factory=default_port)
+    instance: str | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    @property
+    def sources_path(self) -> Path:
+        return self.data_dir / "sources.sqlite3"
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable per gateway process: a restarted gateway fences its own unfinished transaction."""
+        instance = self.instance or f"{self.host}:{self.port}"
+        return f"{self.kafka.namespace}.{self.kafka.study_id}.gateway.{instance}"
+
+
+def add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` (shared by ``gateway serve`` and ``sources``)."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        metavar="DIR",
+        help="the gateway's sources store, DIR/sources.sqlite3 (env TRIALGUARD_GATEWAY_DATA; default %(default)s)",
+    )
+
+
+def add_serve_args(parser: argparse.ArgumentParser) -> None:
+    """The gateway's own options (the broker and study options are the CLI's common ones)."""
+    parser.add_argument(
+        "--host", default=default_host(), help="address to listen on (env TRIALGUARD_GATEWAY_HOST; default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=default_port(),
+        help="port to listen on (env TRIALGUARD_GATEWAY_PORT; 0: any free port; default %(default)s)",
+    )
+    parser.add_argument(
+        "--instance",
+        default=os.environ.get("TRIALGUARD_GATEWAY_INSTANCE") or None,
+        help="this gateway's name in its Kafka transactional id, unique among running gateways "
+        "(env TRIALGUARD_GATEWAY_INSTANCE; default HOST:PORT)",
+    )
+    add_data_dir_arg(parser)

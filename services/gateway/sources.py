@@ -1,0 +1,179 @@
+"""Registered sources (lab systems): name, site, HL7 sending application, and API key digests.
+
+One SQLite file in the gateway's data directory, readable by its owner alone (mode 0600). It holds
+the SHA-256 of each API key, never a key: a key is shown once, when the source is added. Nothing
+here logs a key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+log = structlog.get_logger("trialguard.gateway.sources")
+
+IDENTIFIER: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
+"""The contract's ``Identifier``: a source's name becomes ``source.system`` of its events, and its
+site their ``site_id``."""
+
+HL7_NAMESPACE: Final = re.compile(r"[^|^~\\&\r\n]{1,180}")
+"""An HL7 v2 HD namespace id (MSH-3, MSH-4): no delimiter characters."""
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS sources (
+    name TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    hl7_application TEXT,
+    hl7_facility TEXT,
+    key_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    UNIQUE (hl7_application, hl7_facility)
+);
+"""
+
+
+class SourceError(ValueError):
+    """A source that cannot be added as asked."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A registered upstream system.
+
+    Attributes:
+        name: the ``source.system`` of every event it publishes.
+        site: the ``site_id`` of every event it publishes.
+        hl7_application: MSH-3 of its HL7 v2 messages, when it sends any.
+        hl7_facility: MSH-4 of its HL7 v2 messages, when it sends any.
+        created_at: when it was added (ISO 8601, UTC).
+    """
+
+    name: str
+    site: str
+    hl7_application: str | None = None
+    hl7_facility: str | None = None
+    created_at: str = ""
+
+
+def _key_digest(key: str) -> str:
+    # A key is 32 random bytes from `secrets` (as the dashboard's API tokens): no one can guess it,
+    # so it needs no slow salted hash. SHA-256 keeps a stolen copy of the file from being usable,
+    # and the lookup by digest tells a timing attacker nothing about any stored key.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _source(row: sqlite3.Row) -> Source:
+    return Source(row["name"], row["site"], row["hl7_application"], row["hl7_facility"], row["created_at"])
+
+
+class SourceStore:
+    """The gateway's registered sources, in an SQLite file; safe to share between threads.
+
+    Args:
+        path: the SQLite file; created (mode 0600) with its table when missing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Created by us with 0600 before SQLite opens it, so it is never readable by others.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        if self.path.stat().st_mode & 0o077:
+            os.chmod(self.path, 0o600)
+        with self._connect() as connection:
+            connection.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own for one call (threads never share one), always closed."""
+        connection = sqlite3.connect(self.path, timeout=10.0)
+        try:
+            connection.row_factory = sqlite3.Row
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+    def add(
+        self, name: str, site: str, hl7_application: str | None = None, hl7_facility: str | None = None
+    ) -> tuple[Source, str]:
+        """Register a source and make its API key.
+
+        Args:
+            name: a contract identifier (1-64 of ``A-Z a-z 0-9 _ . : -``), unique.
+            site: the site id its events carry.
+            hl7_application: MSH-3 of its HL7 messages; given together with ``hl7_facility``.
+            hl7_facility: MSH-4 of its HL7 messages.
+
+        Returns:
+            The source and its API key: the only time the key exists outside the caller.
+
+        Raises:
+            SourceError: a bad name, site or HL7 id, only one of the HL7 pair, a name taken, or an
+                HL7 pair already registered to another source.
+        """
+        for what, value in (("source name", name), ("site", site)):
+            if not IDENTIFIER.fullmatch(value):
+                raise SourceError(
+                    f"{what} {value[:80]!r}: 1-64 of A-Z a-z 0-9 _ . : -, starting with a letter or digit"
+                )
+        if (hl7_application is None) != (hl7_facility is None):
+            raise SourceError("--hl7-application and --hl7-facility go together (MSH-3 and MSH-4)")
+        for what, hl7 in (("HL7 application", hl7_application), ("HL7 facility", hl7_facility)):
+            if hl7 is not None and not HL7_NAMESPACE.fullmatch(hl7):
+                raise SourceError(f"{what} {hl7[:80]!r}: 1-180 characters, none of | ^ ~ \\ & or a line break")
+        key = secrets.token_urlsafe(32)
+        created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        try:
+            with self._connect() as connection:
+                connection.execute(
+                    "INSERT INTO sources (name, site, hl7_application, hl7_facility, key_sha256, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, site, hl7_application, hl7_facility, _key_digest(key), created),
+                )
+        except sqlite3.IntegrityError:
+            if self.get(name) is not None:
+                raise SourceError(f"a source named {name!r} already exists") from None
+            raise SourceError(
+                f"HL7 sending application {hl7_application!r} at {hl7_facility!r} is registered to another source"
+            ) from None
+        log.info("source_added", source=name, site=site)
+        return Source(name, site, hl7_application, hl7_facility, created), key
+
+    def by_key(self, key: str) -> Source | None:
+        """The source an API key belongs to, or None for a key never issued."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT * FROM sources WHERE key_sha256 = ?", (_key_digest(key),)).fetchone()
+        return None if row is None else _source(row)
+
+    def by_sending_application(self, application: str, facility: str) -> Source | None:
+        """The source registered for an HL7 v2 sending application (MSH-3) and facility (MSH-4),
+        compared exactly, or None."""
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT * FROM sources WHERE hl7_application = ? AND hl7_facility = ?", (application, facility)
+            ).fetchone()
+        return None if row is None else _source(row)
+
+    def get(self, name: str) -> Source | None:
+        """The source with this name, or None."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _source(row)
+
+    def list_sources(self) -> list[Source]:
+        """Every source, by name."""
+        with self._connect() as connection:
+            rows = connection.execute("SELECT * FROM sources ORDER BY name").fetchall()
+        return [_source(row) for row in rows]
