@@ -354,17 +354,25 @@ def _value(obs: Observation, path: str, loinc: str | None, problems: list[Proble
     return None, None
 
 
-def _qualitative(text: str, where: str, problems: list[Problem]) -> str | None:
+def qualitative_result(text: str) -> str | None:
+    """The contract's spelling of a qualitative result or titre written by a lab, or None.
+
+    ``Positive``, ``NEGATIVE``, ``equivocal``, ``Detected``/``Not detected`` (viral loads and
+    presence tests) and titres ``1:N`` are read; anything else is not guessed at.
+    """
     word = " ".join(text.strip().lower().split())
     if word in _WORDS:
         return _WORDS[word]
     if word.startswith("1:") and word[2:].isdigit() and not word[2:].startswith("0"):
         return word
-    problems.append(
-        Problem(
-            where, f"{_quote(text)} is not a result: expected positive, negative, equivocal or a titre such as 1:160"
-        )
-    )
+    return None
+
+
+def _qualitative(text: str, where: str, problems: list[Problem]) -> str | None:
+    if (result := qualitative_result(text)) is not None:
+        return result
+    expected = "expected positive, negative, equivocal or a titre such as 1:160"
+    problems.append(Problem(where, f"{_quote(text)} is not a result: {expected}"))
     return None
 
 
