@@ -29,7 +29,9 @@ def configure_logging(level: str = "info", json_logs: bool | None = None) -> Non
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=_CurrentStderr,
-        cache_logger_on_first_use=True,
+        # Not cached: a logger made before a reconfiguration (a test capturing logs, a command run
+        # in the same process) follows the configuration of the moment.
+        cache_logger_on_first_use=False,
     )
     # aiokafka and FastStream log through the standard library: their warnings become structlog
     # events too, so every line on stderr is one JSON object.
