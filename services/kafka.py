@@ -190,14 +190,25 @@ async def _read(
         await consumer.stop()
 
 
+LAG_SCAN_LIMIT = 1_000
+"""Offsets between the committed offset and the end that ``group_lag`` reads to count records
+exactly; beyond it, the offset difference is the answer (an upper bound)."""
+
+
 async def group_lag(settings: KafkaSettings, group_id: str) -> dict[int, int] | None:
     """Records of participant-events not yet consumed by ``group_id``, per partition.
+
+    A transactional producer (the lab gateway) leaves a commit marker after its records: it takes
+    an offset but is no record, so the committed offset stops one short of the end for good. Where
+    the gap is small, the records in it are counted (read_committed), not the offsets.
 
     None while the broker cannot say yet (a new broker still creating its offsets topic).
     """
     topic = settings.topics.participant_events
     tps = [TopicPartition(topic, p) for p in await partition_ids(settings.bootstrap_servers, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed", enable_auto_commit=False
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await consumer.start()
     await admin.start()
@@ -209,7 +220,29 @@ async def group_lag(settings: KafkaSettings, group_id: str) -> dict[int, int] | 
             if e.retriable:
                 return None
             raise
-        return {tp.partition: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps}
+        lag = {}
+        for tp in tps:
+            start = committed[tp].offset if tp in committed else 0
+            gap = ends[tp] - start
+            lag[tp.partition] = (
+                gap if gap <= 0 or gap > LAG_SCAN_LIMIT else await _records_between(consumer, tp, start, ends[tp])
+            )
+        return lag
     finally:
         await admin.close()
         await consumer.stop()
+
+
+async def _records_between(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int) -> int:
+    """Committed records with offsets in [start, end): markers and aborted records do not count."""
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    count = 0
+    try:
+        async with asyncio.timeout(10):
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                count += sum(1 for record in batch.get(tp, []) if record.offset < end)
+    except TimeoutError:
+        return end - start  # the broker did not let us read the gap: say what the offsets say
+    return count
