@@ -18,7 +18,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from services.gateway import json_api
+from services.gateway import json_api, lab_api
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.publisher import KafkaPublisher, Publisher
 from services.gateway.registry import ParticipantRegistry, RegistryConsumer
@@ -103,6 +103,7 @@ def create_app(
 
     app.include_router(observability_router(metrics.registry, status))
     app.include_router(json_api.router)
+    app.include_router(lab_api.router)
     return app
 
 

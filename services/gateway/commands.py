@@ -33,21 +33,51 @@ async def serve(args: argparse.Namespace) -> int:
     """
     check_names(args)
     from services.gateway.app import create_app  # the web stack loads only for this command
+    from services.gateway.lab_api import mllp_handler
+    from services.gateway.mllp import serve_mllp
     from services.http import serve_asgi
 
-    settings = GatewaySettings(settings_from_args(args), args.data_dir, args.host, args.port, args.instance)
+    settings = GatewaySettings(
+        settings_from_args(args),
+        args.data_dir,
+        args.host,
+        args.port,
+        args.instance,
+        mllp_host=args.mllp_host,
+        mllp_port=args.mllp_port,
+        fhir_identifier_system=args.fhir_identifier_system,
+        hl7_assigning_authority=args.hl7_assigning_authority,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    app = create_app(settings)
     try:
-        server = await serve_asgi(create_app(settings), settings.host, settings.port, lifespan="on", name="gateway")
+        server = await serve_asgi(app, settings.host, settings.port, lifespan="on", name="gateway")
     except OSError as e:
         raise ConfigurationError(f"cannot serve the gateway on {settings.host}:{settings.port}: {e.strerror}") from None
-    log.info("gateway_listening", url=f"http://{settings.host}:{server.port}/", data_dir=str(settings.data_dir))
+    mllp = None
+    if settings.mllp_port >= 0:
+        try:
+            mllp = await serve_mllp(settings.mllp_host, settings.mllp_port, mllp_handler(app.state))
+        except OSError as e:
+            await server.stop()
+            raise ConfigurationError(
+                f"cannot listen for MLLP on {settings.mllp_host}:{settings.mllp_port}: {e.strerror}"
+            ) from None
+    log.info(
+        "gateway_listening",
+        url=f"http://{settings.host}:{server.port}/",
+        data_dir=str(settings.data_dir),
+        mllp=None if mllp is None else f"{settings.mllp_host}:{mllp.sockets[0].getsockname()[1]}",
+    )
     waiting = asyncio.create_task(stop.wait())
     await asyncio.wait([server.task, waiting], return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
+    if mllp is not None:
+        mllp.close()
+        await mllp.wait_closed()
     await server.stop()
     return 0
 

@@ -68,8 +68,10 @@ async def submit(request: Request, events: list[ParticipantEvent], source: Sourc
     """Publish admitted events (all or none) and answer 202 with their ids, or 503 when Kafka did
     not take them (the sender retries; nothing was published)."""
     app_state = request.app.state
+    fresh = [e for e in events if not app_state.registry.published(e.event_id)]
     try:
-        await app_state.publisher.publish(events)
+        if fresh:  # a resent request publishes nothing again: same ids, same answer
+            await app_state.publisher.publish(fresh)
     except PublishError as e:
         app_state.metrics.rejections.labels(reason="publish_failed").inc()
         return JSONResponse({"detail": f"not published: {e}; retry"}, status_code=503, headers={"Retry-After": "5"})

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,11 +36,30 @@ _MARKER = b'"ParticipantRegistered"'
 BATCH_RECORDS = 1_000
 
 
+PUBLISHED_IDS_KEPT = 200_000
+"""Event ids remembered to answer a resent message without publishing it again (~20 MB). The
+rules service de-duplicates by event id anyway: this only keeps the log free of copies."""
+
+_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9a-fA-F-]{36})"')
+
+
 class ParticipantRegistry:
-    """Participant id → site id of every registered participant (in memory)."""
+    """Participant id → site id of every registered participant, and the latest event ids
+    published (in memory)."""
 
     def __init__(self, registered: dict[str, str] | None = None) -> None:
         self._sites: dict[str, str] = dict(registered or {})
+        self._published: OrderedDict[str, None] = OrderedDict()
+
+    def published(self, event_id: object) -> bool:
+        """Whether an event with this id is on participant-events already (as far as remembered)."""
+        return str(event_id).lower() in self._published
+
+    def _remember(self, event_id: str) -> None:
+        self._published[event_id.lower()] = None
+        self._published.move_to_end(event_id.lower())
+        if len(self._published) > PUBLISHED_IDS_KEPT:
+            self._published.popitem(last=False)
 
     def site_of(self, participant_id: str) -> str | None:
         """The site the participant was registered at, or None when never registered."""
@@ -47,6 +68,7 @@ class ParticipantRegistry:
     def note(self, events: Iterable[ParticipantEvent]) -> None:
         """Add the registrations among ``events`` (the gateway's own, once published)."""
         for event in events:
+            self._remember(str(event.event_id))
             if event.event_type == REGISTERED:
                 # The first registration stands: the rules service treats a second as a duplicate.
                 self._sites.setdefault(event.participant_id, event.site_id)
@@ -54,6 +76,8 @@ class ParticipantRegistry:
     def note_record(self, value: bytes | None) -> None:
         """Add a registration from a record's value; anything else is skipped (the rules service
         dead-letters what breaks the contract, and a registration needs only these two ids)."""
+        if value and (found := _EVENT_ID.search(value)) is not None:
+            self._remember(found.group(1).decode())
         if not value or _MARKER not in value:
             return
         try:

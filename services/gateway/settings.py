@@ -43,6 +43,13 @@ class GatewaySettings:
         instance: this process's name in its Kafka transactional id; two running gateways must
             not share one (the later one fences the earlier). Defaults to ``host:port``.
         max_body_bytes: the largest request body (413 beyond).
+        mllp_host: the HL7 v2 MLLP listener's address: loopback, since MLLP has no authentication
+            of its own (the sender is identified by MSH-3/MSH-4 only); put a TLS tunnel in front.
+        mllp_port: its port (-1: no listener).
+        fhir_identifier_system: the ``Observation.subject.identifier.system`` whose value is the
+            participant id.
+        hl7_assigning_authority: the PID-3 assigning authority (CX-4) of the participant id; None
+            takes the first PID-3 identifier.
     """
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -51,6 +58,10 @@ class GatewaySettings:
     port: int = field(default_factory=default_port)
     instance: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    fhir_identifier_system: str = "urn:trialguard:participant"
+    hl7_assigning_authority: str | None = None
 
     @property
     def sources_path(self) -> Path:
@@ -90,5 +101,28 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("TRIALGUARD_GATEWAY_INSTANCE") or None,
         help="this gateway's name in its Kafka transactional id, unique among running gateways "
         "(env TRIALGUARD_GATEWAY_INSTANCE; default HOST:PORT)",
+    )
+    parser.add_argument(
+        "--mllp-port",
+        type=int,
+        default=int(os.environ.get("TRIALGUARD_GATEWAY_MLLP_PORT") or 2575),
+        help="port of the HL7 v2 MLLP listener on loopback (env TRIALGUARD_GATEWAY_MLLP_PORT; -1: none; "
+        "default %(default)s)",
+    )
+    parser.add_argument(
+        "--mllp-host",
+        default=os.environ.get("TRIALGUARD_GATEWAY_MLLP_HOST", "127.0.0.1"),
+        help="address of the MLLP listener (env TRIALGUARD_GATEWAY_MLLP_HOST; default %(default)s: MLLP carries no "
+        "credentials, so keep it on loopback behind a TLS tunnel)",
+    )
+    parser.add_argument(
+        "--fhir-identifier-system",
+        default=os.environ.get("TRIALGUARD_GATEWAY_FHIR_IDENTIFIER_SYSTEM", "urn:trialguard:participant"),
+        help="the Observation.subject.identifier.system that carries participant ids (default %(default)s)",
+    )
+    parser.add_argument(
+        "--hl7-assigning-authority",
+        default=os.environ.get("TRIALGUARD_GATEWAY_HL7_ASSIGNING_AUTHORITY") or None,
+        help="the PID-3 assigning authority of participant ids (default: the first PID-3 identifier)",
     )
     add_data_dir_arg(parser)

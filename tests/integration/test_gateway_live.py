@@ -36,6 +36,7 @@ class GatewayProcess:
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
+        self.mllp_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,7 +45,7 @@ class GatewayProcess:
 
     def start(self) -> GatewayProcess:
         command = cli_command(self.settings, "gateway", "serve")
-        command += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
+        command += ["--port", str(self.port), "--mllp-port", str(self.mllp_port), "--data-dir", str(self.data_dir)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90

@@ -1,0 +1,192 @@
+"""Labs as they speak: FHIR R4 Observations (``POST /fhir/Observation``, ``POST /fhir`` with a
+Bundle), HL7 v2.5.1 ORU^R01 (``POST /hl7v2``, and over MLLP through :func:`mllp_handler`).
+
+Each request maps to contract-v1 events (services/gateway/fhir.py, hl7.py), goes through the same
+admission as contract JSON (site and study of the source, registered participants) and is
+published all or none before the answer: an ``OperationOutcome`` for FHIR, an ACK for HL7.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from contracts import ParticipantEvent
+from services.gateway.admission import Problem, RejectedError, admit
+from services.gateway.auth import CurrentSource
+from services.gateway.endpoints import read_body, unavailable
+from services.gateway.fhir import FhirResult, SourceInfo, observations_to_events
+from services.gateway.fhir import Problem as FhirProblem
+from services.gateway.hl7 import Hl7Error, Hl7Result, ack, oru_to_events, sending_application
+from services.gateway.publisher import PublishError
+from services.gateway.sources import Source
+
+log = structlog.get_logger("trialguard.gateway.labs")
+
+router = APIRouter()
+
+FHIR_JSON = "application/fhir+json"
+
+
+def _outcome(result: FhirResult, status: int | None = None) -> JSONResponse:
+    body = json.loads(result.outcome().model_dump_json(exclude_none=True))
+    return JSONResponse(body, status_code=status or result.http_status, media_type=FHIR_JSON)
+
+
+def _admission_problems(problems: list[Problem], entry: Callable[[int], str]) -> list[FhirProblem]:
+    return [FhirProblem(f"{entry(p.position)}", f"{p.field}: {p.problem}", "business-rule") for p in problems]
+
+
+async def _fhir(request: Request, source: Source) -> Response:
+    if (busy := unavailable(request)) is not None:
+        return busy
+    body = await read_body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    state = request.app.state
+    settings = state.settings
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        result = FhirResult((), (), (FhirProblem("", "the body is not a JSON object", "structure", parse=True),))
+        return _outcome(result)
+    result = observations_to_events(
+        payload, SourceInfo(source.name, source.site), settings.kafka.study_id, settings.fhir_identifier_system
+    )
+    if result.problems:
+        state.metrics.rejections.labels(reason="fhir").inc()
+        return _outcome(result)
+    return await _publish(
+        request,
+        list(result.events),
+        source,
+        lambda events: _outcome(result, 202 if events else 200),
+        lambda problems: _outcome(
+            FhirResult((), (), tuple(_admission_problems(problems, lambda i: f"event {i} (in Observation order)")))
+        ),
+    )
+
+
+async def _publish(
+    request: Request,
+    events: list[ParticipantEvent],
+    source: Source,
+    done: Callable[[list[ParticipantEvent]], Response],
+    refused: Callable[[list[Problem]], Response],
+) -> Response:
+    """Admit and publish ``events`` (all or none); ``done`` or ``refused`` makes the answer."""
+    state = request.app.state
+    try:
+        admitted = admit(list(enumerate(events)), source, state.registry, state.settings.kafka.study_id)
+    except RejectedError as e:
+        for reason in {p.reason for p in e.problems}:
+            state.metrics.rejections.labels(reason=reason).inc()
+        return refused(e.problems)
+    fresh = [e for e in admitted if not state.registry.published(e.event_id)]
+    if fresh:  # a resent message publishes nothing again
+        try:
+            await state.publisher.publish(fresh)
+        except PublishError as e:
+            state.metrics.rejections.labels(reason="publish_failed").inc()
+            return JSONResponse({"detail": f"not published: {e}; retry"}, status_code=503, headers={"Retry-After": "5"})
+        state.registry.note(fresh)
+    log.info("lab_request_published", source=source.name, events=len(fresh), resent=len(admitted) - len(fresh))
+    return done(admitted)
+
+
+@router.post("/fhir/Observation")
+async def post_observation(request: Request, source: CurrentSource) -> Response:
+    """One FHIR R4 Observation."""
+    return await _fhir(request, source)
+
+
+@router.post("/fhir")
+async def post_bundle(request: Request, source: CurrentSource) -> Response:
+    """A FHIR R4 Bundle (batch or transaction) of Observations: all entries published, or none."""
+    return await _fhir(request, source)
+
+
+async def handle_hl7(state: Any, message: str, source: Source | None) -> tuple[str, list[ParticipantEvent]]:
+    """The ACK for one ORU^R01, and the events published for it (none unless the ACK is ``AA``).
+
+    ``source`` None means the sender's MSH-3/MSH-4 names it (the MLLP listener).
+
+    Raises:
+        PublishError: Kafka did not take the events: send no ACK, so that the sender resends.
+    """
+    if source is None:
+        try:
+            application, facility = sending_application(message)
+        except ValueError as e:
+            return ack(message, "AR", [Hl7Error("MSH", 1, None, str(e), code=100, reject=True)]), []
+        source = state.sources.by_sending_application(application, facility)
+        if source is None:
+            state.metrics.rejections.labels(reason="unknown_sender").inc()
+            error = Hl7Error(
+                "MSH",
+                1,
+                3,
+                f"sending application {application!r} at {facility!r} is not registered",
+                code=204,
+                reject=True,
+            )
+            return ack(message, "AR", [error]), []
+    result: Hl7Result = oru_to_events(
+        message,
+        SourceInfo(source.name, source.site),
+        state.settings.kafka.study_id,
+        assigning_authority=state.settings.hl7_assigning_authority,
+    )
+    if result.errors:
+        state.metrics.rejections.labels(reason="hl7").inc()
+        return result.ack(message), []
+    try:
+        admitted = admit(list(enumerate(result.events)), source, state.registry, state.settings.kafka.study_id)
+    except RejectedError as e:
+        errors = [Hl7Error("OBX", p.position + 1, None, f"{p.field}: {p.problem}", code=204) for p in e.problems]
+        return ack(message, "AE", errors), []
+    fresh = [e for e in admitted if not state.registry.published(e.event_id)]
+    if fresh:  # a resent message publishes nothing again
+        await state.publisher.publish(fresh)
+        state.registry.note(fresh)
+    log.info("hl7_message_published", source=source.name, events=len(fresh), resent=len(admitted) - len(fresh))
+    return result.ack(message), fresh
+
+
+@router.post("/hl7v2")
+async def post_hl7(request: Request, source: CurrentSource) -> Response:
+    """An HL7 v2.5.1 ORU^R01 over HTTP; the answer is its ACK (``AA``, or ``AE``/``AR`` with ``ERR``)."""
+    if (busy := unavailable(request)) is not None:
+        return busy
+    body = await read_body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("latin-1")  # HL7 v2 is often 8859-1; the parser judges the content
+    try:
+        answer, _ = await handle_hl7(request.app.state, text, source)
+    except PublishError as e:
+        return JSONResponse({"detail": f"not published: {e}; retry"}, status_code=503, headers={"Retry-After": "5"})
+    return PlainTextResponse(answer, media_type="x-application/hl7-v2+er7")
+
+
+def mllp_handler(state: Any) -> Callable[[str], Awaitable[str]]:
+    """The MLLP listener's handler: the source is the one registered for MSH-3/MSH-4."""
+
+    async def handle(message: str) -> str:
+        if (status := state.status()) != "ready":
+            # No ACK: the sender keeps the message and sends it again, as it does when we are down.
+            raise RuntimeError(f"gateway not ready ({status})")
+        answer, _ = await handle_hl7(state, message, None)
+        return answer
+
+    return handle
