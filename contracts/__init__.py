@@ -3,7 +3,7 @@
 from contracts.codec import EVENT_TYPES, encode, parse_event
 from contracts.errors import ContractError, Violation
 from contracts.limits import MAX_EVENT_BYTES, MAX_NESTING_DEPTH, MAX_REASON_CHARS
-from contracts.outputs import Category, DeviationRaised, Finding, SafetyAlertRaised, Severity
+from contracts.outputs import Category, DeviationRaised, Finding, FindingSuperseded, Output, SafetyAlertRaised, Severity
 from contracts.participant_events import SCHEMA_VERSION, ParticipantEvent
 from contracts.reviews import FindingReviewed, ReviewAction, ReviewStatus, ReviewTransitionError, check_transition
 
@@ -18,6 +18,8 @@ __all__ = [
     "DeviationRaised",
     "Finding",
     "FindingReviewed",
+    "FindingSuperseded",
+    "Output",
     "ParticipantEvent",
     "ReviewAction",
     "ReviewStatus",

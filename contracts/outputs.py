@@ -68,3 +68,27 @@ class SafetyAlertRaised(_Finding):
 
 
 Finding = DeviationRaised | SafetyAlertRaised
+
+
+class FindingSuperseded(BaseModel):
+    """A finding that no longer holds once a lab result it was decided on was corrected or
+    retracted. The finding itself is never edited: this record supersedes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    event_type: Literal["FindingSuperseded"] = "FindingSuperseded"
+    finding_id: uuid.UUID = Field(description="deviation_id or alert_id of the finding superseded")
+    study_id: str
+    site_id: str
+    participant_id: str
+    rule_id: str = Field(description="The superseded finding's rule id")
+    superseded_by_event_id: uuid.UUID = Field(description="event_id of the correction or retraction")
+    reason: str
+    occurred_at: AwareDatetime = Field(description="Event time of the correction or retraction")
+    protocol_version: str = Field(description="The version the finding's trigger was decided again under")
+    ruleset_fingerprint: str | None = Field(default=None, description="SHA-256 (hex) of that version's rules")
+
+
+Output = DeviationRaised | SafetyAlertRaised | FindingSuperseded
+"""Anything the rules service publishes on the deviations topic."""

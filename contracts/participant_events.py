@@ -92,20 +92,42 @@ class Reason(_Strict):
     reason: Text
 
 
+LabValue = (
+    Annotated[float, Field(ge=-LAB_MAX, le=LAB_MAX)]
+    | Annotated[
+        str,
+        Field(
+            pattern=r"^(positive|negative|equivocal|1:[1-9]\d{0,5})$",
+            description="a titre such as 1:160, or a qualitative result",
+        ),
+    ]
+)
+LabUnit = Annotated[str, Field(min_length=1, max_length=30, description="UCUM unit")]
+LabUln = Annotated[float, Field(ge=LAB_MIN_NONZERO, le=LAB_MAX)]
+
+
+def _measurable(value: float | str, loinc: str | None) -> float | str:
+    """A number other than 0 is at least LAB_MIN_NONZERO in magnitude; with a LOINC code of the
+    unit table, the value is of the analyte's kind."""
+    if isinstance(value, float) and value != 0 and abs(value) < LAB_MIN_NONZERO:
+        raise PydanticCustomError(
+            "not_measurable",
+            "a number other than 0 must be at least {least} in magnitude",
+            {"least": LAB_MIN_NONZERO},
+        )
+    if loinc is not None:
+        try:
+            units.check_value(loinc, value)
+        except units.ResultKindError as e:
+            raise PydanticCustomError("lab_result_kind", "{reason}", {"reason": str(e)}) from None
+    return value
+
+
 class LabResult(_Strict):
     loinc: Annotated[str, Field(pattern=r"^\d{1,7}-\d$", description="LOINC code, e.g. 751-8")]
-    value: (
-        Annotated[float, Field(ge=-LAB_MAX, le=LAB_MAX)]
-        | Annotated[
-            str,
-            Field(
-                pattern=r"^(positive|negative|equivocal|1:[1-9]\d{0,5})$",
-                description="a titre such as 1:160, or a qualitative result",
-            ),
-        ]
-    )
-    unit: Annotated[str, Field(min_length=1, max_length=30, description="UCUM unit")] | None = None
-    uln: Annotated[float, Field(ge=LAB_MIN_NONZERO, le=LAB_MAX)] | None = None
+    value: LabValue
+    unit: LabUnit | None = None
+    uln: LabUln | None = None
     lln: Annotated[float, Field(ge=0, le=LAB_MAX)] | None = None
 
     # For a LOINC code of the unit table (contracts/units.py), a value or a unit that cannot be
@@ -114,18 +136,7 @@ class LabResult(_Strict):
     @field_validator("value")
     @classmethod
     def _value_fits_the_analyte(cls, value: float | str, info: ValidationInfo) -> float | str:
-        if isinstance(value, float) and value != 0 and abs(value) < LAB_MIN_NONZERO:
-            raise PydanticCustomError(
-                "not_measurable",
-                "a number other than 0 must be at least {least} in magnitude",
-                {"least": LAB_MIN_NONZERO},
-            )
-        if (loinc := info.data.get("loinc")) is not None:
-            try:
-                units.check_value(loinc, value)
-            except units.ResultKindError as e:
-                raise PydanticCustomError("lab_result_kind", "{reason}", {"reason": str(e)}) from None
-        return value
+        return _measurable(value, info.data.get("loinc"))
 
     @field_validator("unit")
     @classmethod
@@ -140,6 +151,29 @@ class LabResult(_Strict):
         if "unit" not in self.model_fields_set:
             _check_unit(self.loinc, self.value, None)
         return self
+
+
+class LabCorrection(_Strict):
+    """A corrected result: it replaces the value, unit and ULN of the result it names (the LOINC
+    code and the specimen time stay the corrected result's). The same constraints as a result: the
+    magnitude here; the value's kind and the unit for the analyte where the correction is applied
+    (events.fold.corrected_lab), since only the corrected result knows its LOINC code."""
+
+    corrected_event_id: uuid.UUID = Field(description="event_id of the ScreeningLabResulted corrected")
+    value: LabValue
+    unit: LabUnit | None = None
+    uln: LabUln | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _value_measurable(cls, value: float | str) -> float | str:
+        return _measurable(value, None)
+
+
+class LabRetraction(_Strict):
+    """A result withdrawn by the lab: as if it had never been reported."""
+
+    retracted_event_id: uuid.UUID = Field(description="event_id of the ScreeningLabResulted retracted")
 
 
 def _check_unit(loinc: str, value: float | str, unit: str | None) -> None:
@@ -260,6 +294,20 @@ class ScreeningLabResulted(_Envelope):
     payload: LabResult
 
 
+class LabResultCorrected(_Envelope):
+    """A lab corrects a result it reported: the correction supersedes it, nothing is edited."""
+
+    event_type: Literal["LabResultCorrected"]
+    payload: LabCorrection
+
+
+class LabResultRetracted(_Envelope):
+    """A lab retracts a result it reported."""
+
+    event_type: Literal["LabResultRetracted"]
+    payload: LabRetraction
+
+
 class KidneyBiopsyReported(_Envelope):
     event_type: Literal["KidneyBiopsyReported"]
     payload: KidneyBiopsy
@@ -347,6 +395,8 @@ ParticipantEvent = Annotated[
     | ConsentSigned
     | ConsentWithdrawn
     | ScreeningLabResulted
+    | LabResultCorrected
+    | LabResultRetracted
     | KidneyBiopsyReported
     | DiseaseActivityScored
     | SLEClassificationScored

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from contracts.outputs import DeviationRaised, SafetyAlertRaised
+from contracts.outputs import DeviationRaised, FindingSuperseded, SafetyAlertRaised
 from contracts.participant_events import ParticipantEvent
 from contracts.reviews import FindingReviewed
 
@@ -25,6 +25,7 @@ def generate() -> dict[str, dict[str, Any]]:
         "participant-event.v1.json": _titled(TypeAdapter(ParticipantEvent).json_schema(), "ParticipantEvent"),
         "deviation-raised.v1.json": DeviationRaised.model_json_schema(),
         "safety-alert-raised.v1.json": SafetyAlertRaised.model_json_schema(),
+        "finding-superseded.v1.json": FindingSuperseded.model_json_schema(),
         "finding-reviewed.v1.json": FindingReviewed.model_json_schema(),
     }
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from contracts import DeviationRaised, Finding, ParticipantEvent, SafetyAlertRaised
-from events.fold import fold
+from contracts import DeviationRaised, Finding, FindingSuperseded, Output, ParticipantEvent, SafetyAlertRaised
+from contracts.participant_events import LabResultCorrected, LabResultRetracted, ParticipantEnrolled
+from events.fold import corrected_labs, fold
 from protocol import Facts, Kind, OncePer, Protocol, RuleSpec
 from protocol.engine import engine_for
 from protocol.fingerprint import fingerprint
-from protocol.state import ParticipantState, evolve
+from protocol.state import KeptFinding, ParticipantState, evolve
 from protocol.versions import Judge, version_in_force
 
 MAX_SEEN_EVENT_IDS = 10_000
@@ -58,12 +59,18 @@ def decide(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> li
     return [finding for finding, _ in _decide(state, event, version_in_force(judge, event.occurred_at, event.site_id))]
 
 
-def _decide(state: ParticipantState, event: ParticipantEvent, protocol: Protocol) -> list[tuple[Finding, str]]:
+def _decide(
+    state: ParticipantState,
+    event: ParticipantEvent,
+    protocol: Protocol,
+    triggers: tuple[uuid.UUID, ...] | None = None,
+) -> list[tuple[Finding, str]]:
+    """(finding, once-key) of each finding; ``triggers`` (default: the event's id) name them."""
     facts = protocol.facts(state, event)
     if len(facts) == 1:
         return []  # nothing but the event type: no rule can hold
     findings: list[tuple[Finding, str]] = []
-    triggers = (event.event_id,)
+    triggers = triggers or (event.event_id,)
     for rule in engine_for(protocol).matching(facts):
         evidence = {name: facts[name] for name in rule.evidence if name in facts}
         for once_key, item in _once_keys(rule, event, facts):
@@ -95,10 +102,75 @@ def _decide(state: ParticipantState, event: ParticipantEvent, protocol: Protocol
 
 @dataclass(frozen=True)
 class Step:
-    """The result of processing one event: the new state and the findings to publish."""
+    """The result of processing one event: the new state and the outputs to publish (findings,
+    and FindingSuperseded when a correction means a finding no longer holds)."""
 
     state: ParticipantState
-    findings: list[Finding]
+    findings: list[Output]
+
+
+def _id_of(finding: Finding) -> uuid.UUID:
+    return finding.deviation_id if isinstance(finding, DeviationRaised) else finding.alert_id
+
+
+def _redecide(
+    state: ParticipantState, event: LabResultCorrected | LabResultRetracted, judge: Judge
+) -> tuple[ParticipantState, list[Output]]:
+    """A correction or retraction after enrollment of a lab the enrollment was decided on.
+
+    The enrollment is decided again, under the version in force at its time and site, from the
+    state kept before it with the lab replaced. A finding raised then that no longer holds is
+    superseded (FindingSuperseded); a finding that holds now and was not raised is raised, its
+    id and triggers naming the enrollment and the correction (a replay gives the same id). What was
+    published is never edited. Returns the state (screening and findings in force updated) and
+    the outputs; the state unchanged and nothing when the correction names no kept result.
+    """
+    kept, enrollment = state.screening, state.enrollment
+    if kept is None or not isinstance(enrollment, ParticipantEnrolled):
+        return state, []
+    labs = corrected_labs(kept.labs, event)
+    if labs is None:
+        return state, []
+    screening = evolve(kept, labs=labs)
+    protocol = version_in_force(judge, enrollment.occurred_at, enrollment.site_id)
+    now = _decide(screening, enrollment, protocol, (enrollment.event_id, event.event_id))
+    holding = {key for _, key in now}
+    in_force = {k.once_key for k in state.enrollment_findings}
+    outputs: list[Output] = []
+    kept_findings: list[KeptFinding] = []
+    for k in state.enrollment_findings:
+        if k.once_key in holding:
+            kept_findings.append(k)
+            continue
+        reason = (
+            f"no longer holds after {'correction' if isinstance(event, LabResultCorrected) else 'retraction'} "
+            f"{event.event_id}: {k.rule_id} decided again at enrollment {enrollment.event_id} under version "
+            f"{protocol.version} with the lab result "
+            f"{'corrected' if isinstance(event, LabResultCorrected) else 'retracted'}"
+        )
+        outputs.append(
+            FindingSuperseded(
+                finding_id=k.finding_id,
+                study_id=enrollment.study_id,
+                site_id=enrollment.site_id,
+                participant_id=enrollment.participant_id,
+                rule_id=k.rule_id,
+                superseded_by_event_id=event.event_id,
+                reason=reason,
+                occurred_at=event.occurred_at,
+                protocol_version=protocol.version,
+                ruleset_fingerprint=fingerprint(protocol),
+            )
+        )
+    new_keys = []
+    for finding, key in now:
+        if key not in in_force:
+            outputs.append(finding)
+            kept_findings.append(KeptFinding(_id_of(finding), finding.rule_id, key))
+            new_keys.append(key)
+    superseded = in_force - holding
+    raised = (state.raised - superseded) | set(new_keys)
+    return evolve(state, screening=screening, enrollment_findings=tuple(kept_findings), raised=raised), outputs
 
 
 def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> Step:
@@ -106,7 +178,8 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
 
     An event id seen before changes nothing (a retried publish is not a new fact). Under a
     history, each event is decided under the version in force at its ``occurred_at`` and site;
-    the participant's state is one state across versions (what was raised stays raised).
+    the participant's state is one state across versions (what was raised stays raised). A lab
+    correction or retraction after enrollment decides the enrollment again (``_redecide``).
 
     Args:
         judge: a protocol version, or a history of versions.
@@ -116,7 +189,15 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
     decided = _decide(state, event, version_in_force(judge, event.occurred_at, event.site_id))
     folded = fold(state, event)
     raised = folded.raised | {key for _, key in decided} if decided else folded.raised
+    outputs: list[Output] = [finding for finding, _ in decided]
+    if isinstance(event, ParticipantEnrolled) and state.enrollment is None:
+        kept = tuple(KeptFinding(_id_of(f), f.rule_id, key) for f, key in decided)
+        folded = evolve(folded, enrollment_findings=kept)
+    elif isinstance(event, LabResultCorrected | LabResultRetracted) and state.enrollment is not None:
+        folded, superseding = _redecide(evolve(folded, raised=raised), event, judge)
+        raised = folded.raised
+        outputs += superseding
     seen = {**folded.seen_event_ids, event.event_id: None}
     if len(seen) > MAX_SEEN_EVENT_IDS:
         del seen[next(iter(seen))]
-    return Step(evolve(folded, raised=raised, seen_event_ids=seen), [finding for finding, _ in decided])
+    return Step(evolve(folded, raised=raised, seen_event_ids=seen), outputs)

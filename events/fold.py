@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+
+from pydantic import ValidationError
 
 from contracts import ParticipantEvent
 from contracts.participant_events import (
@@ -14,6 +17,9 @@ from contracts.participant_events import (
     EligibilityConfirmed,
     FollowUpVisitCompleted,
     KidneyBiopsyReported,
+    LabResult,
+    LabResultCorrected,
+    LabResultRetracted,
     LeukapheresisPerformed,
     LymphodepletionAdministered,
     MedicalHistoryRecorded,
@@ -27,6 +33,8 @@ from contracts.participant_events import (
 from contracts.units import analyte_for
 from protocol.state import ParticipantState
 from protocol.state import evolve as replace
+
+Labs = dict[str, tuple[ScreeningLabResulted, ...]]
 
 GCSF = "G-CSF"
 
@@ -55,6 +63,44 @@ SCREENING_EVENTS = frozenset(
 )
 
 
+def corrected_labs(labs: Labs, event: LabResultCorrected | LabResultRetracted) -> Labs | None:
+    """The screening labs with one result replaced by its correction, or removed by its retraction.
+
+    The corrected result keeps its event id, LOINC code and specimen time (a later correction of
+    the same id replaces it again: the latest correction wins); value, unit and ULN are the
+    correction's. Returns None when nothing changes: the id names no result kept here (an unknown
+    id, a LOINC code no criterion reads, a result already retracted), or the correction does not
+    fit the result's analyte (a unit the analyte is not reported in: it cannot be applied).
+    """
+    target: uuid.UUID = (
+        event.payload.corrected_event_id if isinstance(event, LabResultCorrected) else event.payload.retracted_event_id
+    )
+    for analyte, results in labs.items():
+        for i, result in enumerate(results):
+            if result.event_id != target:
+                continue
+            if isinstance(event, LabResultRetracted):
+                rest = results[:i] + results[i + 1 :]
+                return {k: rest if k == analyte else v for k, v in labs.items() if k != analyte or rest}
+            c, old = event.payload, result.payload
+            try:
+                payload = LabResult.model_validate(
+                    {"loinc": old.loinc, "value": c.value, "unit": c.unit, "uln": c.uln, "lln": old.lln}
+                )
+            except ValidationError:
+                return None
+            if payload == old:
+                return None
+            new = result.model_copy(update={"payload": payload})
+            return {**labs, analyte: (*results[:i], new, *results[i + 1 :])}
+    return None
+
+
+def compact(state: ParticipantState) -> ParticipantState:
+    """The state kept at enrollment to decide it again: without seen ids or nested copies."""
+    return replace(state, seen_event_ids={}, screening=None, enrollment_findings=())
+
+
 def fold(state: ParticipantState, event: ParticipantEvent) -> ParticipantState:
     """The participant's state after ``event``. Events that change no fact return ``state``."""
     match event:
@@ -69,9 +115,13 @@ def fold(state: ParticipantState, event: ParticipantEvent) -> ParticipantState:
         case ConsentWithdrawn():
             return replace(state, consent_withdrawal=event)
         case ParticipantEnrolled() if state.enrollment is None:
-            # Eligibility has just been decided, once and for all: the screening record is no
-            # longer read, so it need not be kept (the log keeps it).
-            return replace(state, enrollment=event, **SCREENING_RECORD)
+            # Eligibility has just been decided: the screening record is no longer read by any
+            # rule, so it is emptied. A compact copy is kept (ParticipantState.screening): a lab
+            # correction or retraction after enrollment decides the enrollment again from it.
+            return replace(state, enrollment=event, screening=compact(state), **SCREENING_RECORD)
+        case LabResultCorrected() | LabResultRetracted() if state.enrollment is None:
+            labs = corrected_labs(state.labs, event)
+            return state if labs is None else replace(state, labs=labs)
         case _ if state.enrollment is not None and event.event_type in SCREENING_EVENTS:
             return state
         case ScreeningLabResulted(payload=p):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from contracts import ContractError, Finding, ParticipantEvent, Violation
+from contracts import ContractError, FindingSuperseded, Output, ParticipantEvent, Violation
 from events.decide import process
 from protocol import ParticipantState, ProtocolHistory
 from protocol.versions import Judge, history_of
@@ -27,6 +27,7 @@ class Replay:
         processed: events that were new (and so went through the protocol).
         duplicates: events whose id the participant had seen before; they change nothing.
         findings_by_rule: how many findings each rule id has raised.
+        superseded: how many FindingSuperseded records lab corrections gave.
     """
 
     protocol: Judge
@@ -34,17 +35,19 @@ class Replay:
     processed: int = 0
     duplicates: int = 0
     findings_by_rule: Counter[str] = field(default_factory=Counter)
+    superseded: int = 0
 
     @property
     def history(self) -> ProtocolHistory:
         """The versions the log is judged under."""
         return history_of(self.protocol)
 
-    def feed(self, event: ParticipantEvent) -> list[Finding]:
+    def feed(self, event: ParticipantEvent) -> list[Output]:
         """Process the next event of the log.
 
         Returns:
-            The findings it raises, in catalogue order.
+            The findings it raises, in catalogue order (after a lab correction, the
+            FindingSuperseded records first).
 
         Raises:
             ContractError: the event belongs to another study than the protocol's (judging it
@@ -69,5 +72,9 @@ class Replay:
             self.duplicates += 1
         else:
             self.processed += 1
-        self.findings_by_rule.update(f.rule_id for f in step.findings)
+        for f in step.findings:
+            if isinstance(f, FindingSuperseded):
+                self.superseded += 1
+            else:
+                self.findings_by_rule[f.rule_id] += 1
         return step.findings

@@ -18,9 +18,9 @@ from pydantic_core import to_json
 
 from contracts import ParticipantEvent, parse_event
 from contracts.participant_events import ScreeningLabResulted
-from protocol.state import ParticipantState
+from protocol.state import KeptFinding, ParticipantState
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 _EVENT_FIELDS = ("registration", "consent_withdrawal", "biopsy", "eular", "history", "eligibility", "enrollment")
 _EVENT_LISTS = ("sledai", "ecog", "gcsf")
@@ -37,6 +37,10 @@ def encode(state: ParticipantState) -> bytes:
     Events are written in their contract-v1 wire form. One snapshot per changed participant goes
     out with every batch, so this is serialised in one pass by pydantic-core, not via dicts.
     """
+    return to_json(_body(state))
+
+
+def _body(state: ParticipantState) -> dict[str, Any]:
     body: dict[str, Any] = {
         "snapshot_version": SNAPSHOT_VERSION,
         "participant_id": state.participant_id,
@@ -48,10 +52,13 @@ def encode(state: ParticipantState) -> bytes:
         # v2: 16 raw bytes per id, base64 (v1 wrote a list of UUID strings, about twice the size:
         # the ids are most of a snapshot, and one goes out per participant and batch).
         "seen_event_ids": base64.b64encode(b"".join(i.bytes for i in state.seen_event_ids)).decode(),
+        # v3: the compact pre-enrollment state (same form, nested) and the enrollment's findings.
+        "screening": None if state.screening is None else _body(state.screening),
+        "enrollment_findings": [[str(k.finding_id), k.rule_id, k.once_key] for k in state.enrollment_findings],
     }
     for name in (*_EVENT_FIELDS, *_EVENT_LISTS, *_TIMES):
         body[name] = getattr(state, name)
-    return to_json(body)
+    return body
 
 
 def decode(data: bytes) -> ParticipantState:
@@ -81,7 +88,15 @@ def _v1_to_v2(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "snapshot_version": 2, "seen_event_ids": packed}
 
 
-UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v1_to_v2]
+def _v2_to_v3(body: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 keeps, for an enrolled participant, the state before enrollment and the findings
+    the enrollment raised. A version-2 snapshot has neither (the screening record was dropped at
+    enrollment): a correction after enrollment then finds no kept result and changes nothing,
+    as before; replaying participant-events from offset 0 rebuilds them."""
+    return {**body, "snapshot_version": 3, "screening": None, "enrollment_findings": []}
+
+
+UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v1_to_v2, _v2_to_v3]
 """UPCASTERS[v - 1] turns a version-v body into a version v+1 body. Add one per new version."""
 
 
@@ -114,6 +129,10 @@ def _load(body: dict[str, Any]) -> ParticipantState:
         visits_done=frozenset(body["visits_done"]),
         raised=frozenset(body["raised"]),
         seen_event_ids=dict.fromkeys(uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)),
+        screening=None if body["screening"] is None else _load(body["screening"]),
+        enrollment_findings=tuple(
+            KeptFinding(uuid.UUID(fid), rule_id, key) for fid, rule_id, key in body["enrollment_findings"]
+        ),
         **events,  # type: ignore[arg-type]
         **lists,  # type: ignore[arg-type]
         **times,  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ class Topics:
 
     @property
     def deviations(self) -> str:
-        """Output: DeviationRaised and SafetyAlertRaised, key = participant id."""
+        """Output: DeviationRaised, SafetyAlertRaised and FindingSuperseded, key = participant id."""
         return self._output("deviations")
 
     @property

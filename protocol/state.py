@@ -30,6 +30,21 @@ Signer = Literal["participant", "guardian"]
 
 
 @dataclass(frozen=True)
+class KeptFinding:
+    """A finding raised at enrollment, kept so a lab correction can re-decide it.
+
+    Attributes:
+        finding_id: its deviation_id or alert_id.
+        rule_id: its rule.
+        once_key: the key it was raised under (``ParticipantState.raised``).
+    """
+
+    finding_id: uuid.UUID
+    rule_id: str
+    once_key: str
+
+
+@dataclass(frozen=True)
 class ParticipantState:
     """One participant's facts, folded from their events in log order (see events.fold).
 
@@ -48,6 +63,13 @@ class ParticipantState:
         visits_done: visit codes completed.
         withdrawn_at: when the participant left the study.
         raised: keys of findings already raised, so each is raised once.
+        screening: for an enrolled participant, the state as it was just before enrollment,
+            compact (no seen event ids, no nested copy): eligibility is decided from it, and a
+            correction or retraction of one of its lab results decides the enrollment again
+            (events.decide). It costs what the screening record costs before enrollment: about
+            25 events, a few KB per enrolled participant (the events are shared, not copied).
+        enrollment_findings: the findings in force that the enrollment raised (later ones raised
+            after a correction included, superseded ones left out), in the order raised.
         seen_event_ids: event ids already processed, oldest first, so a duplicate changes
             nothing (a dict used as an ordered set; see events.decide.MAX_SEEN_EVENT_IDS).
     """
@@ -71,6 +93,8 @@ class ParticipantState:
     visits_done: frozenset[str] = frozenset()
     withdrawn_at: dt.datetime | None = None
     raised: frozenset[str] = frozenset()
+    screening: ParticipantState | None = None
+    enrollment_findings: tuple[KeptFinding, ...] = ()
     seen_event_ids: dict[uuid.UUID, None] = field(default_factory=dict)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from contracts import DeviationRaised, FindingReviewed, ParticipantEvent, SafetyAlertRaised
+from contracts import DeviationRaised, FindingReviewed, FindingSuperseded, ParticipantEvent, SafetyAlertRaised
 from contracts.participant_events import SCHEMA_VERSION
 from events import Topics
 from services.kafka import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
@@ -36,9 +36,11 @@ def specification(study_id: str = DEFAULT_STUDY) -> AsyncAPI:
     @broker.publisher(
         topics.deviations,
         title=f"{topics.deviations}:findings",
-        schema=DeviationRaised | SafetyAlertRaised,
+        schema=DeviationRaised | SafetyAlertRaised | FindingSuperseded,
         description="Protocol deviations (SDTM DV fields) and safety alerts, with rule id, protocol section, "
-        "protocol version and evidence; key = participant id. Transactional: read with read_committed.",
+        "protocol version and evidence, and FindingSuperseded when a lab correction or retraction means a finding "
+        "no longer holds (the finding is never edited); key = participant id. Transactional: read with "
+        "read_committed.",
     )
     @broker.publisher(
         topics.participant_state,

@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         help="run the protocol over a JSON-lines event log, offline (no broker)",
         description="Run the protocol over contract-v1 JSON lines and write every finding (DeviationRaised, "
-        "SafetyAlertRaised) as one JSON object per line. The same input always gives byte-identical output. "
+        "SafetyAlertRaised, and FindingSuperseded after a lab correction) as one JSON object per line. "
+        "The same input always gives byte-identical output. "
         "Lines that break the contract are reported on stderr as FILE:LINE: error and skipped; a summary "
         "follows on stderr. Exit status: 0 every line was fine, 1 some lines were rejected (the other "
         "lines' findings are still written), 2 usage or I/O error.",

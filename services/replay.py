@@ -235,9 +235,11 @@ def format_summary(report: Report, replay: Replay) -> str:
     ]
     if report.core_errors.count:
         rows.append(("core errors", report.core_errors.count, report.core_errors.describe()))
-    outputs = sum(replay.findings_by_rule.values())
+    outputs = sum(replay.findings_by_rule.values()) + replay.superseded
     rows.append(("outputs", outputs, ""))
     rows += [(f"  {rule}", count, "") for rule, count in sorted(replay.findings_by_rule.items())]
+    if replay.superseded:
+        rows.append(("  FindingSuperseded", replay.superseded, ""))
     width = max(len(label) for label, _, _ in rows)
     digits = max(len(str(count)) for _, count, _ in rows)
     versions = ", ".join(f"v{v.name}" for v in history.versions)

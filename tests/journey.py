@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from contracts import Finding, ParticipantEvent
+from contracts import Finding, FindingSuperseded, Output, ParticipantEvent
 from events import process
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
@@ -172,15 +172,20 @@ def journey(
     return [*e, *extra]
 
 
-def replay(events: Sequence[ParticipantEvent]) -> list[Finding]:
-    """Every finding the events raise, in order, through the one processing step."""
+def outputs(events: Sequence[ParticipantEvent]) -> list[Output]:
+    """Every output the events give (findings, FindingSuperseded), in order, through the one processing step."""
     states: dict[str, ParticipantState] = {}
-    findings: list[Finding] = []
+    found: list[Output] = []
     for e in events:
         step = process(states.get(e.participant_id) or ParticipantState(e.participant_id), e, PROTOCOL)
         states[e.participant_id] = step.state
-        findings += step.findings
-    return findings
+        found += step.findings
+    return found
+
+
+def replay(events: Sequence[ParticipantEvent]) -> list[Finding]:
+    """Every finding the events raise, in order (FindingSuperseded left out: see ``outputs``)."""
+    return [f for f in outputs(events) if not isinstance(f, FindingSuperseded)]
 
 
 def rule_ids(events: Sequence[ParticipantEvent]) -> list[str]:

@@ -2,7 +2,8 @@
 
 Pure: JSON objects in, a ``Diff`` out, and the two renderings (a table, a JSON document). A
 finding is identified by its ``deviation_id`` or ``alert_id`` (uuid5 of study, participant, rule
-and triggers: the same problem gets the same id on either side). Two findings with one id are
+and triggers: the same problem gets the same id on either side); a FindingSuperseded by the
+superseded finding's id and the correcting event's id. Two findings with one id are
 compared field by field on their JSON values; by default no field is ignored, since a recomputed
 finding must be byte-for-byte what the live service committed. A comparison of two protocol
 versions (a shadow run) ignores the fields that name the version.
@@ -26,9 +27,17 @@ NO_RULE = "?"
 
 
 def finding_id(obj: object) -> str | None:
-    """The id of a finding object; None when it is not a JSON object with one."""
+    """The id of a finding object; None when it is not a JSON object with one.
+
+    A FindingSuperseded is identified by the finding it supersedes and the correction that did
+    (``<finding_id>+<superseded_by_event_id>``): one finding may be superseded, raised again and
+    superseded again by later corrections.
+    """
     if not isinstance(obj, Mapping):
         return None
+    if obj.get("event_type") == "FindingSuperseded":
+        target, by = obj.get("finding_id"), obj.get("superseded_by_event_id")
+        return f"{target}+{by}" if isinstance(target, str) and target and isinstance(by, str) and by else None
     for name in ID_FIELDS:
         if isinstance(value := obj.get(name), str) and value:
             return value

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contracts import Finding, encode, parse_event
+from contracts import Output, encode, parse_event
 from events.replay import Replay
 from protocol.registry import versions_for
 from services.audit.export_format import is_export, read_export
@@ -68,7 +68,7 @@ class Recomputed:
     Attributes:
         source: the input's name, for messages.
         replay: the replay (states, processed, duplicates, findings by rule).
-        findings: every finding raised, in log order.
+        findings: every output (findings, FindingSuperseded), in log order.
         records: records read.
         after_as_of: records received after ``as_of``, left out.
         rejected: records the live service dead-letters (contract, key or study, core error).
@@ -79,7 +79,7 @@ class Recomputed:
 
     source: str
     replay: Replay
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Output] = field(default_factory=list)
     records: int = 0
     after_as_of: int = 0
     rejected: int = 0

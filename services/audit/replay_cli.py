@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 from events.jsonl import write_line
 from protocol.registry import UnknownStudyError
 from services.audit.diff import EXIT_USAGE, VERSION_FIELDS, compare, render_table, to_json
+from services.audit.diff import finding_id as diff_finding_id
 from services.audit.export_format import ExportFormatError
 from services.audit.recompute import (
     Recomputed,
@@ -180,6 +181,8 @@ def in_scope(findings: Iterable[object], late_event_ids: set[str]) -> list[objec
         triggers = obj.get("trigger_event_ids") if isinstance(obj, dict) else None
         if isinstance(triggers, list) and any(str(t) in late_event_ids for t in triggers):
             continue
+        if isinstance(obj, dict) and str(obj.get("superseded_by_event_id")) in late_event_ids:
+            continue  # a FindingSuperseded whose correction came after --as-of
         out.append(obj)
     return out
 
@@ -213,7 +216,7 @@ async def _diff(args: argparse.Namespace) -> int:
     if args.as_of is not None:
         expected, actual = in_scope(expected, late), in_scope(actual, late)
     # A shadow topic is a side that may hold anything: its records are checked, not trusted.
-    expected_ids = [o for o in expected if isinstance(o, dict) and ("deviation_id" in o or "alert_id" in o)]
+    expected_ids = [o for o in expected if isinstance(o, dict) and diff_finding_id(o) is not None]
     unreadable_expected = len(expected) - len(expected_ids)
     diff = compare(expected_ids, actual, expected_name=expected_name, actual_name=actual_topic, ignore=ignore)
     if args.format == "json":

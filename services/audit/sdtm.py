@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
-from contracts import DeviationRaised, Finding, FindingReviewed, ParticipantEvent, ReviewStatus
+from contracts import DeviationRaised, FindingReviewed, FindingSuperseded, Output, ParticipantEvent, ReviewStatus
 from contracts.reviews import ReviewTransitionError, check_transition
 from protocol.model import Protocol
 from services.dashboard.timeline import lifecycle
@@ -266,7 +266,7 @@ def review_statuses(reviews: Iterable[FindingReviewed]) -> dict[uuid.UUID, Revie
 
 
 def build(
-    findings: Iterable[Finding],
+    findings: Iterable[Output],
     events: Iterable[ParticipantEvent],
     protocol: Protocol,
     reviews: Iterable[FindingReviewed] = (),
@@ -275,7 +275,9 @@ def build(
 
     Args:
         findings: findings in the order raised (a replay's output, or the deviations topic read
-            to its end); alerts are skipped, a deviation seen twice counts once.
+            to its end); alerts are skipped, a deviation seen twice counts once, and a
+            deviation superseded (a FindingSuperseded for its id anywhere among ``findings``:
+            a lab correction means it no longer holds) is left out.
         events: the participant events, in log order, for EPOCH.
         protocol: the protocol the findings were raised under.
         reviews: FindingReviewed events in topic order (none: every deviation is OPEN).
@@ -288,8 +290,10 @@ def build(
     counters: dict[str, int] = {}
     seen: set[uuid.UUID] = set()
     dv: list[tuple[DvRow, DeviationRaised]] = []
+    findings = list(findings)
+    superseded = {f.finding_id for f in findings if isinstance(f, FindingSuperseded)}
     for finding in findings:
-        if not isinstance(finding, DeviationRaised) or finding.deviation_id in seen:
+        if not isinstance(finding, DeviationRaised) or finding.deviation_id in seen | superseded:
             continue
         seen.add(finding.deviation_id)
         subject = usubjid(finding.study_id, finding.site_id, finding.participant_id)

@@ -27,7 +27,15 @@ from typing import Any, TextIO
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from contracts import ContractError, DeviationRaised, Finding, FindingReviewed, ParticipantEvent, parse_event
+from contracts import (
+    ContractError,
+    DeviationRaised,
+    FindingReviewed,
+    FindingSuperseded,
+    Output,
+    ParticipantEvent,
+    parse_event,
+)
 from events.replay import Replay
 from protocol.registry import protocol_for
 from services.audit.export_format import is_export
@@ -44,7 +52,7 @@ LISTED = 20
 class Inputs:
     """What an export is built from, and the inputs it had to skip."""
 
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Output] = field(default_factory=list)
     events: list[ParticipantEvent] = field(default_factory=list)
     reviews: list[FindingReviewed] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
@@ -173,6 +181,8 @@ async def read_broker(settings: KafkaSettings) -> Inputs:
             kind = json.loads(record.value or b"{}").get("event_type")
             if kind == "DeviationRaised":
                 inputs.findings.append(DeviationRaised.model_validate_json(record.value or b""))
+            elif kind == "FindingSuperseded":  # its deviation is left out of the export
+                inputs.findings.append(FindingSuperseded.model_validate_json(record.value or b""))
         except (ValueError, AttributeError) as e:  # pydantic's ValidationError is a ValueError
             inputs.rejected.append(f"{where}: not a finding ({type(e).__name__})")
     async for record in read_to_end(settings.bootstrap_servers, topics.participant_events):

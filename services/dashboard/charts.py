@@ -68,6 +68,8 @@ LANES: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "ScreeningLabResulted",
+                "LabResultCorrected",
+                "LabResultRetracted",
                 "KidneyBiopsyReported",
                 "DiseaseActivityScored",
                 "SLEClassificationScored",

@@ -41,7 +41,8 @@ DAYS_OPEN: Final = (
 
 COLUMNS: Final = (
     "seq, finding_id, kind, rule_id, category, severity, site_id, participant_id, term, protocol_reference,"
-    f" protocol_version, occurred_at, occurred_utc, raised_at, status, status_at, assignee, priority, {DAYS_OPEN}"
+    f" protocol_version, occurred_at, occurred_utc, raised_at, status, status_at, assignee, priority, superseded_by,"
+    f" {DAYS_OPEN}"
 )
 
 
@@ -103,10 +104,11 @@ class FindingFilter:
             if getattr(self, name):
                 clauses.append(f"{column} = :{name}")
                 values[name] = getattr(self, name)
+        # A superseded finding (a lab correction: it no longer holds) is never open.
         if self.status == "unresolved":
-            clauses.append("status IN ('open', 'acknowledged')")
+            clauses.append("status IN ('open', 'acknowledged') AND superseded_by IS NULL")
         elif self.status:
-            clauses.append("status = :status")
+            clauses.append("status = :status" + (" AND superseded_by IS NULL" if self.status == "open" else ""))
             values["status"] = self.status
         if self.occurred_from:
             clauses.append("occurred_utc >= :occurred_from")
@@ -187,7 +189,11 @@ def summary(db: sqlite3.Connection, found: FindingFilter, site_scope: str | None
     """Counts of findings by category, then status, under the same filter as the list."""
     where, values = found.where(site_scope)
     table: dict[str, dict[str, int]] = {}
-    sql = f"SELECT category, status, count(*) AS n FROM findings{where} GROUP BY category, status ORDER BY category"
+    status = "CASE WHEN superseded_by IS NULL THEN status ELSE 'superseded' END"
+    sql = (
+        f"SELECT category, {status} AS status, count(*) AS n FROM findings{where}"
+        " GROUP BY category, 2 ORDER BY category"
+    )
     for row in db.execute(sql, values).fetchall():
         table.setdefault(row["category"], {})[row["status"]] = row["n"]
     return table
@@ -259,7 +265,8 @@ def counts_by(db: sqlite3.Connection, column: str, site_scope: str | None) -> li
         raise ValueError(column)
     where, values = ("WHERE site_id = :s", {"s": site_scope}) if site_scope is not None else ("", {})
     sql = (
-        f"SELECT {column} AS value, count(*) AS n, sum(status IN ('open', 'acknowledged')) AS unresolved"
+        f"SELECT {column} AS value, count(*) AS n, sum(status IN ('open', 'acknowledged') AND superseded_by IS NULL)"
+        " AS unresolved"
         f" FROM findings {where} GROUP BY {column} ORDER BY n DESC, {column}"
     )
     return [(row["value"], row["n"], row["unresolved"]) for row in db.execute(sql, values).fetchall()]

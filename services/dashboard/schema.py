@@ -3,7 +3,7 @@ file is rebuilt from the topics."""
 
 from typing import Final
 
-SCHEMA_VERSION: Final = "2"
+SCHEMA_VERSION: Final = "3"
 """Bumped whenever the tables change: an older file is dropped and rebuilt from the topics."""
 
 SCHEMA: Final = """
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS findings (
     status TEXT NOT NULL DEFAULT 'open',
     status_at TEXT,
     assignee TEXT,
-    priority INTEGER NOT NULL);
+    priority INTEGER NOT NULL,
+    superseded_by TEXT);
 CREATE TABLE IF NOT EXISTS finding_bodies (finding_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS findings_default ON findings (priority, raised_at DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS findings_rule ON findings (rule_id, raised_at);

@@ -26,6 +26,7 @@ from contracts import (
     ContractError,
     DeviationRaised,
     FindingReviewed,
+    FindingSuperseded,
     ReviewAction,
     ReviewStatus,
     SafetyAlertRaised,
@@ -198,6 +199,9 @@ class ReadModel:
         finding = _parse_finding(record)
         if finding is None:
             return
+        if isinstance(finding, FindingSuperseded):
+            self._superseded(db, finding, applied)
+            return
         if isinstance(finding, DeviationRaised):
             kind, finding_id, category, severity = (
                 "deviation",
@@ -233,6 +237,20 @@ class ReadModel:
             db.execute("INSERT INTO finding_bodies VALUES (?, ?)", (finding_id, finding.model_dump_json()))
             applied.findings.append(finding_id)
             self._refold(db, finding_id)  # reviews may have been read before their finding
+
+    def _superseded(self, db: sqlite3.Connection, superseded: FindingSuperseded, applied: Applied) -> None:
+        """A lab correction means the finding no longer holds: marked, never edited or deleted.
+
+        Its key is the participant id, so it comes after its finding on the same partition; the
+        first supersession is kept (a finding raised again gets a new id).
+        """
+        finding_id = str(superseded.finding_id)
+        updated = db.execute(
+            "UPDATE findings SET superseded_by=?, priority=1 WHERE finding_id=? AND superseded_by IS NULL",
+            (str(superseded.superseded_by_event_id), finding_id),
+        ).rowcount
+        if updated:
+            applied.findings.append(finding_id)
 
     def _review(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
         try:
@@ -286,7 +304,8 @@ class ReadModel:
             if after is not status:
                 status, status_at = after, review["reviewed_at"]
         db.execute(
-            "UPDATE findings SET status=?, status_at=?, assignee=?, priority=? WHERE finding_id=?",
+            "UPDATE findings SET status=?, status_at=?, assignee=?,"
+            " priority=CASE WHEN superseded_by IS NULL THEN ? ELSE 1 END WHERE finding_id=?",
             (status.value, status_at, assignee, _priority(finding["kind"], status), finding_id),
         )
 
@@ -349,11 +368,15 @@ def _priority(kind: str, status: ReviewStatus | str) -> int:
     return 0 if kind == "alert" and status in (ReviewStatus.OPEN, ReviewStatus.ACKNOWLEDGED) else 1
 
 
-def _parse_finding(record: Record) -> DeviationRaised | SafetyAlertRaised | None:
+def _parse_finding(record: Record) -> DeviationRaised | SafetyAlertRaised | FindingSuperseded | None:
+    models: dict[str, type[DeviationRaised | SafetyAlertRaised | FindingSuperseded]] = {
+        "SafetyAlertRaised": SafetyAlertRaised,
+        "FindingSuperseded": FindingSuperseded,
+    }
     try:
         document: Any = json.loads(record.value or b"")
-        model = SafetyAlertRaised if document.get("event_type") == "SafetyAlertRaised" else DeviationRaised
-        return model.model_validate(document)
+        kind = document.get("event_type")
+        return models.get(kind if isinstance(kind, str) else "", DeviationRaised).model_validate(document)
     except (ValueError, AttributeError, ValidationError) as error:
         log.warning("finding_unreadable", partition=record.partition, offset=record.offset, error=type(error).__name__)
         return None

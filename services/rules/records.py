@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from contracts import ContractError, Violation, encode, parse_event
+from contracts import ContractError, FindingSuperseded, Violation, encode, parse_event
 from events import process
 from protocol import ParticipantState
 from protocol.versions import Judge, history_of
@@ -163,6 +163,20 @@ class RecordHandler:
         states[pid] = step.state
         if not replaying:
             for finding in step.findings:
+                if isinstance(finding, FindingSuperseded):
+                    log.info("finding_superseded", rule_id=finding.rule_id, participant_id=pid,
+                             finding_id=str(finding.finding_id),
+                             superseded_by_event_id=str(finding.superseded_by_event_id))  # fmt: skip
+                    continue
                 log.info("finding_raised", rule_id=finding.rule_id, participant_id=pid,
                          trigger_event_ids=[str(i) for i in finding.trigger_event_ids])  # fmt: skip
-        return [Outgoing(self.topics.deviations, pid.encode(), encode(f), rule_id=f.rule_id) for f in step.findings]
+        # rule_id counts findings raised by rule (metrics): a FindingSuperseded raises none.
+        return [
+            Outgoing(
+                self.topics.deviations,
+                pid.encode(),
+                encode(f),
+                rule_id=None if isinstance(f, FindingSuperseded) else f.rule_id,
+            )
+            for f in step.findings
+        ]

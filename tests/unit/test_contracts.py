@@ -26,6 +26,8 @@ def test_catalogue_has_every_participant_event_type_of_the_design() -> None:
         "ConsentSigned",
         "ConsentWithdrawn",
         "ScreeningLabResulted",
+        "LabResultCorrected",
+        "LabResultRetracted",
         "KidneyBiopsyReported",
         "DiseaseActivityScored",
         "SLEClassificationScored",

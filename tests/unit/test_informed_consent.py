@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from contracts import ParticipantEvent
+from contracts import DeviationRaised, ParticipantEvent
 from events import process
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
@@ -112,6 +112,7 @@ def test_consent_01_explains_itself() -> None:
     trigger = lab(at=_at("2025-11-01"))
     step = process(process(ParticipantState("P-0001"), MINOR, PROTOCOL).state, trigger, PROTOCOL)
     (deviation,) = step.findings
+    assert isinstance(deviation, DeviationRaised)
     assert deviation.model_dump(
         mode="json", include={"rule_id", "protocol_reference", "protocol_version", "category", "severity"}
     ) == {

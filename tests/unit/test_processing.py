@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from contracts import Finding, encode, parse_event
+from contracts import Finding, FindingSuperseded, encode, parse_event
 from events import finding_id, process
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
@@ -18,7 +18,7 @@ def replay(lines: list[bytes]) -> list[Finding]:
         event = parse_event(line)
         step = process(states.get(event.participant_id) or ParticipantState(event.participant_id), event, PROTOCOL)
         states[event.participant_id] = step.state
-        findings += step.findings
+        findings += [f for f in step.findings if not isinstance(f, FindingSuperseded)]
     return findings
 
 

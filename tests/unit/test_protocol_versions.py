@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from contracts import Finding, ParticipantEvent
+from contracts import Finding, FindingSuperseded, ParticipantEvent
 from events import process
 from events.replay import Replay
 from protocol import ParticipantState, ProtocolHistory, Version, VersionError, amended
@@ -51,7 +51,7 @@ def history(effective: dt.date, at_sites: dict[str, dt.date] | None = None) -> P
 
 def replayed(events: Sequence[ParticipantEvent], judge: ProtocolHistory) -> list[Finding]:
     replay = Replay(judge)
-    return [f for e in events for f in replay.feed(e)]
+    return [f for e in events for f in replay.feed(e) if not isinstance(f, FindingSuperseded)]
 
 
 DAY = dt.timedelta(days=1)

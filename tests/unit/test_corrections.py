@@ -1,0 +1,370 @@
+"""Lab corrections and retractions supersede, never edit (lab-gateway issue, item 6).
+
+A correction before enrollment replaces the result in the screening record; after enrollment it
+decides the enrollment again from the record kept then: a finding that no longer holds is
+superseded (FindingSuperseded), a finding that now holds is raised with an id derived from the
+correction. Built with tests/journey.py: each case is one clinical fact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts import (
+    EVENT_TYPES,
+    ContractError,
+    DeviationRaised,
+    FindingSuperseded,
+    Output,
+    ParticipantEvent,
+    encode,
+    parse_event,
+)
+from events import finding_id, process, snapshots
+from events.replay import Replay
+from protocol import ParticipantState
+from protocol.nct06904729 import PROTOCOL
+from protocol.state import evolve
+from tests.builders import event
+from tests.journey import ENROLLED, LAB_DAY, at, journey, outputs
+from tests.unit.test_dashboard_app import app  # noqa: F401  (the dashboard fixture)
+
+ALT_4X: Any = (160, "U/L", 40)
+ALT_2X: Any = (80, "U/L", 40)
+
+
+def alt_of(events: Sequence[ParticipantEvent]) -> ParticipantEvent:
+    return next(e for e in events if e.event_type == "ScreeningLabResulted" and e.payload.loinc == "1742-6")
+
+
+def lab_of(events: Sequence[ParticipantEvent], loinc: str) -> ParticipantEvent:
+    return next(e for e in events if e.event_type == "ScreeningLabResulted" and e.payload.loinc == loinc)
+
+
+def corrected(target: uuid.UUID | str, value: float, uln: float = 40, *, day: int = ENROLLED + 2) -> ParticipantEvent:
+    payload = {"corrected_event_id": str(target), "value": value, "unit": "U/L", "uln": uln}
+    return event("LabResultCorrected", payload, at=at(day, "09:00:00"))
+
+
+def retracted(target: uuid.UUID | str, *, day: int = ENROLLED + 2) -> ParticipantEvent:
+    return event("LabResultRetracted", {"retracted_event_id": str(target)}, at=at(day, "09:00:00"))
+
+
+def enrolled_journey(alt: Any) -> list[ParticipantEvent]:
+    """Screening and enrollment only (treatment and visits raise nothing more, and would only slow the test)."""
+    return journey(labs={"alt": alt}, treat=False)
+
+
+def summary(found: Sequence[Output]) -> list[tuple[str, str]]:
+    return [(type(f).__name__, f.rule_id) for f in found]
+
+
+def final_state(events: Sequence[ParticipantEvent]) -> ParticipantState:
+    state = ParticipantState(events[0].participant_id)
+    for e in events:
+        state = process(state, e, PROTOCOL).state
+    return state
+
+
+def test_the_contract_knows_corrections_and_retractions() -> None:
+    assert {"LabResultCorrected", "LabResultRetracted"} <= set(EVENT_TYPES)
+    with pytest.raises(ContractError, match="at least"):  # LabResult's magnitude check, reused
+        parse_event(encode(corrected(uuid.uuid4(), 80)).replace(b'"value":80.0', b'"value":1e-15'))
+    with pytest.raises(ContractError, match="uln"):
+        parse_event(encode(corrected(uuid.uuid4(), 80)).replace(b'"uln":40.0', b'"uln":0.0'))
+
+
+def test_a_correction_after_enrollment_supersedes_a_deviation_that_no_longer_holds() -> None:
+    events = enrolled_journey(ALT_4X)
+    before = outputs(events)
+    assert summary(before) == [("DeviationRaised", "ELIG-IN09")]
+    correction = corrected(alt_of(events).event_id, 80)
+    found = outputs([*events, correction])[len(before) :]
+    (superseded,) = found
+    assert isinstance(superseded, FindingSuperseded)
+    raised = before[0]
+    assert isinstance(raised, DeviationRaised)
+    assert superseded.finding_id == raised.deviation_id
+    assert (superseded.rule_id, superseded.participant_id, superseded.site_id) == ("ELIG-IN09", "P-0001", "GZ-01")
+    assert superseded.superseded_by_event_id == correction.event_id
+    assert superseded.occurred_at == correction.occurred_at
+    assert superseded.reason.startswith(f"no longer holds after correction {correction.event_id}: ")
+    assert superseded.protocol_version == raised.protocol_version
+    assert superseded.ruleset_fingerprint == raised.ruleset_fingerprint
+
+
+def test_a_correction_after_enrollment_raises_a_deviation_that_now_holds() -> None:
+    events = enrolled_journey(ALT_2X)
+    assert outputs(events) == []
+    correction = corrected(alt_of(events).event_id, 160)
+    (raised,) = outputs([*events, correction])
+    assert isinstance(raised, DeviationRaised)
+    assert raised.rule_id == "ELIG-IN09"
+    enrollment = next(e for e in events if e.event_type == "ParticipantEnrolled")
+    triggers = (enrollment.event_id, correction.event_id)
+    assert raised.trigger_event_ids == triggers
+    assert raised.deviation_id == finding_id(raised.study_id, "P-0001", "ELIG-IN09", triggers)
+    assert raised.occurred_at == enrollment.occurred_at  # the deviation happened at enrollment
+    assert raised.evidence["alt_uln_multiple"] == 4.0
+
+
+def test_correcting_back_and_forth_supersedes_and_raises_again() -> None:
+    events = enrolled_journey(ALT_4X)
+    alt = alt_of(events).event_id
+    first, second, third = corrected(alt, 80), corrected(alt, 160, day=13), corrected(alt, 80, day=14)
+    found = outputs([*events, first, second, third])
+    assert summary(found) == [
+        ("DeviationRaised", "ELIG-IN09"),
+        ("FindingSuperseded", "ELIG-IN09"),
+        ("DeviationRaised", "ELIG-IN09"),
+        ("FindingSuperseded", "ELIG-IN09"),
+    ]
+    again, last = found[2], found[3]
+    assert isinstance(again, DeviationRaised)
+    assert isinstance(last, FindingSuperseded)
+    assert last.finding_id == again.deviation_id
+    assert last.superseded_by_event_id == third.event_id
+
+
+def test_a_retraction_of_a_required_lab_after_enrollment_raises_elig_missing() -> None:
+    events = enrolled_journey(ALT_2X)
+    retraction = retracted(alt_of(events).event_id)
+    (raised,) = outputs([*events, retraction])
+    assert isinstance(raised, DeviationRaised)
+    assert raised.rule_id == "ELIG-MISSING"
+    assert "alt" in raised.evidence["missing"]
+    assert raised.trigger_event_ids[1] == retraction.event_id
+
+
+def test_a_retraction_supersedes_the_deviation_the_result_raised_and_says_what_is_missing() -> None:
+    events = enrolled_journey(ALT_4X)
+    found = outputs([*events, retracted(alt_of(events).event_id)])
+    assert summary(found) == [
+        ("DeviationRaised", "ELIG-IN09"),
+        ("FindingSuperseded", "ELIG-IN09"),
+        ("DeviationRaised", "ELIG-MISSING"),
+    ]
+    superseded = found[1]
+    assert isinstance(superseded, FindingSuperseded)
+    assert superseded.reason.startswith("no longer holds after retraction ")
+
+
+@pytest.mark.parametrize(
+    ("alt", "corrected_to", "expected"),
+    [
+        (ALT_4X, 80, []),  # corrected to 2×ULN before enrollment: nothing is raised, nothing superseded
+        (ALT_2X, 160, [("DeviationRaised", "ELIG-IN09")]),  # corrected to 4×ULN before enrollment
+    ],
+)
+def test_a_correction_before_enrollment_changes_the_decision_at_enrollment(
+    alt: Any, corrected_to: float, expected: list[tuple[str, str]]
+) -> None:
+    screening = journey(labs={"alt": alt}, enroll=False)
+    correction = corrected(alt_of(screening).event_id, corrected_to, day=LAB_DAY + 1)
+    events = journey(labs={"alt": alt}, treat=False)
+    enrollment = events[len(screening) :]
+    found = outputs([*screening, correction, *enrollment])
+    assert summary(found) == expected
+    if found:
+        assert isinstance(found[0], DeviationRaised)
+        assert found[0].trigger_event_ids == (enrollment[0].event_id,)  # decided at enrollment, as usual
+
+
+def test_a_duplicate_correction_changes_nothing() -> None:
+    events = enrolled_journey(ALT_4X)
+    correction = corrected(alt_of(events).event_id, 80)
+    once = outputs([*events, correction])
+    assert outputs([*events, correction, correction]) == once
+    assert final_state([*events, correction, correction]) == final_state([*events, correction])
+
+
+def test_the_same_correction_twice_under_new_ids_changes_nothing_more() -> None:
+    events = enrolled_journey(ALT_4X)
+    alt = alt_of(events).event_id
+    once = outputs([*events, corrected(alt, 80)])
+    assert outputs([*events, corrected(alt, 80), corrected(alt, 80, day=13)]) == once
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda events: corrected(uuid.UUID(int=7), 80),  # an id no event has
+        lambda events: retracted(uuid.UUID(int=7)),
+        lambda events: corrected(lab_of(events, "5196-1").event_id, 80),  # a HBsAg result: the unit cannot fit
+        lambda events: corrected(events[0].event_id, 80),  # not a lab result
+    ],
+    ids=["unknown-correction", "unknown-retraction", "unfit-correction", "not-a-lab"],
+)
+def test_a_correction_of_nothing_kept_changes_nothing(change: Any) -> None:
+    events = enrolled_journey(ALT_4X)
+    before = outputs(events)
+    after = [*events, change(events)]
+    assert outputs(after) == before
+    assert evolve(final_state(after), seen_event_ids={}) == evolve(final_state(events), seen_event_ids={})
+
+
+def test_replaying_twice_gives_the_same_outputs() -> None:
+    events = enrolled_journey(ALT_4X)
+    alt = alt_of(events).event_id
+    log = [*events, corrected(alt, 80), corrected(alt, 160, day=13), retracted(alt, day=14)]
+
+    def run() -> list[bytes]:
+        replay = Replay(PROTOCOL)
+        return [encode(f) for e in log for f in replay.feed(e)]
+
+    assert run() == run()
+    replay = Replay(PROTOCOL)
+    for e in log:
+        replay.feed(e)
+    assert replay.superseded == 2
+    assert replay.findings_by_rule == {"ELIG-IN09": 2, "ELIG-MISSING": 1}
+
+
+def test_the_enrollment_keeps_what_deciding_again_needs() -> None:
+    state = final_state(enrolled_journey(ALT_4X))
+    assert state.labs == {}  # the live screening record is dropped at enrollment, as before
+    assert state.screening is not None
+    assert "alt" in state.screening.labs
+    assert state.screening.seen_event_ids == {}
+    assert state.screening.screening is None
+    (kept,) = state.enrollment_findings
+    assert (kept.rule_id, kept.once_key) == ("ELIG-IN09", "ELIG-IN09")
+    assert final_state(journey(enroll=False)).screening is None  # not enrolled: nothing kept
+
+
+def test_a_snapshot_round_trips_the_kept_record_and_findings() -> None:
+    events = enrolled_journey(ALT_4X)
+    state = final_state([*events, corrected(alt_of(events).event_id, 80)])
+    assert state.screening is not None
+    restored = snapshots.decode(snapshots.encode(state))
+    assert restored == state
+    # and a correction after the restore decides as it would have without one
+    again = corrected(alt_of(events).event_id, 160, day=13)
+    assert process(restored, again, PROTOCOL) == process(state, again, PROTOCOL)
+
+
+def test_a_version_2_snapshot_is_upcast() -> None:
+    """Version 2 kept no pre-enrollment record: it restores with none, and a later correction
+    finds no kept result (nothing changes) until participant-events is replayed."""
+    events = enrolled_journey(ALT_4X)
+    state = final_state(events)
+    body = json.loads(snapshots.encode(state))
+    version_2 = {k: v for k, v in body.items() if k not in ("screening", "enrollment_findings")}
+    version_2["snapshot_version"] = 2
+    restored = snapshots.decode(json.dumps(version_2).encode())
+    assert restored == evolve(state, screening=None, enrollment_findings=())
+    assert process(restored, corrected(alt_of(events).event_id, 80), PROTOCOL).findings == []
+
+
+# --- the shell: records, read model, SDTM DV, audit diff --------------------------------------
+
+
+def superseding_log() -> tuple[list[ParticipantEvent], list[Output]]:
+    events = enrolled_journey(ALT_4X)
+    log = [*events, corrected(alt_of(events).event_id, 80)]
+    return log, outputs(log)
+
+
+def test_the_rules_service_publishes_the_supersession_on_deviations_without_counting_a_rule() -> None:
+    from services.kafka import KafkaSettings
+    from services.rules.records import RecordHandler
+
+    settings = KafkaSettings(study_id="NCT06904729")
+    handler = RecordHandler(settings, PROTOCOL)
+    log, expected = superseding_log()
+    states: dict[str, ParticipantState] = {}
+    out = []
+    for offset, e in enumerate(log):
+        record = _KafkaRecord(settings.topics.participant_events, 0, offset, b"P-0001", encode(e))
+        out += handler.handle(record, states)
+    assert [o.value for o in out] == [encode(f) for f in expected]
+    assert {o.topic for o in out} == {settings.topics.deviations}
+    assert [o.rule_id for o in out] == ["ELIG-IN09", None]  # metrics count findings raised, by rule
+
+
+@dataclass(frozen=True)
+class _KafkaRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def test_the_read_model_marks_the_finding_superseded_and_not_open(tmp_path: Path) -> None:
+    from events import Topics
+    from services.dashboard import queries
+    from services.dashboard.store import ReadModel, Record
+
+    topics = Topics("NCT06904729", "unit")
+    model = ReadModel(tmp_path / "read-model.sqlite3", topics)
+    _, found = superseding_log()
+    raised, superseded = found
+    assert isinstance(raised, DeviationRaised)
+    assert isinstance(superseded, FindingSuperseded)
+    model.apply([Record(topics.deviations, 0, n, 1_767_225_600_000, encode(f)) for n, f in enumerate(found)])
+    with model.reader() as db:
+        row = queries.finding(db, str(raised.deviation_id))
+        unresolved = queries.finding_total(db, queries.FindingFilter(status="unresolved"), None)
+        open_ = queries.finding_total(db, queries.FindingFilter(status="open"), None)
+        summary = queries.summary(db, queries.FindingFilter(), None)
+        by_rule = queries.counts_by(db, "rule_id", None)
+        total = queries.finding_total(db, queries.FindingFilter(), None)
+    assert row is not None
+    assert row["superseded_by"] == str(superseded.superseded_by_event_id)
+    assert (total, unresolved, open_) == (1, 0, 0)  # still listed, never counted as open
+    assert summary == {"ELIGIBILITY": {"superseded": 1}}
+    assert by_rule == [("ELIG-IN09", 1, 0)]
+
+
+def test_the_sdtm_dv_export_leaves_superseded_deviations_out() -> None:
+    from services.audit import sdtm
+
+    log, found = superseding_log()
+    assert sdtm.build(found, log, PROTOCOL).dv == []
+    kept = sdtm.build(found[:1], log, PROTOCOL).dv
+    assert [row.dvterm for row in kept] == ["Enrolled with an organ-function result out of range"]
+
+
+def test_audit_diff_identifies_a_supersession_by_finding_and_correction() -> None:
+    from services.audit.diff import compare
+    from services.audit.diff import finding_id as diff_id
+
+    _, found = superseding_log()
+    objects = [json.loads(encode(f)) for f in found]
+    superseded = found[1]
+    assert isinstance(superseded, FindingSuperseded)
+    assert diff_id(objects[1]) == f"{superseded.finding_id}+{superseded.superseded_by_event_id}"
+    assert compare(objects, objects).equal
+    missing = compare(objects, objects[:1])
+    assert [diff_id(o) for o in missing.missing] == [diff_id(objects[1])]
+
+
+def test_the_dashboard_strikes_a_superseded_finding_through_and_links_the_correction(app: Any) -> None:  # noqa: F811
+    from services.dashboard.store import Record
+    from tests.unit.test_dashboard_app import _client
+
+    _, found = superseding_log()
+    raised, superseded = found
+    assert isinstance(raised, DeviationRaised)
+    assert isinstance(superseded, FindingSuperseded)
+    topics = app.state.settings.kafka.topics
+    app.state.store.apply(
+        [Record(topics.deviations, 0, 100 + n, 1_767_225_600_000, encode(f)) for n, f in enumerate(found)]
+    )
+    client = _client(app, "monitor")
+    link = f"/participants/P-0001#event-{superseded.superseded_by_event_id}"
+    listed = client.get("/findings?rule=ELIG-IN09").text
+    assert re.search(rf'<tr class="[^"]*\bsuperseded\b[^"]*" data-finding-id="{raised.deviation_id}"', listed)
+    assert link in listed
+    detail = client.get(f"/findings/{raised.deviation_id}").text
+    assert 'data-testid="superseded"' in detail
+    assert link in detail
