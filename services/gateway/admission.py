@@ -16,7 +16,7 @@ from contracts.participant_events import Source as EventSource
 from services.gateway.registry import REGISTERED, ParticipantRegistry
 from services.gateway.sources import Source
 
-NEEDS_REGISTRATION = frozenset({"ScreeningLabResulted"})
+NEEDS_REGISTRATION = frozenset({"ScreeningLabResulted", "LabResultCorrected", "LabResultRetracted"})
 """Event types refused for a participant the registry does not know (a lab result for a wrong id)."""
 
 NOT_FROM_SOURCES = frozenset({"ClockTicked"})

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from contracts import ContractError, parse_event
 from contracts import units as unit_table
 from contracts.limits import clip, printable
-from contracts.participant_events import ScreeningLabResulted
+from contracts.participant_events import LabResultCorrected, LabResultRetracted, ScreeningLabResulted
 
 LOINC_SYSTEM = "http://loinc.org"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
@@ -42,7 +42,11 @@ GATEWAY_NAMESPACE = uuid.UUID("5f3a8c2e-7d41-5b7e-9c1a-2b6e4f0d9a13")
 
 PUBLISHED_STATUSES = frozenset({"final", "amended"})
 HELD_STATUSES = frozenset({"preliminary", "registered"})
-UNSUPPORTED_STATUSES = frozenset({"corrected", "entered-in-error"})
+CORRECTED, RETRACTED = "corrected", "entered-in-error"
+ORIGINAL_STATUS = "final"
+"""The status of the result a correction or retraction names: its event id is the one the gateway
+gave the final result of the same Observation identifier (a correction of an amended result is
+reported against the final one it amended)."""
 
 # Coded qualitative answers: SNOMED CT and LOINC answer codes for the contract's three results.
 # "Detected"/"not detected" are how viral loads and presence tests are answered (contracts/units.py).
@@ -69,6 +73,10 @@ _CONTRACT_PATHS = {
     "payload.lln": "referenceRange[0].low.value",
 }
 _VALUE_ELEMENTS = ("valueQuantity", "valueString", "valueCodeableConcept", "valueRatio")
+
+
+LabEvent = ScreeningLabResulted | LabResultCorrected | LabResultRetracted
+"""What an Observation becomes: a result, a correction of one, or its retraction."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ class FhirResult:
     """The outcome of one request: events to publish (only when there is no problem), held
     Observations, and problems."""
 
-    events: tuple[ScreeningLabResulted, ...] = ()
+    events: tuple[LabEvent, ...] = ()
     held: tuple[Held, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
 
@@ -182,12 +190,12 @@ def observations_to_events(
         problem = Problem("resourceType", f"expected an Observation or a Bundle, got {got}", "structure", parse=True)
         return FhirResult(problems=(problem,))
 
-    events: list[ScreeningLabResulted] = []
+    events: list[LabEvent] = []
     held: list[Held] = []
     problems: list[Problem] = []
     for path, resource in located:
         outcome = _one(path, resource, source, study_id, identifier_system)
-        if isinstance(outcome, ScreeningLabResulted):
+        if isinstance(outcome, ScreeningLabResulted | LabResultCorrected | LabResultRetracted):
             events.append(outcome)
         elif isinstance(outcome, Held):
             held.append(outcome)
@@ -221,7 +229,7 @@ def _bundle_entries(payload: dict[str, Any]) -> list[tuple[str, Any]] | Problem:
 
 def _one(
     path: str, resource: Any, source: SourceInfo, study_id: str, identifier_system: str
-) -> ScreeningLabResulted | Held | list[Problem]:
+) -> LabEvent | Held | list[Problem]:
     if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
         return [Problem(path, f"expected an Observation, got {_quote(kind)}", "not-supported")]
@@ -232,13 +240,9 @@ def _one(
     status = str(obs.status)
     if status in HELD_STATUSES:
         return Held(path, status)
-    if status in UNSUPPORTED_STATUSES:
-        return [
-            Problem(
-                f"{path}.status", f"status {status!r} (correction/retraction) is not supported yet", "not-supported"
-            )
-        ]
-    if status not in PUBLISHED_STATUSES:
+    if status == RETRACTED:
+        return _retraction(obs, path, source, study_id, identifier_system)
+    if status not in PUBLISHED_STATUSES | {CORRECTED}:
         return [Problem(f"{path}.status", f"status {status!r} carries no result to publish", "not-supported")]
     problems: list[Problem] = []
     loinc = _loinc(obs, path, problems)
@@ -255,9 +259,17 @@ def _one(
         return problems
     payload: dict[str, Any] = {"loinc": loinc, "value": value}
     payload |= {k: v for k, v in (("unit", unit), ("uln", uln), ("lln", lln)) if v is not None}
+    event_type, event_key = "ScreeningLabResulted", f"fhir|{source.name}|{key}|{status}"
+    if status == CORRECTED:
+        # A correction names the final result it replaces; its own id depends on the new value,
+        # so a second, different correction of the same result is an event of its own.
+        event_type = "LabResultCorrected"
+        payload = {k: v for k, v in payload.items() if k in ("value", "unit", "uln")}
+        payload["corrected_event_id"] = _original_id(source, key)
+        event_key += f"|{json.dumps(payload, sort_keys=True)}"
     event = {
-        "event_id": str(uuid.uuid5(GATEWAY_NAMESPACE, f"fhir|{source.name}|{key}|{status}")),
-        "event_type": "ScreeningLabResulted",
+        "event_id": str(uuid.uuid5(GATEWAY_NAMESPACE, event_key)),
+        "event_type": event_type,
         "schema_version": 1,
         "study_id": study_id,
         "site_id": source.site,
@@ -276,7 +288,42 @@ def _one(
             Problem(f"{path}.{fields[v.field]}" if v.field in fields else path, str(v), "invariant")
             for v in e.violations
         ]
-    assert isinstance(parsed, ScreeningLabResulted)
+    assert isinstance(parsed, ScreeningLabResulted | LabResultCorrected)
+    return parsed
+
+
+def _original_id(source: SourceInfo, key: str | None) -> str:
+    return str(uuid.uuid5(GATEWAY_NAMESPACE, f"fhir|{source.name}|{key}|{ORIGINAL_STATUS}"))
+
+
+def _retraction(
+    obs: Observation, path: str, source: SourceInfo, study_id: str, identifier_system: str
+) -> LabResultRetracted | list[Problem]:
+    """``entered-in-error``: the final result of the same identifier is retracted."""
+    problems: list[Problem] = []
+    participant = _participant(obs, path, identifier_system, problems)
+    key = _business_key(obs, path, problems)
+    occurred = _effective(obs, path, problems)
+    if problems:
+        return problems
+    recorded = obs.issued if obs.issued is not None else occurred
+    event = {
+        "event_id": str(uuid.uuid5(GATEWAY_NAMESPACE, f"fhir|{source.name}|{key}|{RETRACTED}")),
+        "event_type": "LabResultRetracted",
+        "schema_version": 1,
+        "study_id": study_id,
+        "site_id": source.site,
+        "participant_id": participant,
+        "occurred_at": _instant(occurred),
+        "recorded_at": _instant(recorded),
+        "source": {"system": source.name},
+        "payload": {"retracted_event_id": _original_id(source, key)},
+    }
+    try:
+        parsed = parse_event(json.dumps(event))
+    except ContractError as e:
+        return [Problem(path, str(v), "invariant") for v in e.violations]
+    assert isinstance(parsed, LabResultRetracted)
     return parsed
 
 

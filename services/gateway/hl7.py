@@ -28,13 +28,14 @@ from hl7apy.parser import parse_message
 
 from contracts import ContractError, parse_event
 from contracts import units as unit_table
-from contracts.participant_events import ScreeningLabResulted
+from contracts.participant_events import LabResultCorrected, LabResultRetracted, ScreeningLabResulted
 from services.gateway.fhir import GATEWAY_NAMESPACE, SourceInfo, qualitative_result
 
 ENCODING = "^~\\&"
 MAX_MESSAGE_CHARS = 1_000_000
 HELD = frozenset({"P", "I", "R", "S"})  # preliminary, in process, not verified, partial
-UNSUPPORTED = frozenset({"C", "D", "W"})  # correction, deletion, wrong patient: retractions
+CORRECTION = "C"
+RETRACTIONS = frozenset({"D", "W"})  # deleted, posted to the wrong patient: the final result is withdrawn
 # HL7 table 0357 (message error condition codes) used in ERR-3.
 ERROR_TEXT = {
     0: "Message accepted",
@@ -80,7 +81,7 @@ class Hl7Error:
 class Hl7Result:
     """The events to publish (none when there is an error), held results, and errors."""
 
-    events: tuple[ScreeningLabResulted, ...] = ()
+    events: tuple[ScreeningLabResulted | LabResultCorrected | LabResultRetracted, ...] = ()
     held: tuple[Hl7Error, ...] = ()
     errors: tuple[Hl7Error, ...] = ()
 
@@ -190,7 +191,7 @@ class _Mapper:
     def __init__(self, source: SourceInfo, study_id: str, authority: str | None) -> None:
         self.source, self.study_id, self.authority = source, study_id, authority
         self.counts: dict[str, int] = {}
-        self.events: list[ScreeningLabResulted] = []
+        self.events: list[ScreeningLabResulted | LabResultCorrected | LabResultRetracted] = []
         self.held: list[Hl7Error] = []
         self.errors: list[Hl7Error] = []
         self.recorded_at: str | None = None
@@ -260,10 +261,10 @@ class _Mapper:
                 Hl7Error("OBX", self.counts["OBX"], 11, f"result status {status}: held, not published", 0, "W")
             )
             return
-        if status in UNSUPPORTED:
-            self.error("OBX", 11, f"result status {status} (correction/deletion) is not supported yet", 103)
+        if status in RETRACTIONS:
+            self.retraction(set_id, status)
             return
-        if status != "F":
+        if status not in ("F", CORRECTION):
             self.error("OBX", 11, f"result status {status or 'missing'}: only F (final) is published", 103)
             return
         loinc = self.loinc(obx.obx_3.to_er7())
@@ -283,12 +284,19 @@ class _Mapper:
             self.errors.append(Hl7Error(missing, 1, None, f"an OBX needs a {missing} before it", 100))
         if len(self.errors) > before or self.order is None:
             return
-        payload = {"loinc": loinc, "value": value}
+        payload: dict[str, Any] = {"loinc": loinc, "value": value}
         payload |= {k: v for k, v in (("unit", unit), ("uln", uln), ("lln", lln)) if v is not None}
-        key = f"hl7|{self.source.name}|{self.order[0]}|obx|{set_id}|{status}"
+        key, event_type = f"hl7|{self.source.name}|{self.order[0]}|obx|{set_id}|{status}", "ScreeningLabResulted"
+        if status == CORRECTION:
+            # OBX-11 C replaces the final (F) result of the same order and OBX; its own id depends
+            # on the new value, so a second, different correction is an event of its own.
+            event_type = "LabResultCorrected"
+            payload = {k: v for k, v in payload.items() if k in ("value", "unit", "uln")}
+            payload["corrected_event_id"] = self.original_id(set_id)
+            key += f"|{json.dumps(payload, sort_keys=True)}"
         event = {
             "event_id": str(uuid.uuid5(GATEWAY_NAMESPACE, key)),
-            "event_type": "ScreeningLabResulted",
+            "event_type": event_type,
             "schema_version": 1,
             "study_id": self.study_id,
             "site_id": self.source.site,
@@ -312,7 +320,42 @@ class _Mapper:
                 else:
                     self.error("OBX", fields.get(v.field), str(v))
             return
-        assert isinstance(parsed, ScreeningLabResulted)
+        assert isinstance(parsed, ScreeningLabResulted | LabResultCorrected)
+        self.events.append(parsed)
+
+    def original_id(self, set_id: str) -> str:
+        """The event id the gateway gave the final (F) result of this order's OBX ``set_id``."""
+        assert self.order is not None
+        return str(uuid.uuid5(GATEWAY_NAMESPACE, f"hl7|{self.source.name}|{self.order[0]}|obx|{set_id}|F"))
+
+    def retraction(self, set_id: str, status: str) -> None:
+        """OBX-11 D or W: the final result of this order's OBX is withdrawn."""
+        if self.participant is None or self.order is None:
+            missing = "PID" if self.participant is None else "OBR"
+            self.errors.append(Hl7Error(missing, 1, None, f"an OBX needs a {missing} before it", 100))
+            return
+        occurred_at = self.timestamp("OBR", 7, self.order[1] or "") or self.recorded_at
+        event = {
+            "event_id": str(
+                uuid.uuid5(GATEWAY_NAMESPACE, f"hl7|{self.source.name}|{self.order[0]}|obx|{set_id}|{status}")
+            ),
+            "event_type": "LabResultRetracted",
+            "schema_version": 1,
+            "study_id": self.study_id,
+            "site_id": self.source.site,
+            "participant_id": self.participant,
+            "occurred_at": occurred_at,
+            "recorded_at": self.recorded_at,
+            "source": {"system": self.source.name},
+            "payload": {"retracted_event_id": self.original_id(set_id)},
+        }
+        try:
+            parsed = parse_event(json.dumps(event))
+        except ContractError as e:
+            for v in e.violations:
+                self.error("OBX", 11, str(v))
+            return
+        assert isinstance(parsed, LabResultRetracted)
         self.events.append(parsed)
 
     def loinc(self, field: str) -> str | None:

@@ -1,7 +1,8 @@
 """Labs through the gateway on the real broker: FHIR R4 Observations (every screening analyte, a
-Bundle with a bad entry, a result that implies a deviation) and HL7 v2 ORU^R01 over MLLP, sent
-with python-hl7's ``mllp_send`` (a client nobody here wrote): AA and events land, AE for a
-malformed message, and a resent message publishes nothing new."""
+Bundle with a bad entry, a result that implies a deviation, corrections that supersede it and
+raise it again, as replay does) and HL7 v2 ORU^R01 over MLLP, sent with python-hl7's
+``mllp_send`` (a client nobody here wrote): AA and events land, AE for a malformed message, and a
+resent message publishes nothing new."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from typing import Any
 
 import pytest
 
+from contracts import encode, parse_event
+from events.replay import Replay
+from protocol.registry import versions_for
 from services.gateway.sources import SourceStore
 from services.kafka import KafkaSettings
 from tests.builders import example_lines
 from tests.integration.conftest import ServiceProcess
-from tests.integration.kafka_support import findings, wait_for
+from tests.integration.kafka_support import findings, wait_for, wait_until_consumed
 from tests.integration.test_gateway_live import GatewayProcess, _published
 from tests.unit.test_gateway_fhir import ANALYTE_CASES, SYSTEM, bundle, observation, quantity
 
@@ -178,6 +182,44 @@ async def test_labs_in_fhir_and_hl7_reach_the_log_and_the_rules(
         return ("E-01", "ELIG-IN09") in {(f["participant_id"], f["rule_id"]) for f in await findings(settings)}
 
     await wait_for(raised, "ELIG-IN09 for E-01's ALT at 4×ULN, sent in FHIR")
+
+    # The lab corrects the ALT to 2×ULN: the deviation no longer holds and is superseded...
+    corrected = high_alt | {"status": "corrected", "valueQuantity": quantity(80, "U/L")["valueQuantity"]}
+    status, outcome = _call(gateway, "/fhir/Observation", json.dumps(corrected).encode(), key, "application/fhir+json")
+    assert status == 202, outcome
+    await wait_for(lambda: _has(settings, service, "FindingSuperseded", 1), "FindingSuperseded for ELIG-IN09")
+    # ... and corrects it back to 4×ULN: ELIG-IN09 holds again, raised with an id of the correction.
+    status, outcome = _call(
+        gateway,
+        "/fhir/Observation",
+        json.dumps(high_alt | {"status": "corrected"}).encode(),
+        key,
+        "application/fhir+json",
+    )
+    assert status == 202, outcome
+    await wait_for(lambda: _has(settings, service, "DeviationRaised", 2, "ELIG-IN09"), "ELIG-IN09 raised again")
+    await wait_until_consumed(settings, service.check_alive)
+
+    live = [f for f in await findings(settings) if f["participant_id"] == "E-01"]
+    kinds = [(f["event_type"], f["rule_id"]) for f in live]
+    assert kinds == [
+        ("DeviationRaised", "ELIG-IN09"),
+        ("FindingSuperseded", "ELIG-IN09"),
+        ("DeviationRaised", "ELIG-IN09"),
+    ]
+    assert live[1]["finding_id"] == live[0]["deviation_id"]
+    assert live[2]["deviation_id"] != live[0]["deviation_id"]
+    replay = Replay(versions_for("NCT06904729"))
+    events = [parse_event(json.dumps(e)) for _, e in await _published(settings) if e["participant_id"] == "E-01"]
+    assert [json.loads(encode(f)) for e in events for f in replay.feed(e)] == live, "live and replay differ"
+
+
+async def _has(
+    settings: KafkaSettings, service: ServiceProcess, kind: str, count: int, rule: str = "ELIG-IN09"
+) -> bool:
+    service.check_alive()
+    found = [f for f in await findings(settings) if f["event_type"] == kind and f["rule_id"] == rule]
+    return len(found) >= count
 
 
 async def _at_least(settings: KafkaSettings, count: int) -> bool:

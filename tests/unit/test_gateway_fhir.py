@@ -10,6 +10,7 @@ import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from contracts import units
+from contracts.participant_events import LabResultCorrected, LabResultRetracted
 from services.gateway.fhir import SourceInfo, observations_to_events
 
 SOURCE = SourceInfo(name="lab-site01", site="SITE01")
@@ -139,15 +140,21 @@ def test_an_amended_result_is_published_under_an_id_of_its_own() -> None:
     assert final.event_id != amended.event_id
 
 
-@pytest.mark.parametrize("status", ["corrected", "entered-in-error"])
-def test_corrections_and_retractions_are_not_supported_yet(status: str) -> None:
-    result = run(observation(status=status))
-    assert result.events == ()
-    assert result.http_status == 422
-    (problem,) = result.problems
-    assert problem.expression == "Observation.status"
-    assert "not supported yet" in problem.diagnostics
-    assert problem.code == "not-supported"
+def test_a_corrected_observation_corrects_the_final_result_of_its_identifier() -> None:
+    (final,) = run(observation("1742-6", quantity(160, "U/L"))).events
+    (correction,) = run(observation("1742-6", quantity(80, "U/L"), status="corrected")).events
+    assert isinstance(correction, LabResultCorrected)
+    assert correction.payload.corrected_event_id == final.event_id
+    assert (correction.payload.value, correction.payload.unit) == (80.0, "U/L")
+    (again,) = run(observation("1742-6", quantity(160, "U/L"), status="corrected")).events
+    assert again.event_id != correction.event_id, "another value is another correction"
+
+
+def test_an_observation_entered_in_error_retracts_the_final_result() -> None:
+    (final,) = run(observation("1742-6", quantity(160, "U/L"))).events
+    (retraction,) = run(observation("1742-6", quantity(160, "U/L"), status="entered-in-error")).events
+    assert isinstance(retraction, LabResultRetracted)
+    assert retraction.payload.retracted_event_id == final.event_id
 
 
 @pytest.mark.parametrize(

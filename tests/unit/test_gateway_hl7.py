@@ -8,6 +8,7 @@ import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from contracts.participant_events import LabResultCorrected, LabResultRetracted, ScreeningLabResulted
 from services.gateway.fhir import SourceInfo
 from services.gateway.hl7 import Hl7Error, Hl7Result, ack, oru_to_events, sending_application
 
@@ -36,7 +37,9 @@ def test_an_oru_with_several_obx_maps_each_result() -> None:
     result = oru_to_events(message(), SOURCE, "NCT06904729", assigning_authority="NCT06904729")
     assert result.errors == ()
     assert result.ack_code == "AA"
-    got = [(e.payload.loinc, e.payload.value, e.payload.unit, e.payload.uln, e.payload.lln) for e in result.events]
+    results = [e for e in result.events if isinstance(e, ScreeningLabResulted)]
+    assert len(results) == len(result.events)
+    got = [(e.payload.loinc, e.payload.value, e.payload.unit, e.payload.uln, e.payload.lln) for e in results]
     assert got == [
         ("751-8", 1.8, "10*3/uL", 7.5, 1.5),
         ("5196-1", "negative", None, None, None),
@@ -92,9 +95,6 @@ def test_a_preliminary_result_is_held_and_acknowledged_with_a_warning() -> None:
         ("OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/uL|1.5..7.5||||F", "OBX^1^7", "reference range"),
         ("OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/uL^^ISO+|||||F", "OBX^1^6", "UCUM"),
         ("OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/uL|||||F|||20250301081500", "OBX^1^14", "no UTC offset"),
-        ("OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/uL|||||C", "OBX^1^11", "not supported yet"),
-        ("OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/uL|||||D", "OBX^1^11", "not supported yet"),
-        ("OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/uL|||||W", "OBX^1^11", "not supported yet"),
         ("OBX|1|XX|751-8^Neutrophils^LN||1.8|10*3/uL|||||F", "OBX^1^2", "value type"),
     ],
 )
@@ -160,3 +160,15 @@ def test_sending_application_names_msh3_and_msh4() -> None:
     assert sending_application(MSH.replace("|LABSYS|", "|LABSYS^1.2.3^ISO|")) == ("LABSYS", "SITE01LAB")
     with pytest.raises(ValueError, match="MSH"):
         sending_application("PID|1")
+
+
+def test_obx_status_c_corrects_and_d_retracts_the_final_result_of_the_same_obx() -> None:
+    final = "OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/uL|||||F"
+    (original,) = run(message(final)).events
+    (correction,) = run(message(final.replace("||1.8|", "||2.4|").replace("|F", "|C"))).events
+    assert isinstance(correction, LabResultCorrected)
+    assert correction.payload.corrected_event_id == original.event_id
+    assert correction.payload.value == 2.4
+    (retraction,) = run(message(final.replace("|F", "|D"))).events
+    assert isinstance(retraction, LabResultRetracted)
+    assert retraction.payload.retracted_event_id == original.event_id
