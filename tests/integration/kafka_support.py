@@ -123,3 +123,25 @@ def metric(text: str, name: str) -> float:
         for line in text.splitlines()
         if line.startswith(name + " ") or line.startswith(name + "{")
     )
+
+
+class Runnable(Protocol):
+    """An in-process rules service."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+async def run_until_consumed(service: Runnable, settings: KafkaSettings) -> None:
+    """Run an in-process service until its group has consumed participant-events, then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+
+    def check_alive() -> None:
+        if task.done():
+            raise AssertionError(f"the service ended on its own: {task.exception()!r}")
+
+    try:
+        await wait_until_consumed(settings, check_alive)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)

@@ -7,7 +7,6 @@ in-process ``RulesService``: the seam is its ``protocol`` argument, a ``Protocol
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 
@@ -21,7 +20,7 @@ from protocol.nct06904729 import PROTOCOL
 from protocol.registry import versions_for
 from services.kafka import KafkaSettings
 from services.rules import RulesService
-from tests.integration.kafka_support import findings, publish, wait_until_consumed
+from tests.integration.kafka_support import findings, publish, run_until_consumed
 from tests.journey import journey
 
 pytestmark = pytest.mark.integration
@@ -50,18 +49,7 @@ async def test_the_live_service_decides_under_the_version_in_force_like_replay(s
     events = stream()
     await publish(settings, [(e.participant_id.encode(), encode(e)) for e in events])
     service = RulesService(settings, HISTORY, session_timeout_ms=6_000)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-
-    def check_alive() -> None:
-        if task.done():
-            raise AssertionError(f"the service ended on its own: {task.exception()!r}")
-
-    try:
-        await wait_until_consumed(settings, check_alive)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
+    await run_until_consumed(service, settings)
 
     live = await findings(settings)
     assert [(f["participant_id"], f["rule_id"], f["protocol_version"]) for f in live] == [

@@ -19,27 +19,12 @@ from services.audit.verify import check_export, check_live
 from services.cli import main
 from services.kafka import KafkaSettings, read_to_end
 from services.rules import RulesService
-from tests.integration.kafka_support import findings, keyed, publish, wait_until_consumed
+from tests.integration.kafka_support import findings, keyed, publish, run_until_consumed
 from tests.integration.test_amendment_live import HISTORY, stream
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "three-participants.jsonl"
-
-
-async def _run_until_consumed(service: RulesService, settings: KafkaSettings) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-
-    def check_alive() -> None:
-        if task.done():
-            raise AssertionError(f"the service ended on its own: {task.exception()!r}")
-
-    try:
-        await wait_until_consumed(settings, check_alive)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
 
 
 async def _checkpoints(settings: KafkaSettings) -> list[dict[str, object]]:
@@ -56,13 +41,13 @@ async def test_live_checkpoints_agree_with_a_later_export_across_a_restart(
     generate(key)
     lines = EXAMPLE.read_bytes().splitlines()
     await publish(settings, keyed(lines[:60]))
-    await _run_until_consumed(RulesService(settings, HISTORY, audit_key=key, checkpoint_every=5), settings)
+    await run_until_consumed(RulesService(settings, HISTORY, audit_key=key, checkpoint_every=5), settings)
     first = await _checkpoints(settings)
     assert first, "no checkpoint was written"
 
     # A new instance restores each partition's chain from its last checkpoint and goes on.
     await publish(settings, keyed(lines[60:]))
-    await _run_until_consumed(RulesService(settings, HISTORY, audit_key=key, checkpoint_every=5), settings)
+    await run_until_consumed(RulesService(settings, HISTORY, audit_key=key, checkpoint_every=5), settings)
     everything = await _checkpoints(settings)
     assert len(everything) > len(first)
 
@@ -81,12 +66,12 @@ async def test_live_checkpoints_agree_with_a_later_export_across_a_restart(
 async def test_a_shadow_run_writes_only_its_own_topics(settings: KafkaSettings) -> None:
     events = stream()
     await publish(settings, [(e.participant_id.encode(), encode(e)) for e in events])
-    await _run_until_consumed(RulesService(settings, HISTORY), settings)
+    await run_until_consumed(RulesService(settings, HISTORY), settings)
     live_before = await findings(settings)
 
     # The candidate: v1.0 alone, without the amendment the live history has from 2025-12-13.
     shadow = replace(settings, shadow="1.0")
-    await _run_until_consumed(RulesService(shadow, ProtocolHistory.of(HISTORY.version("1.0"))), shadow)
+    await run_until_consumed(RulesService(shadow, ProtocolHistory.of(HISTORY.version("1.0"))), shadow)
 
     assert await findings(settings) == live_before, "the shadow run touched the live findings"
     assert shadow.topics.deviations == f"{settings.namespace}.NCT06904729.shadow.1.0.deviations"

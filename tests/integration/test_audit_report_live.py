@@ -15,8 +15,7 @@ from services.audit.keys import generate, public_path
 from services.cli import main
 from services.kafka import KafkaSettings
 from services.rules import RulesService
-from tests.integration.kafka_support import keyed, publish
-from tests.integration.test_audit_live import _run_until_consumed
+from tests.integration.kafka_support import keyed, publish, run_until_consumed
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,7 @@ async def test_the_report_states_what_was_checked_from_the_broker_and_from_an_ex
     key = tmp_path / "audit.key"
     generate(key)
     service = RulesService(settings, versions_for(settings.study_id), audit_key=key, checkpoint_every=200)
-    await _run_until_consumed(service, settings)
+    await run_until_consumed(service, settings)
     broker = ["--bootstrap-servers", settings.bootstrap_servers, "--namespace", settings.namespace]
     public = str(public_path(key))
 

@@ -8,7 +8,6 @@ The correction arrives after a restart, so the service decides it from the state
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 
@@ -23,7 +22,7 @@ from services.audit.recompute import InputRecord, new_replay, recompute, records
 from services.kafka import KafkaSettings
 from services.rules import RulesService
 from tests.builders import event
-from tests.integration.kafka_support import findings, publish, wait_until_consumed
+from tests.integration.kafka_support import findings, publish, run_until_consumed
 from tests.journey import ENROLLED, at, journey
 
 pytestmark = pytest.mark.integration
@@ -33,18 +32,7 @@ async def run_service_until_consumed(settings: KafkaSettings, events: Sequence[P
     """Publish ``events``, run an in-process rules service until it has consumed them all, stop it."""
     await publish(settings, [(e.participant_id.encode(), encode(e)) for e in events])
     service = RulesService(settings, versions_for(settings.study_id), session_timeout_ms=6_000)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-
-    def check_alive() -> None:
-        if task.done():
-            raise AssertionError(f"the service ended on its own: {task.exception()!r}")
-
-    try:
-        await wait_until_consumed(settings, check_alive)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
+    await run_until_consumed(service, settings)
 
 
 async def test_a_correction_after_enrollment_supersedes_the_deviation_live_as_in_replay(
