@@ -9,7 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Self
 
 from services.kafka import KafkaSettings
 
@@ -120,6 +123,62 @@ class ServiceProcess:
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"rules service exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class HttpServiceProcess:
+    """A TrialGuard web process (``trialguard <command> serve``) as a child process on a free
+    loopback port, started when its ``/health`` answers 200."""
+
+    command: tuple[str, ...] = ()
+    """The subcommand, e.g. ("dashboard", "serve")."""
+
+    def __init__(self, settings: KafkaSettings, data_dir: Path, log_path: Path) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def options(self) -> list[str]:
+        """The command's own options."""
+        return ["--port", str(self.port), "--data-dir", str(self.data_dir)]
+
+    def start(self, seconds: float = 90) -> Self:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*cli_command(self.settings, *self.command), *self.options()],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + seconds
+        while not self._healthy():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{' '.join(self.command)}: /health did not answer 200:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"{' '.join(self.command)} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from services.kafka import KafkaSettings
 from tests.integration.kafka_support import keyed, publish, wait_until_consumed
-from tests.processes import ROOT, ServiceProcess, cli_command, free_port
+from tests.processes import ROOT, HttpServiceProcess, ServiceProcess
 
 CHROMIUM = os.environ.get("TRIALGUARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -66,54 +66,10 @@ def wait_until(condition: Any, what: str, timeout: float = 90.0) -> Any:
     return result
 
 
-class DashboardProcess:
+class DashboardProcess(HttpServiceProcess):
     """``trialguard dashboard serve`` as a child process, on a free loopback port."""
 
-    def __init__(self, settings: KafkaSettings, data_dir: Path, log_path: Path) -> None:
-        self.settings = settings
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> DashboardProcess:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    *cli_command(self.settings, "dashboard", "serve"),
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self._healthy, "the dashboard's /health to answer 200")
-        return self
-
-    def _healthy(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"dashboard exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    command = ("dashboard", "serve")
 
     def api(self, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """Call the JSON API with a bearer token; (status, decoded body)."""

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,55 +20,22 @@ from services.kafka import KafkaSettings, read_to_end
 from tests.builders import example_lines
 from tests.integration.conftest import ServiceProcess
 from tests.integration.kafka_support import findings, wait_for, wait_until_consumed
-from tests.processes import ROOT, cli_command, free_port
+from tests.processes import HttpServiceProcess, free_port
 
 pytestmark = pytest.mark.integration
 
 
-class GatewayProcess:
-    """``trialguard gateway serve`` as a child process, on a free loopback port."""
+class GatewayProcess(HttpServiceProcess):
+    """``trialguard gateway serve`` as a child process, on free loopback ports (HTTP and MLLP)."""
+
+    command = ("gateway", "serve")
 
     def __init__(self, settings: KafkaSettings, data_dir: Path, log_path: Path) -> None:
-        self.settings = settings
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.port = free_port()
+        super().__init__(settings, data_dir, log_path)
         self.mllp_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> GatewayProcess:
-        command = cli_command(self.settings, "gateway", "serve")
-        command += ["--port", str(self.port), "--mllp-port", str(self.mllp_port), "--data-dir", str(self.data_dir)]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while not self._healthy():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the gateway's /health did not answer 200:\n{self.log()[-3000:]}")
-            time.sleep(0.2)
-        return self
-
-    def _healthy(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"gateway exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def options(self) -> list[str]:
+        return [*super().options(), "--mllp-port", str(self.mllp_port)]
 
     def post(self, body: bytes, key: str, content_type: str = "application/x-ndjson") -> tuple[int, Any]:
         request = urllib.request.Request(
