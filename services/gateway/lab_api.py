@@ -21,8 +21,9 @@ from services.gateway.admission import Problem, RejectedError, admit
 from services.gateway.auth import CurrentSource
 from services.gateway.endpoints import read_body, unavailable
 from services.gateway.fhir import FhirResult, SourceInfo, observations_to_events
-from services.gateway.fhir import Problem as FhirProblem
-from services.gateway.hl7 import Hl7Error, Hl7Result, ack, oru_to_events, sending_application
+from services.gateway.fhir_values import Problem as FhirProblem
+from services.gateway.hl7 import Hl7Result, oru_to_events, sending_application
+from services.gateway.hl7_ack import Hl7Error, ack
 from services.gateway.publisher import PublishError
 from services.gateway.sources import Source
 

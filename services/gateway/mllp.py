@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from services.gateway.hl7 import Hl7Error, ack
+from services.gateway.hl7_ack import Hl7Error, ack
 
 START = b"\x0b"
 END = b"\x1c\x0d"

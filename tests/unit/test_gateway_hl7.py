@@ -10,7 +10,8 @@ from hl7apy.parser import parse_message
 
 from contracts.participant_events import LabResultCorrected, LabResultRetracted, ScreeningLabResulted
 from services.gateway.fhir import SourceInfo
-from services.gateway.hl7 import Hl7Error, Hl7Result, ack, oru_to_events, sending_application
+from services.gateway.hl7 import Hl7Result, oru_to_events, sending_application
+from services.gateway.hl7_ack import Hl7Error, ack
 
 SOURCE = SourceInfo(name="lab-site01", site="SITE01")
 MSH = "MSH|^~\\&|LABSYS|SITE01LAB|TRIALGUARD|NCT06904729|20250301103000+0800||ORU^R01^ORU_R01|MSG00001|P|2.5.1"

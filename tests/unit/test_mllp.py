@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.gateway.hl7 import ack
+from services.gateway.hl7_ack import ack
 from services.gateway.mllp import serve_mllp
 
 MLLP_SEND = str(Path(sys.executable).with_name("mllp_send"))
