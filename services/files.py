@@ -11,19 +11,18 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``path`` only once complete.
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path to write (for a library that takes a path) that becomes ``path`` only once
+    the block ends without an exception.
 
-    Written to a temporary file in the same folder (so the rename stays on one file system, where
-    it is atomic), flushed to disk, then renamed over ``path``. An exception, an interrupt or a
-    crash leaves ``path`` as it was: never a half-written file.
+    The temporary file is in the same folder (so the rename stays on one file system, where it is
+    atomic). An exception, an interrupt or a crash leaves ``path`` as it was: never a half-written
+    file.
     """
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(temporary)
         # mkstemp creates the file private (0600); give it the mode a plain open() would have.
         umask = os.umask(0)
         os.umask(umask)
@@ -33,6 +32,15 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that appears at ``path`` only once complete (flushed to disk first)."""
+    with atomic_path(path) as temporary, temporary.open("wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 @contextlib.contextmanager

@@ -16,9 +16,7 @@ import asyncio
 import contextlib
 import importlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +38,7 @@ from events.replay import Replay
 from protocol.registry import protocol_for
 from services.audit.export_format import is_export
 from services.audit.sdtm import DV_LABELS, SUPPDV_LABELS, DvRow, SdtmDv, SuppRow, build, check_limits, columns
-from services.files import atomic_text
+from services.files import atomic_path, atomic_text
 from services.kafka import KafkaSettings, add_kafka_args, read_to_end, settings_from_args
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -232,21 +230,11 @@ def write(result: SdtmDv, dv_path: Path, supp_path: Path, fmt: str) -> None:
                 df.to_csv(f, index=False, lineterminator="\n")
             continue
         # pyreadstat writes to a path: write beside the target, then rename (atomic on one file system).
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        with atomic_path(path) as temporary:
             pyreadstat.write_xport(
                 df,
-                temporary,
+                str(temporary),
                 file_format_version=5,  # FDA takes v5; pyreadstat writes v8 unless told
                 table_name=name,
                 column_labels=[labels[c] for c in df.columns],
             )
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
