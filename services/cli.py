@@ -137,13 +137,30 @@ def _replay(args: argparse.Namespace) -> int:
     """Replay a JSON-lines event log offline: findings on stdout (or --out), summary on stderr."""
     try:
         return run_replay(
-            args.file, args.out, args.study, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, stderr=sys.stderr
+            args.file,
+            args.out,
+            args.study,
+            stdin=sys.stdin.buffer,
+            stdout=sys.stdout.buffer,
+            stderr=sys.stderr,
+            jobs=args.jobs,
         )
     except BrokenPipeError:
         # The reader of stdout left (`trialguard replay log.jsonl | head`): stop quietly, as Unix
         # tools do. Point stdout at /dev/null so the interpreter's final flush cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count of worker processes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -242,6 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=KafkaSettings().study_id,
         help="study whose protocol judges the log; events of other studies are rejected "
         "(env TRIALGUARD_STUDY_ID; default %(default)s)",
+    )
+    replay.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="replay in N worker processes, each participant's events in one of them (by a hash of its id); "
+        "findings, messages, summary and exit status are the same as with 1, but written once every worker has "
+        "finished (a worker that dies fails the replay: exit 2, nothing written). The workers' findings wait in "
+        "temporary files in $TMPDIR; with - and N > 1, standard input is first copied there too "
+        "(default %(default)s)",
     )
     replay.set_defaults(run=_replay, sync=True)
 

@@ -202,11 +202,11 @@ def replay_stream(
             findings = replay.feed(parse_event(message))
         except ContractError as e:
             report.contract_errors.add(number)
-            _reject(report.source, number, str(e), errors, progress)
+            reject(report.source, number, str(e), errors, progress)
             continue
         except Exception as e:
             report.core_errors.add(number)
-            _reject(report.source, number, f"protocol core raised {type(e).__name__}: {e}", errors, progress)
+            reject(report.source, number, f"protocol core raised {type(e).__name__}: {e}", errors, progress)
             continue
         for finding in findings:
             write_line(out, finding)
@@ -215,7 +215,8 @@ def replay_stream(
     return report
 
 
-def _reject(source: str, number: int, error: str, errors: TextIO, progress: Progress | None) -> None:
+def reject(source: str, number: int, error: str, errors: TextIO, progress: Progress | None) -> None:
+    """Report a skipped line on ``errors`` as ``SOURCE:NUMBER: error``."""
     if progress is not None:
         progress.clear()  # else the message would be glued to the bar
     errors.write(f"{source}:{number}: {error}\n")
@@ -256,6 +257,7 @@ def run(
     stdin: IO[bytes],
     stdout: IO[bytes],
     stderr: TextIO,
+    jobs: int = 1,
 ) -> int:
     """Run ``trialguard replay``.
 
@@ -266,18 +268,26 @@ def run(
         stdin: the binary standard input.
         stdout: the binary standard output.
         stderr: where errors, progress and the summary go.
+        jobs: worker processes; above 1, participants are spread over them
+            (``services.replay_jobs``), with byte-identical output, messages and summary.
 
     Returns:
         0 when every line was fine, 1 when some lines were rejected (the findings of all the
         other lines are still written), 2 for a usage error or when input or output failed (then
         nothing is written to ``out``).
     """
+    if jobs < 1:
+        return fail(stderr, f"--jobs {jobs}: must be at least 1")
     try:
         history = versions_for(study)
     except UnknownStudyError as e:
-        return _fail(stderr, e.args[0])
+        return fail(stderr, e.args[0])
     if problem := _check_paths(source, out):
-        return _fail(stderr, problem)
+        return fail(stderr, problem)
+    if jobs > 1:
+        from services.replay_jobs import run_jobs  # it builds on this module: imported when used
+
+        return run_jobs(source, out, study, jobs, stdin=stdin, stdout=stdout, stderr=stderr)
     name = STDIN_NAME if source == "-" else source
     replay = Replay(history)
     progress: Progress | None = None
@@ -295,9 +305,9 @@ def run(
     except BrokenPipeError:
         raise  # the reader of stdout left (`| head`): the caller ends quietly
     except ExportFormatError as e:
-        return _fail(stderr, f"{name}:{e.line}: {e.reason}")
+        return fail(stderr, f"{name}:{e.line}: {e.reason}")
     except OSError as e:
-        return _fail(stderr, f"{e.filename or name}: {e.strerror or e}")
+        return fail(stderr, f"{e.filename or name}: {e.strerror or e}")
     finally:
         if progress is not None:
             progress.clear()
@@ -323,7 +333,7 @@ def _check_paths(source: str, out: str | None) -> str | None:
     return None
 
 
-def _fail(stderr: TextIO, message: str) -> int:
+def fail(stderr: TextIO, message: str) -> int:
     """Say why the replay cannot run (or could not finish): exit status 2."""
     stderr.write(f"trialguard replay: {message}\n")
     return EXIT_USAGE
