@@ -1,7 +1,8 @@
 """Replay benchmark: events/s of the full pipeline against a parse-and-validate-only pass over the
-same simulated history, their ratio, and peak memory at 100k and at 1M events.
+same simulated history, their ratio, peak memory at 100k and at 1M events, and the wall time of
+`trialguard replay --jobs N` against --jobs 1.
 
-    .venv/bin/python bench/replay.py [--events 1000000] [--seed 7]    (or: make bench)
+    .venv/bin/python bench/replay.py [--events 1000000] [--seed 7] [--jobs N] [--skip-jobs]    (or: make bench)
 
 The history is built once by `trialguard simulate` and kept in .cache/bench/. Throughput is timed
 in this process (best of --repeat runs); peak memory is each `trialguard replay` child's own
@@ -15,8 +16,10 @@ import gc
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 from itertools import islice
 from pathlib import Path
@@ -116,6 +119,26 @@ def peak_rss_mib(path: Path, events: int) -> tuple[float, int]:
     return int(child.stderr.split()[-1]) / 1024, participants
 
 
+def jobs_rate(path: Path, events: int, jobs: int, repeat: int, folder: Path) -> tuple[float, float, bytes]:
+    """Events/s of `trialguard replay --jobs N` as a child process (wall time, interpreter start
+    included; best of ``repeat``), the CPU seconds of that run (its workers included: on a busy
+    machine the wall time says little about the cost of going parallel), and its findings."""
+    out = folder / f"findings-{jobs}.jsonl"
+    best, cpu = float("inf"), 0.0
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        child = subprocess.run([*TRIALGUARD, "replay", str(path), "--jobs", str(jobs), "--out", str(out)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)  # fmt: skip
+        elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if child.returncode not in (0, 1):
+            raise SystemExit(f"replay --jobs {jobs} of {path} failed: {child.stderr.decode()[-500:]}")
+        if elapsed < best:
+            best, cpu = elapsed, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return events / best, cpu, out.read_bytes()
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -135,6 +158,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each pass; the best counts")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes to compare with 1 (default: cores)"
+    )
+    parser.add_argument("--skip-jobs", action="store_true", help="do not time `trialguard replay --jobs N`")
     args = parser.parse_args()
     path = history(args.events, args.seed)
     print(f"machine: {machine()}")
@@ -149,6 +176,16 @@ def main() -> None:
         print(
             f"peak RSS of `trialguard replay` over {events:>9,} events: {rss:7.1f} MiB ({participants:,} participants)"
         )
+    if not args.skip_jobs:
+        with tempfile.TemporaryDirectory(prefix="bench-replay-") as folder:
+            single, single_cpu, expected = jobs_rate(path, args.events, 1, args.repeat, Path(folder))
+            print(f"replay --jobs 1: {single:>10,.0f} events/s (wall time of the command; {single_cpu:,.0f} s CPU)")
+            if args.jobs > 1:
+                rate, cpu, findings = jobs_rate(path, args.events, args.jobs, args.repeat, Path(folder))
+                if findings != expected:
+                    raise SystemExit(f"replay --jobs {args.jobs} wrote other findings than --jobs 1")
+                speed_up = f"speed-up {rate / single:.2f}x over --jobs 1; {cpu:,.0f} s CPU"
+                print(f"replay --jobs {args.jobs}: {rate:>10,.0f} events/s ({speed_up})")
 
 
 if __name__ == "__main__":
