@@ -29,6 +29,7 @@ import signal
 import struct
 import sys
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -132,6 +133,7 @@ def work(task: Task) -> None:
     """A worker process: replay the lines it owns, write its entries and then its results."""
     # Ctrl-C reaches the whole process group: the parent alone handles it, ending the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: just end
     gc.set_threshold(*task.gc_threshold)
     replay = Replay(versions_for(task.study))
     report = Report(task.name)
@@ -239,6 +241,12 @@ def run_jobs(
         folder = tempfile.mkdtemp(prefix="trialguard-replay-")
     except OSError as e:
         return fail(stderr, f"temporary folder: {e.strerror or e}")
+    # SIGTERM unwinds like Ctrl-C, so the workers are ended and the temporary files removed.
+    sigterm = (
+        threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    )
+    if sigterm:
+        signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     try:
         try:
             if source == "-":
@@ -250,8 +258,7 @@ def run_jobs(
                 path, export = source, is_export(Path(source))
                 with open(path, "rb") as stream:
                     progress = None if export else progress_for(stream, name, stderr)
-            tasks = _tasks(path, export, study, name, folder, jobs, progress is not None)
-            workers = _start(tasks)
+            tasks = _start(path, export, study, name, folder, jobs, progress is not None, workers)
             _wait(workers, tasks, progress)
             results = [json.loads(task.results.read_text()) for task in tasks]
         except OSError as e:
@@ -268,34 +275,37 @@ def run_jobs(
         return _merge(results, tasks, out, study, name, stdout, stderr)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        if sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _tasks(path: str, export: bool, study: str, name: str, folder: str, jobs: int, progress: bool) -> list[Task]:
-    context = _context()
+def _start(
+    path: str,
+    export: bool,
+    study: str,
+    name: str,
+    folder: str,
+    jobs: int,
+    progress: bool,
+    workers: list[multiprocessing.process.BaseProcess],
+) -> list[Task]:
+    """Start the workers (appended to ``workers`` as they start, so that all of them are ended
+    should a later one fail to start); their tasks."""
+    # Fork where there is one: a worker starts in milliseconds with the protocol already loaded,
+    # and the parent holds nothing large yet. Elsewhere the platform's default.
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     counters = context.RawArray("q", 2 * jobs) if progress else None
     threshold = gc.get_threshold()
-    return [Task(i, jobs, path, export, study, name, folder, os.getpid(), threshold, counters) for i in range(jobs)]
-
-
-def _context() -> Any:
-    """Fork where there is one: a worker starts in milliseconds with the protocol already loaded,
-    and the parent holds nothing large yet. Elsewhere the platform's default."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else None)
-
-
-def _start(tasks: list[Task]) -> list[multiprocessing.process.BaseProcess]:
+    tasks = [Task(i, jobs, path, export, study, name, folder, os.getpid(), threshold, counters) for i in range(jobs)]
     # A forked child flushes its copy of the standard streams' buffers when it ends: empty them
     # first, or anything pending would be written once more per worker.
     sys.stdout.flush()
     sys.stderr.flush()
-    context = _context()
-    workers = []
     for task in tasks:
         worker = context.Process(target=work, args=(task,), name=f"trialguard-replay-{task.index + 1}", daemon=True)
         worker.start()
         workers.append(worker)
-    return workers
+    return tasks
 
 
 def _wait(workers: list[multiprocessing.process.BaseProcess], tasks: list[Task], progress: Progress | None) -> None:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -250,6 +251,33 @@ def test_routing_agrees_with_the_parser(cohort: list[bytes]) -> None:
                 assert route(variant, jobs) == owner(event.participant_id.encode(), jobs)
     for line in bad_lines(json.loads(cohort[0]))[:2]:
         assert route(line, 3) == 0
+
+
+def test_sigterm_removes_the_temporary_files(tmp_path: Path, cohort: list[bytes]) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRIALGUARD_STUDY_ID"} | {"TMPDIR": str(tmp_path)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "replay", "-", "--jobs", "2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
+    assert child.stdin is not None
+    child.stdin.write(b"\n".join(cohort[:100]) + b"\n")
+    child.stdin.flush()  # and left open: the replay is still copying standard input
+    try:
+        while not list(tmp_path.glob("trialguard-replay-*/stdin.jsonl")):
+            assert child.poll() is None, child.stderr.read() if child.stderr else b""
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert not list(tmp_path.iterdir())
 
 
 def test_jobs_below_one_is_a_usage_error() -> None:
