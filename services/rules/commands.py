@@ -14,6 +14,7 @@ from protocol.registry import versions_for
 from protocol.versions import ProtocolHistory, VersionError
 from services.http import serve_http
 from services.options import add_kafka_args, check_names, env_int, settings_from_args
+from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY
 from services.rules.service import RulesService
 from services.rules.weather import ConfigurationError
 
@@ -49,7 +50,22 @@ def _service(args: argparse.Namespace, history: ProtocolHistory, shadow: str | N
         session_timeout_ms=env_int("TRIALGUARD_SESSION_TIMEOUT_MS", 10_000),
         audit_key=None if shadow is not None or key is None else Path(key),
         checkpoint_every=env_int("TRIALGUARD_CHECKPOINT_EVERY", args.checkpoint_every),
+        snapshot_every=_snapshot_every(args),
     )
+
+
+def _snapshot_every(args: argparse.Namespace) -> int:
+    """``--snapshot-every``, else TRIALGUARD_SNAPSHOT_EVERY, else the default.
+
+    Raises:
+        ConfigurationError: not a positive integer.
+    """
+    every: int = args.snapshot_every
+    if every is None:
+        every = env_int("TRIALGUARD_SNAPSHOT_EVERY", DEFAULT_SNAPSHOT_EVERY)
+    if every < 1:
+        raise ConfigurationError(f"--snapshot-every {every}: offsets between two snapshot rounds, at least 1")
+    return every
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -85,6 +101,18 @@ def _http_args(parser: argparse.ArgumentParser, default_port: str) -> None:
     )
 
 
+def _snapshot_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="offsets of a partition between two snapshot rounds, each writing the participants changed since "
+        "the last; a restart processes at most about N records again (env TRIALGUARD_SNAPSHOT_EVERY; "
+        f"default {DEFAULT_SNAPSHOT_EVERY})",
+    )
+
+
 def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``trialguard rules serve|shadow``."""
     rules = commands.add_parser("rules", help="the rules service").add_subparsers(dest="action", required=True)
@@ -104,6 +132,7 @@ def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="N",
         help="records of a partition between two checkpoints (env TRIALGUARD_CHECKPOINT_EVERY; default %(default)s)",
     )
+    _snapshot_args(serve)
     serve.set_defaults(run=_serve)
 
     shadow = rules.add_parser(
@@ -117,4 +146,5 @@ def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     shadow.add_argument("--version", required=True, metavar="V", help="the candidate protocol version")
     add_kafka_args(shadow)
     _http_args(shadow, "-1")
+    _snapshot_args(shadow)
     shadow.set_defaults(run=_shadow, audit_key=None, checkpoint_every=1000)

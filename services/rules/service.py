@@ -36,14 +36,14 @@ from pathlib import Path
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from events import snapshots
 from protocol import ParticipantState, ProtocolHistory
 from protocol.versions import Judge, history_of
 from services.kafka import KafkaSettings, ensure_topics
 from services.metrics import Metrics
 from services.rules.chains import Checkpointer, restore_chain
-from services.rules.partitions import OwnedPartition, restore
+from services.rules.partitions import OwnedPartition
 from services.rules.records import Outgoing, Record, RecordHandler, States
+from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY, restore, snapshot_records
 from services.rules.weather import Backoff, BrokerWatch, ConfigurationError, error_fields, is_configuration_error
 
 log = structlog.get_logger("trialguard.rules")
@@ -51,6 +51,9 @@ log = structlog.get_logger("trialguard.rules")
 TRANSACTION_SECONDS = 60.0
 """A partition's transaction that has not ended after this long is given up and the partition
 re-opened (the broker aborts it after the producer's ``transaction_timeout_ms``, also 60 s)."""
+
+RELEASE_ROUND_SECONDS = 30.0
+"""The snapshot round written at a graceful release that has not committed after this long is given up."""
 
 OPEN_SECONDS = 300.0
 """Taking over a partition (fencing, restore, seek) that takes longer than this is retried."""
@@ -86,6 +89,9 @@ class RulesService:
             audit-checkpoints in the batch transaction every ``checkpoint_every`` records of a
             partition; None writes none.
         checkpoint_every: records of a partition between two checkpoints.
+        snapshot_every: offsets of a partition between two snapshot rounds (see ``rounds``): a
+            round writes the participants changed since the previous one; a restore processes the
+            records after the last round again.
 
     Raises:
         KeyFileError: ``audit_key`` cannot be read as an Ed25519 private key.
@@ -101,12 +107,16 @@ class RulesService:
         session_timeout_ms: int = 10_000,
         audit_key: Path | None = None,
         checkpoint_every: int = 1000,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
     ) -> None:
+        if snapshot_every < 1:
+            raise ValueError(f"snapshot every {snapshot_every} offsets: must be at least 1")
         self.settings = settings
         self.history: ProtocolHistory = history_of(protocol)
         self.topics = settings.topics
         self.group_id = rules_group_id(settings)
         self.max_batch = max_batch
+        self.snapshot_every = snapshot_every
         self.metrics = metrics or Metrics()
         self.metrics.ready = lambda: self.ready
         self.session_timeout_ms = session_timeout_ms
@@ -238,33 +248,68 @@ class RulesService:
                 self._schedule_reopen(tp)
 
     async def _commit(self, tp: TopicPartition, part: OwnedPartition, records: list[Record]) -> None:
-        """One transaction: findings, dead letters, snapshots of changed participants, offsets."""
+        """One transaction: findings, dead letters, a snapshot round when due, offsets."""
         started = time.perf_counter()
         changed: dict[str, ParticipantState] = {}
         view: States = ChainMap(changed, part.states)  # writes land in `changed` only
         dead = 0
         rule_ids: list[str] = []
+        out: list[Outgoing] = []
+        for record in records:
+            outgoing = self.handler.handle(record, view)
+            if any(o.topic == self.topics.dead_letter for o in outgoing):
+                dead += 1
+            rule_ids += [o.rule_id for o in outgoing if o.rule_id is not None]
+            out += outgoing
+        chain = part.chain
+        if chain is not None and self.checkpointer is not None:
+            chain, checkpoint = self.checkpointer.extend(chain, records)
+            out += checkpoint
+        end = records[-1].offset + 1
+        snapshot_round = part.round_due(end, self.snapshot_every)
         producer = part.producer
         async with producer.transaction():
-            for record in records:
-                outgoing = self.handler.handle(record, view)
-                if any(o.topic == self.topics.dead_letter for o in outgoing):
-                    dead += 1
-                rule_ids += [o.rule_id for o in outgoing if o.rule_id is not None]
-                await _send(producer, outgoing)
-            chain = part.chain
-            if chain is not None and self.checkpointer is not None:
-                chain, checkpoint = self.checkpointer.extend(chain, records)
-                await _send(producer, checkpoint)
-            for pid, state in changed.items():
-                await producer.send(self.topics.participant_state, key=pid.encode(), value=snapshots.encode(state),
-                                    partition=tp.partition)  # fmt: skip
-            await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+            await _send(producer, out)
+            if snapshot_round:
+                await self._send_round(producer, tp, view, part.changed | changed.keys(), end)
+            await producer.send_offsets_to_transaction({tp: end}, self.group_id)
         # Memory follows the log only once the transaction is committed.
         part.states.update(changed)
-        part.next_offset = records[-1].offset + 1
+        part.next_offset = end
         part.chain = chain
+        if snapshot_round:
+            part.changed.clear()
+            part.round_offset = end
+        else:
+            part.changed.update(changed)
         self.metrics.batch_committed(len(records) - dead, dead, rule_ids, time.perf_counter() - started)
+
+    async def _send_round(
+        self, producer: AIOKafkaProducer, tp: TopicPartition, states: States, pids: Iterable[str], offset: int
+    ) -> None:
+        """A snapshot round: the snapshot of each of ``pids`` at input ``offset``, to the state
+        partition of input partition ``tp``."""
+        topic = self.topics.participant_state
+        for o in snapshot_records(topic, states, sorted(pids), offset):
+            await producer.send(topic, key=o.key, value=o.value, headers=list(o.headers), partition=tp.partition)
+
+    async def _last_round(self, tp: TopicPartition, part: OwnedPartition) -> bool:
+        """At a graceful release: a round of the participants changed since the last one, at the
+        committed offset, so that the next owner has no records to process again. Correctness
+        does not need it (the next owner processes the tail again), so a failure is only logged;
+        False then (the transaction is to be aborted)."""
+        if not part.changed:
+            return True
+        try:
+            async with asyncio.timeout(RELEASE_ROUND_SECONDS):
+                async with part.producer.transaction():
+                    await self._send_round(part.producer, tp, part.states, part.changed, part.next_offset)
+        except Exception as e:
+            log.warning("snapshot_round_failed", partition=tp.partition, **error_fields(e))
+            return False
+        part.changed.clear()
+        part.round_offset = part.next_offset
+        return True
 
     # --- ownership of partitions ----------------------------------------------------------------
 
@@ -286,7 +331,8 @@ class RulesService:
                 # predecessor left open, so what is read next is exactly what was committed.
                 await producer.start()
                 committed = await consumer.committed(tp)
-                states, read = await restore(self.settings, self.handler, tp.partition, committed)
+                restored = await restore(self.settings, self.handler, tp.partition, committed)
+                read = restored.snapshots_read + restored.events_read
                 chain = None
                 if self.checkpointer is not None:
                     chain, chained = await restore_chain(self.settings, self.checkpointer, tp.partition, committed)
@@ -299,10 +345,18 @@ class RulesService:
             log.warning("partition_open_failed", partition=tp.partition, **error_fields(e))
             await _stop(producer)
             return False
-        self.partitions[tp] = OwnedPartition(producer, states, next_offset=committed or 0, chain=chain)
+        self.partitions[tp] = OwnedPartition(
+            producer,
+            restored.states,
+            next_offset=committed or 0,
+            chain=chain,
+            changed=restored.changed,
+            round_offset=restored.round_offset,
+        )
         self.metrics.restored(read, time.perf_counter() - started)
-        log.info("partition_restored", partition=tp.partition, participants=len(states), records_read=read,
-                 committed_offset=committed)  # fmt: skip
+        log.info("partition_restored", partition=tp.partition, participants=len(restored.states),
+                 records_read=read, snapshots_read=restored.snapshots_read, tail_records=restored.events_read,
+                 round_offset=restored.round_offset, committed_offset=committed)  # fmt: skip
         return True
 
     async def _assign(self, assigned: Iterable[TopicPartition]) -> None:
@@ -327,7 +381,9 @@ class RulesService:
                 if part is not None:
                     part.closing = True
                     async with part.lock:  # the in-flight transaction, if any, commits or aborts
-                        await self._drop(tp, part, abort=False)
+                        # Unless a failed transaction dropped it meanwhile, its state is that of next_offset.
+                        done = self.partitions.get(tp) is not part or await self._last_round(tp, part)
+                        await self._drop(tp, part, abort=not done)
 
     async def _drop(self, tp: TopicPartition, part: OwnedPartition, *, abort: bool) -> None:
         """Forget a partition's state and close its producer (aborting what it left open)."""

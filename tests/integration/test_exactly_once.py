@@ -1,6 +1,7 @@
 """Exactly once on a real broker: kill -9 at random points, two instances sharing the work, restore
-from snapshots, duplicates and poison mid-stream. The committed findings must always equal an
-offline replay of the same events: none duplicated, none missing."""
+from snapshot rounds (with and without a tail of records after the last round), duplicates and
+poison mid-stream. The committed findings must always equal an offline replay of the same events:
+none duplicated, none missing."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import json
 import random
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from protocol.nct06904729 import PROTOCOL
-from services.kafka import KafkaSettings
-from services.rules import RecordHandler, rebuild_from_log, restore_snapshots
+from services.kafka import KafkaSettings, read_partition
+from services.rules import RecordHandler, rebuild_from_log, restore
 from tests.integration.cohort import replayed, same_findings, simulated
 from tests.integration.conftest import ServiceProcess
 from tests.integration.kafka_support import (
@@ -44,6 +46,7 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("TRIALGUARD_SESSION_TIMEOUT_MS", "6000")
+    monkeypatch.setenv("TRIALGUARD_SNAPSHOT_EVERY", "1500")  # a chunk is ~750 records a partition: kills between rounds
     chance = random.Random(20251125)
     chunks = [stream[i : i + 3_000] for i in range(0, len(stream), 3_000)]  # 7 chunks
     service = rules_service()
@@ -62,6 +65,8 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     assert kills >= 5
     same_findings(await findings(settings), replayed(stream))
     assert await dead_letters(settings) == []
+    tails = [r["tail_records"] for r in restored_partitions(service)]
+    assert any(tails), "some take-over processed records after the last snapshot round again"
 
 
 async def test_two_instances_one_killed_mid_stream_lose_and_duplicate_nothing(
@@ -76,25 +81,70 @@ async def test_two_instances_one_killed_mid_stream_lose_and_duplicate_nothing(
     await wait_until_consumed(settings, second.check_alive)
 
     same_findings(await findings(settings), replayed(stream))
-    restored = [json.loads(line) for line in second.log().splitlines() if '"partition_restored"' in line]
+    restored = restored_partitions(second)
     assert {r["partition"] for r in restored} == {0, 1, 2, 3}, "the second instance took over every partition"
 
 
-async def test_restore_from_snapshots_equals_a_rebuild_from_offset_0_and_reads_less(
+def restored_partitions(service: ServiceProcess) -> list[dict[str, Any]]:
+    """The ``partition_restored`` lines of the service's log (of every process that wrote to it)."""
+    return [json.loads(line) for line in service.log().splitlines() if '"partition_restored"' in line]
+
+
+async def test_restore_after_a_graceful_stop_equals_a_rebuild_from_offset_0_and_reads_less(
     settings: KafkaSettings, rules_service: Callable[[], ServiceProcess], stream: list[bytes]
 ) -> None:
     service = rules_service()
     await publish(settings, keyed(stream[:6_000]))
     await wait_until_consumed(settings, service.check_alive)
-    service.stop()
+    service.stop()  # a graceful stop writes a last round at the committed offsets
 
     committed = await committed_offsets(settings)
     handler = RecordHandler(settings, PROTOCOL)
     for partition, upto in sorted(committed.items()):
-        restored, snapshots_read = await restore_snapshots(settings, partition)
+        restored = await restore(settings, handler, partition, upto)
         rebuilt, events_read = await rebuild_from_log(settings, handler, partition, upto)
-        assert restored == rebuilt, f"partition {partition}"
-        assert snapshots_read < events_read, f"partition {partition}: restore read no less than a rebuild"
+        assert restored.states == rebuilt, f"partition {partition}"
+        assert (restored.round_offset, restored.events_read, restored.changed) == (upto, 0, set())
+        assert restored.snapshots_read < events_read, f"partition {partition}: restore read no less than a rebuild"
+
+
+async def test_an_older_round_plus_the_tail_equals_a_rebuild_and_a_kill_9_between_rounds_duplicates_nothing(
+    settings: KafkaSettings, rules_service: Callable[[], ServiceProcess], stream: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TRIALGUARD_SNAPSHOT_EVERY", "1000")
+    first, tail, rest = stream[:6_000], stream[6_000:6_400], stream[6_400:9_000]
+    service = rules_service()
+    await publish(settings, keyed(first))
+    await wait_until_consumed(settings, service.check_alive)
+    service.stop()  # a last round at the committed offsets
+    rounds = await committed_offsets(settings)
+
+    service = rules_service()  # about 100 records a partition after the last round: no round is due
+    await publish(settings, keyed(tail))
+    await wait_until_consumed(settings, service.check_alive)
+    service.stop(signal.SIGKILL)
+
+    committed = await committed_offsets(settings)
+    handler = RecordHandler(settings, PROTOCOL)
+    for partition, upto in sorted(committed.items()):
+        restored = await restore(settings, handler, partition, upto)
+        rebuilt, events_read = await rebuild_from_log(settings, handler, partition, upto)
+        assert restored.round_offset == rounds[partition] < upto, f"partition {partition}: the last round is older"
+        assert restored.states == rebuilt, f"partition {partition}"
+        assert restored.events_read == upto - rounds[partition]
+        topic = settings.topics.participant_events
+        after = [r async for r in read_partition(settings.bootstrap_servers, topic, partition, rounds[partition])]
+        assert restored.changed == {(r.key or b"").decode() for r in after if r.offset < upto}, "marked changed"
+        assert restored.snapshots_read + restored.events_read < events_read, f"partition {partition}"
+
+    service = rules_service()
+    await publish(settings, keyed(tail) + keyed(rest))  # the tail's events again (retried publishes), then more
+    await wait_until_consumed(settings, service.check_alive)
+    same_findings(await findings(settings), replayed(stream[:9_000]))
+    last = restored_partitions(service)[-4:]
+    assert sorted(r["partition"] for r in last) == [0, 1, 2, 3]
+    assert all(r["tail_records"] == committed[r["partition"]] - rounds[r["partition"]] for r in last)
 
 
 async def test_duplicates_and_poison_mid_stream(
