@@ -21,6 +21,7 @@ from contracts.participant_events import (
     ParticipantRegistered,
     ScreeningLabResulted,
 )
+from contracts.retained import retained
 from contracts.units import analyte_for
 from events.snapshots import pack
 from protocol.state import NO_IDS, ParticipantState
@@ -97,7 +98,7 @@ Fold = Callable[[ParticipantState, Any], ParticipantState]
 
 
 def _registered(state: ParticipantState, event: ParticipantRegistered) -> ParticipantState:
-    return replace(state, registration=event)
+    return replace(state, registration=retained(event))
 
 
 def _consent_signed(state: ParticipantState, event: ConsentSigned) -> ParticipantState:
@@ -110,7 +111,7 @@ def _consent_signed(state: ParticipantState, event: ConsentSigned) -> Participan
 
 
 def _consent_withdrawn(state: ParticipantState, event: ConsentWithdrawn) -> ParticipantState:
-    return replace(state, consent_withdrawal=event)
+    return replace(state, consent_withdrawal=retained(event))
 
 
 def _enrolled(state: ParticipantState, event: ParticipantEnrolled) -> ParticipantState:
@@ -119,7 +120,7 @@ def _enrolled(state: ParticipantState, event: ParticipantEnrolled) -> Participan
     # Eligibility has just been decided: the screening record is no longer read by any rule, so
     # it is emptied. A compact copy is kept, packed (ParticipantState.screening): a lab
     # correction or retraction after enrollment decides the enrollment again from it.
-    return replace(state, enrollment=event, screening=pack(compact(state)), **SCREENING_RECORD)
+    return replace(state, enrollment=retained(event), screening=pack(compact(state)), **SCREENING_RECORD)
 
 
 def _lab_corrected(state: ParticipantState, event: LabResultCorrected | LabResultRetracted) -> ParticipantState:
@@ -133,11 +134,12 @@ def _lab_resulted(state: ParticipantState, event: ScreeningLabResulted) -> Parti
     analyte = analyte_for(event.payload.loinc)
     if analyte is None:
         return state  # a LOINC code no criterion reads
-    return replace(state, labs={**state.labs, analyte.name: (*state.labs.get(analyte.name, ()), event)})
+    labs = (*state.labs.get(analyte.name, ()), retained(event))
+    return replace(state, labs={**state.labs, analyte.name: labs})
 
 
 def _medication(state: ParticipantState, event: ConcomitantMedicationRecorded) -> ParticipantState:
-    return replace(state, gcsf=(*state.gcsf, event)) if event.payload.drug_class == GCSF else state
+    return replace(state, gcsf=(*state.gcsf, retained(event))) if event.payload.drug_class == GCSF else state
 
 
 def _visit_completed(state: ParticipantState, event: FollowUpVisitCompleted) -> ParticipantState:
@@ -152,13 +154,13 @@ FOLDS: dict[str, Fold] = {
     "LabResultCorrected": _lab_corrected,
     "LabResultRetracted": _lab_corrected,
     "ScreeningLabResulted": _lab_resulted,
-    "DiseaseActivityScored": lambda state, event: replace(state, sledai=(*state.sledai, event)),
-    "PerformanceStatusAssessed": lambda state, event: replace(state, ecog=(*state.ecog, event)),
-    "KidneyBiopsyReported": lambda state, event: replace(state, biopsy=event),
-    "SLEClassificationScored": lambda state, event: replace(state, eular=event),
-    "MedicalHistoryRecorded": lambda state, event: replace(state, history=event),
+    "DiseaseActivityScored": lambda state, event: replace(state, sledai=(*state.sledai, retained(event))),
+    "PerformanceStatusAssessed": lambda state, event: replace(state, ecog=(*state.ecog, retained(event))),
+    "KidneyBiopsyReported": lambda state, event: replace(state, biopsy=retained(event)),
+    "SLEClassificationScored": lambda state, event: replace(state, eular=retained(event)),
+    "MedicalHistoryRecorded": lambda state, event: replace(state, history=retained(event)),
     "ConcomitantMedicationRecorded": _medication,
-    "EligibilityConfirmed": lambda state, event: replace(state, eligibility=event),
+    "EligibilityConfirmed": lambda state, event: replace(state, eligibility=retained(event)),
     "LeukapheresisPerformed": lambda state, event: replace(state, leukapheresis_at=event.occurred_at),
     "LymphodepletionAdministered": lambda state, event: replace(state, lymphodepletion_at=event.occurred_at),
     "CarTInfused": lambda state, event: replace(state, infusions_at=(*state.infusions_at, event.occurred_at)),

@@ -19,6 +19,7 @@ from pydantic_core import to_json
 
 from contracts import ParticipantEvent, parse_event
 from contracts.participant_events import ScreeningLabResulted
+from contracts.retained import retained
 from protocol.state import KeptFinding, ParticipantState, SeenIds
 
 SNAPSHOT_VERSION = 4
@@ -137,7 +138,7 @@ UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v1_to_v2, _v2_to
 def _event(wire: Any) -> ParticipantEvent:
     # An event accepted once: written out again (omitted fields as null, non-ASCII escaped) it can
     # outgrow the size limit of incoming messages, and must still restore.
-    return parse_event(json.dumps(wire), max_bytes=None)
+    return retained(parse_event(json.dumps(wire), max_bytes=None))
 
 
 def _lab(wire: Any) -> ScreeningLabResulted:
