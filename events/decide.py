@@ -178,6 +178,9 @@ def _redecide(
     return changed, outputs
 
 
+_CORRECTIONS = frozenset({"LabResultCorrected", "LabResultRetracted"})
+
+
 def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> Step:
     """Decide, then fold: the one processing step, for live service and replay alike.
 
@@ -189,20 +192,23 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
     Args:
         judge: a protocol version, or a history of versions.
     """
-    if event.event_id in state.seen_event_ids:
+    event_id = event.event_id.bytes
+    if state.seen_event_ids.has(event_id):
         return Step(state, [], duplicate=True)
     decided = _decide(state, event, version_in_force(judge, event.occurred_at, event.site_id))
     folded = fold(state, event)
     raised = folded.raised | {key for _, key in decided} if decided else folded.raised
     outputs: list[Output] = [finding for finding, _ in decided]
-    if isinstance(event, ParticipantEnrolled) and state.enrollment is None:
+    event_type = event.event_type
+    if event_type == "ParticipantEnrolled" and state.enrollment is None:
         kept = tuple(KeptFinding(_id_of(f), f.rule_id, key) for f, key in decided)
         folded = evolve(folded, enrollment_findings=kept)
-    elif isinstance(event, LabResultCorrected | LabResultRetracted) and state.enrollment is not None:
+    elif event_type in _CORRECTIONS and state.enrollment is not None:
+        assert isinstance(event, LabResultCorrected | LabResultRetracted)
         folded, superseding = _redecide(evolve(folded, raised=raised), event, judge)
         raised = folded.raised
         outputs += superseding
-    seen = folded.seen_event_ids.added(event.event_id, MAX_SEEN_EVENT_IDS)
+    seen = folded.seen_event_ids.added(event_id, MAX_SEEN_EVENT_IDS)
     if folded is state:
         return Step(evolve(state, raised=raised, seen_event_ids=seen), outputs)
     # ``folded`` was made by this step and nothing else holds it yet: finish it in place rather

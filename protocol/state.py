@@ -47,9 +47,11 @@ class SeenIds:
         self.packed = packed
 
     def __contains__(self, event_id: object) -> bool:
-        if not isinstance(event_id, uuid.UUID):
-            return False
-        packed, raw = self.packed, event_id.bytes
+        return isinstance(event_id, uuid.UUID) and self.has(event_id.bytes)
+
+    def has(self, raw: bytes) -> bool:
+        """Whether the id of these 16 raw bytes is here."""
+        packed = self.packed
         at = packed.find(raw)
         while at > 0 and at % 16:  # a match across two ids is no match: look further
             at = packed.find(raw, at + 1)
@@ -71,9 +73,10 @@ class SeenIds:
     def __repr__(self) -> str:
         return f"SeenIds({len(self)} ids)"
 
-    def added(self, event_id: uuid.UUID, bound: int) -> SeenIds:
-        """These ids and ``event_id`` (newest), the oldest dropped beyond ``bound`` ids."""
-        packed = self.packed + event_id.bytes
+    def added(self, event_id: uuid.UUID | bytes, bound: int) -> SeenIds:
+        """These ids and ``event_id`` (newest; or its 16 raw bytes), the oldest dropped beyond
+        ``bound`` ids."""
+        packed = self.packed + (event_id if isinstance(event_id, bytes) else event_id.bytes)
         if len(packed) > 16 * bound:
             packed = packed[len(packed) - 16 * bound :]
         return SeenIds(packed)
