@@ -22,8 +22,12 @@ from protocol.model import Facts, Protocol, RuleSpec
 _names = itertools.count()
 
 
-VERDICTS_KEPT = 65_536
+VERDICTS_KEPT = 8192
 """Verdicts the engine remembers (see ``Engine.matching``); all are forgotten when full."""
+
+REMEMBERED_FACTS_AT_MOST = 12
+"""Verdicts on facts with more read values than this are not remembered: such a fact (the
+forty-odd values of an enrollment) is never asked about twice, and its key would cost memory."""
 
 
 class Engine:
@@ -65,6 +69,8 @@ class Engine:
             for name, value in facts.items()
             if name in read
         )
+        if len(key) > REMEMBERED_FACTS_AT_MOST:
+            return self._consult(facts)
         verdict = self._verdicts.get(key)
         if verdict is None:
             if len(self._verdicts) >= VERDICTS_KEPT:

@@ -38,3 +38,15 @@ def test_payload_and_source_are_shared_too() -> None:
     retained(other)
     assert history.payload.__pydantic_fields_set__ is other.payload.__pydantic_fields_set__
     assert history.source.__pydantic_fields_set__ is other.source.__pydantic_fields_set__
+
+
+def test_equal_sources_become_one_object() -> None:
+    a, b = (
+        parse_event(encode(event("ClockTicked"))),
+        parse_event(encode(event("ClockTicked", at="2025-12-01T00:00:00+08:00"))),
+    )
+    assert a.source is not b.source
+    retained(a)
+    retained(b)
+    assert a.source is b.source
+    assert encode(b) == encode(parse_event(encode(b)))
