@@ -15,6 +15,7 @@ Pure: no I/O, imports nothing of ours.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -196,6 +197,7 @@ def analyte_for(loinc: str) -> Analyte | None:
     return ANALYTES_BY_LOINC.get(loinc)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; exact (rational) arithmetic is slow, and results repeat
 def to_canonical(loinc: str, value: float, unit: str | None) -> float:
     """Convert a number to the canonical unit of its analyte.
 

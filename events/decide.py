@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from contracts import DeviationRaised, Finding, FindingSuperseded, Output, ParticipantEvent, SafetyAlertRaised
 from contracts.participant_events import LabResultCorrected, LabResultRetracted, ParticipantEnrolled
 from events.fold import corrected_labs, fold
+from events.snapshots import pack, unpack
 from protocol import Facts, Kind, OncePer, Protocol, RuleSpec
 from protocol.engine import engine_for
 from protocol.fingerprint import fingerprint
@@ -107,6 +108,8 @@ class Step:
 
     state: ParticipantState
     findings: list[Output]
+    duplicate: bool = False
+    """The event's id was seen before: nothing changed."""
 
 
 def _id_of(finding: Finding) -> uuid.UUID:
@@ -125,9 +128,10 @@ def _redecide(
     published is never edited. Returns the state (screening and findings in force updated) and
     the outputs; the state unchanged and nothing when the correction names no kept result.
     """
-    kept, enrollment = state.screening, state.enrollment
-    if kept is None or not isinstance(enrollment, ParticipantEnrolled):
+    packed, enrollment = state.screening, state.enrollment
+    if packed is None or not isinstance(enrollment, ParticipantEnrolled):
         return state, []
+    kept = unpack(packed)
     labs = corrected_labs(kept.labs, event)
     if labs is None:
         return state, []
@@ -170,7 +174,11 @@ def _redecide(
             new_keys.append(key)
     superseded = in_force - holding
     raised = (state.raised - superseded) | set(new_keys)
-    return evolve(state, screening=screening, enrollment_findings=tuple(kept_findings), raised=raised), outputs
+    changed = evolve(state, screening=pack(screening), enrollment_findings=tuple(kept_findings), raised=raised)
+    return changed, outputs
+
+
+_CORRECTIONS = frozenset({"LabResultCorrected", "LabResultRetracted"})
 
 
 def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> Step:
@@ -184,20 +192,26 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
     Args:
         judge: a protocol version, or a history of versions.
     """
-    if event.event_id in state.seen_event_ids:
-        return Step(state, [])
+    event_id = event.event_id.bytes
+    if state.seen_event_ids.has(event_id):
+        return Step(state, [], duplicate=True)
     decided = _decide(state, event, version_in_force(judge, event.occurred_at, event.site_id))
     folded = fold(state, event)
     raised = folded.raised | {key for _, key in decided} if decided else folded.raised
     outputs: list[Output] = [finding for finding, _ in decided]
-    if isinstance(event, ParticipantEnrolled) and state.enrollment is None:
+    event_type = event.event_type
+    if event_type == "ParticipantEnrolled" and state.enrollment is None:
         kept = tuple(KeptFinding(_id_of(f), f.rule_id, key) for f, key in decided)
         folded = evolve(folded, enrollment_findings=kept)
-    elif isinstance(event, LabResultCorrected | LabResultRetracted) and state.enrollment is not None:
+    elif event_type in _CORRECTIONS and state.enrollment is not None:
+        assert isinstance(event, LabResultCorrected | LabResultRetracted)
         folded, superseding = _redecide(evolve(folded, raised=raised), event, judge)
         raised = folded.raised
         outputs += superseding
-    seen = {**folded.seen_event_ids, event.event_id: None}
-    if len(seen) > MAX_SEEN_EVENT_IDS:
-        del seen[next(iter(seen))]
-    return Step(evolve(folded, raised=raised, seen_event_ids=seen), outputs)
+    seen = folded.seen_event_ids.added(event_id, MAX_SEEN_EVENT_IDS)
+    if folded is state:
+        return Step(evolve(state, raised=raised, seen_event_ids=seen), outputs)
+    # ``folded`` was made by this step and nothing else holds it yet: finish it in place rather
+    # than copy it once more (a copy per event is most of what a quiet event costs).
+    folded.__dict__.update(raised=raised, seen_event_ids=seen)
+    return Step(folded, outputs)

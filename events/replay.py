@@ -63,12 +63,10 @@ class Replay:
             )
         pid = event.participant_id
         state = self.states.get(pid) or ParticipantState(pid)
-        # Asked before the step, not inferred from an empty result: a new event may raise nothing.
-        duplicate = event.event_id in state.seen_event_ids
         step = process(state, event, self.protocol)
         # Counted only once the step succeeded, so an event the core fails on leaves no trace.
         self.states[pid] = step.state
-        if duplicate:
+        if step.duplicate:
             self.duplicates += 1
         else:
             self.processed += 1

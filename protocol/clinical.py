@@ -8,6 +8,7 @@ nothing is rounded for display here, so a rule compares the exact value with its
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Final
 
@@ -91,6 +92,7 @@ def creatinine_mg_dl(value: float, unit: str | None) -> float:
     return to_canonical(CREATININE_LOINC, value, unit)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; exact (rational) arithmetic is slow, and results repeat
 def uln_multiple(value: float, uln: float) -> float:
     """A result as a multiple of the laboratory's upper limit of normal (value ÷ ULN).
 

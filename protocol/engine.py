@@ -22,12 +22,22 @@ from protocol.model import Facts, Protocol, RuleSpec
 _names = itertools.count()
 
 
+VERDICTS_KEPT = 8192
+"""Verdicts the engine remembers (see ``Engine.matching``); all are forgotten when full."""
+
+REMEMBERED_FACTS_AT_MOST = 12
+"""Verdicts on facts with more read values than this are not remembered: such a fact (the
+forty-odd values of an enrollment) is never asked about twice, and its key would cost memory."""
+
+
 class Engine:
     """The durable_rules ruleset of one protocol version."""
 
     def __init__(self, protocol: Protocol) -> None:
         _check_thresholds(protocol)
         self.protocol = protocol
+        self.read = _names_read(protocol)  # the fact names conditions read (None: unknown)
+        self._verdicts: dict[tuple[Any, ...], list[RuleSpec]] = {}
         # Ruleset names are global to the durable_rules host: make each engine's unique.
         self.name = f"{protocol.study_id}-v{protocol.version}-{next(_names)}"
         self._matched: list[int] = []
@@ -42,7 +52,33 @@ class Engine:
         return record
 
     def matching(self, facts: Facts) -> list[RuleSpec]:
-        """The rules whose condition holds for ``facts``, in catalogue order."""
+        """The rules whose condition holds for ``facts``, in catalogue order.
+
+        The engine's verdict on a fact depends only on the values its conditions read (working
+        memory is empty between facts, and no condition reads the clock or state), so a verdict
+        is remembered under those values and the engine consulted once per distinct set of them:
+        a visit inside its window, a grade-1 event that is not serious, ... Most consults asked
+        the same question again, and nearly all of them match nothing.
+        """
+        if self.read is None:
+            return self._consult(facts)
+        read = self.read
+        # The type is part of the key: True == 1, but a condition ``== true`` tells them apart.
+        key = tuple(
+            (name, type(value), tuple(value) if type(value) is list else value)
+            for name, value in facts.items()
+            if name in read
+        )
+        if len(key) > REMEMBERED_FACTS_AT_MOST:
+            return self._consult(facts)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self._consult(facts)
+        return verdict
+
+    def _consult(self, facts: Facts) -> list[RuleSpec]:
         self._matched.clear()
         fact = {name: _readable(value) for name, value in facts.items()}
         try:
@@ -54,6 +90,36 @@ class Engine:
             if self._matched:
                 retract_fact(self.name, fact)
         return [self.protocol.rules[i] for i in sorted(set(self._matched))]
+
+
+def _names_read(protocol: Protocol) -> frozenset[str] | None:
+    """Every fact name some rule condition reads; None when a condition reads state or anything
+    this cannot name (then every fact goes to the engine)."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$s":
+                    return False  # durable_rules state: not a function of the fact alone
+                if key == "$m" and isinstance(value, str):
+                    names.add(value)  # another fact's value on the right of a comparison
+                elif not key.startswith("$"):
+                    names.add(key)
+                if not walk(value):
+                    return False
+        elif isinstance(node, list):
+            return all(walk(item) for item in node)
+        return True
+
+    for rule in protocol.rules:
+        try:
+            definition = rule.when.define()
+        except Exception:
+            return None
+        if not walk(definition):
+            return None
+    return frozenset(names)
 
 
 def _readable(value: Any) -> Any:

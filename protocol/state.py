@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +28,61 @@ from contracts.participant_events import (
 )
 
 Signer = Literal["participant", "guardian"]
+
+
+class SeenIds:
+    """Event ids already processed, oldest first: an immutable ordered set, packed.
+
+    The ids are kept as their 16 raw bytes, one after another, in one ``bytes`` object: about
+    16 bytes an id, where a set of ``uuid.UUID`` costs about 130 (an object, its int and a table
+    slot). A participant's whole trial is a few hundred events, so a lookup is a short scan in C;
+    adding an id copies the bytes (a participant's state is immutable).
+    """
+
+    __slots__ = ("packed",)
+
+    def __init__(self, packed: bytes = b"") -> None:
+        if len(packed) % 16:
+            raise ValueError(f"packed event ids are 16 bytes each, not {len(packed)} bytes in all")
+        self.packed = packed
+
+    def __contains__(self, event_id: object) -> bool:
+        return isinstance(event_id, uuid.UUID) and self.has(event_id.bytes)
+
+    def has(self, raw: bytes) -> bool:
+        """Whether the id of these 16 raw bytes is here."""
+        packed = self.packed
+        at = packed.find(raw)
+        while at > 0 and at % 16:  # a match across two ids is no match: look further
+            at = packed.find(raw, at + 1)
+        return at >= 0
+
+    def __len__(self) -> int:
+        return len(self.packed) // 16
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        packed = self.packed
+        return (uuid.UUID(bytes=packed[i : i + 16]) for i in range(0, len(packed), 16))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeenIds) and other.packed == self.packed
+
+    def __hash__(self) -> int:
+        return hash(self.packed)
+
+    def __repr__(self) -> str:
+        return f"SeenIds({len(self)} ids)"
+
+    def added(self, event_id: uuid.UUID | bytes, bound: int) -> SeenIds:
+        """These ids and ``event_id`` (newest; or its 16 raw bytes), the oldest dropped beyond
+        ``bound`` ids."""
+        packed = self.packed + (event_id if isinstance(event_id, bytes) else event_id.bytes)
+        if len(packed) > 16 * bound:
+            packed = packed[len(packed) - 16 * bound :]
+        return SeenIds(packed)
+
+
+NO_IDS = SeenIds()
 
 
 @dataclass(frozen=True)
@@ -64,14 +120,15 @@ class ParticipantState:
         withdrawn_at: when the participant left the study.
         raised: keys of findings already raised, so each is raised once.
         screening: for an enrolled participant, the state as it was just before enrollment,
-            compact (no seen event ids, no nested copy): eligibility is decided from it, and a
-            correction or retraction of one of its lab results decides the enrollment again
-            (events.decide). It costs what the screening record costs before enrollment: about
-            25 events, a few KB per enrolled participant (the events are shared, not copied).
+            compact (no seen event ids, no nested copy), packed as a compressed snapshot
+            (``events.snapshots.pack``): eligibility was decided from it, and a correction or
+            retraction of one of its lab results decides the enrollment again (events.decide
+            unpacks it). Packed because no rule reads it and nearly no participant needs it
+            again: about 2 KB, where the 25 or so events as objects cost about 35 KB.
         enrollment_findings: the findings in force that the enrollment raised (later ones raised
             after a correction included, superseded ones left out), in the order raised.
         seen_event_ids: event ids already processed, oldest first, so a duplicate changes
-            nothing (a dict used as an ordered set; see events.decide.MAX_SEEN_EVENT_IDS).
+            nothing (see events.decide.MAX_SEEN_EVENT_IDS).
     """
 
     participant_id: str
@@ -93,9 +150,9 @@ class ParticipantState:
     visits_done: frozenset[str] = frozenset()
     withdrawn_at: dt.datetime | None = None
     raised: frozenset[str] = frozenset()
-    screening: ParticipantState | None = None
+    screening: bytes | None = None
     enrollment_findings: tuple[KeptFinding, ...] = ()
-    seen_event_ids: dict[uuid.UUID, None] = field(default_factory=dict)
+    seen_event_ids: SeenIds = NO_IDS
 
 
 def evolve(state: ParticipantState, **changes: Any) -> ParticipantState:

@@ -107,6 +107,8 @@ class ProtocolHistory:
 
     def in_force(self, occurred_at: dt.datetime, site_id: str) -> Protocol:
         """The version an event at ``occurred_at`` (its own local date) at ``site_id`` is decided under."""
+        if len(self.versions) == 1:
+            return self.versions[0].protocol  # in force from the beginning, everywhere
         date = occurred_at.date()
         for version in reversed(self.versions):
             if version.in_force_on(date, site_id):

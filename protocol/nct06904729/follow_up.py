@@ -8,6 +8,7 @@ participant is withdrawn or has withdrawn consent (a visit then would be CONSENT
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from durable.lang import m
 
@@ -37,9 +38,9 @@ def follow_up_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
             visit_in_window=window.allows(day),
         )
     missed = [
-        v.code
-        for v in SCHEDULE
-        if v.code not in state.visits_done and v.code != this_visit and v.closes_after(infused_on) < today
+        code
+        for code, closes in _windows_closing(infused_on)
+        if code not in state.visits_done and code != this_visit and closes < today
     ]
     if missed:
         facts["missed_visits"] = missed
@@ -47,7 +48,16 @@ def follow_up_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
 
 
 def _any_window_closed_undone(state: ParticipantState, infused_on: dt.date, today: dt.date) -> bool:
-    return any(v.code not in state.visits_done and v.closes_after(infused_on) < today for v in SCHEDULE)
+    return any(closes < today and code not in state.visits_done for code, closes in _windows_closing(infused_on))
+
+
+@functools.lru_cache(maxsize=4096)
+def _windows_closing(infused_on: dt.date) -> tuple[tuple[str, dt.date], ...]:
+    """Each visit's code and the last day of its window, for an infusion on ``infused_on``.
+
+    Asked on every event of every infused participant: computed once per infusion date.
+    """
+    return tuple((v.code, v.closes_after(infused_on)) for v in SCHEDULE)
 
 
 RULES = (

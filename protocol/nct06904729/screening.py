@@ -9,6 +9,7 @@ kidney biopsy (Inclusion 3 has its own window) and the medical history are histo
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -71,9 +72,22 @@ def latest_in_window(events: Sequence[E], enrolled_at: dt.datetime) -> E | None:
 
 def screening_lab(state: ParticipantState, lab: str, enrolled_at: dt.datetime) -> ScreeningLabResulted | None:
     """The result of a required lab that counts at enrollment."""
-    results = [r for analyte in ANALYTES.get(lab, (lab,)) for r in state.labs.get(analyte, ())]
-    results.sort(key=lambda r: r.occurred_at)  # stable: log order among equal times
-    return latest_in_window(results, enrolled_at)
+    # Every section deciding an enrollment asks for the same labs of the same state, about forty
+    # questions in all: each answer is worked out once per state, enrollment time and window.
+    window = SCREENING_WINDOW_DAYS.value  # read each time: an amended version may change it
+    memo = _LAST_ASKED
+    if getattr(memo, "state", None) is not state or memo.at != enrolled_at or memo.window != window:
+        memo.state, memo.at, memo.window, memo.answers = state, enrolled_at, window, {}
+    answers: dict[str, ScreeningLabResulted | None] = memo.answers
+    if lab not in answers:
+        results = [r for analyte in ANALYTES.get(lab, (lab,)) for r in state.labs.get(analyte, ())]
+        results.sort(key=lambda r: r.occurred_at)  # stable: log order among equal times
+        answers[lab] = latest_in_window(results, enrolled_at)
+    return answers[lab]
+
+
+_LAST_ASKED = threading.local()
+"""The state ``screening_lab`` answered for last (per thread) and its answers by lab."""
 
 
 def numeric(result: ScreeningLabResulted | None) -> float | None:

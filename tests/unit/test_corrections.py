@@ -32,7 +32,7 @@ from events import finding_id, process, snapshots
 from events.replay import Replay
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
-from protocol.state import evolve
+from protocol.state import NO_IDS, evolve
 from tests.builders import event
 from tests.journey import ENROLLED, LAB_DAY, at, journey, outputs
 from tests.unit.test_dashboard_app import app  # noqa: F401  (the dashboard fixture)
@@ -208,7 +208,7 @@ def test_a_correction_of_nothing_kept_changes_nothing(change: Any) -> None:
     before = outputs(events)
     after = [*events, change(events)]
     assert outputs(after) == before
-    assert evolve(final_state(after), seen_event_ids={}) == evolve(final_state(events), seen_event_ids={})
+    assert evolve(final_state(after), seen_event_ids=NO_IDS) == evolve(final_state(events), seen_event_ids=NO_IDS)
 
 
 def test_replaying_twice_gives_the_same_outputs() -> None:
@@ -232,9 +232,10 @@ def test_the_enrollment_keeps_what_deciding_again_needs() -> None:
     state = final_state(enrolled_journey(ALT_4X))
     assert state.labs == {}  # the live screening record is dropped at enrollment, as before
     assert state.screening is not None
-    assert "alt" in state.screening.labs
-    assert state.screening.seen_event_ids == {}
-    assert state.screening.screening is None
+    kept_state = snapshots.unpack(state.screening)
+    assert "alt" in kept_state.labs
+    assert kept_state.seen_event_ids == NO_IDS
+    assert kept_state.screening is None
     (kept,) = state.enrollment_findings
     assert (kept.rule_id, kept.once_key) == ("ELIG-IN09", "ELIG-IN09")
     assert final_state(journey(enroll=False)).screening is None  # not enrolled: nothing kept
@@ -249,6 +250,17 @@ def test_a_snapshot_round_trips_the_kept_record_and_findings() -> None:
     # and a correction after the restore decides as it would have without one
     again = corrected(alt_of(events).event_id, 160, day=13)
     assert process(restored, again, PROTOCOL) == process(state, again, PROTOCOL)
+
+
+def test_a_version_3_snapshot_is_upcast() -> None:
+    """Version 3 nested the kept pre-enrollment state's body where version 4 packs it."""
+    events = enrolled_journey(ALT_4X)
+    state = final_state([*events, corrected(alt_of(events).event_id, 80)])
+    assert state.screening is not None
+    body = json.loads(snapshots.encode(state))
+    nested = json.loads(snapshots.encode(snapshots.unpack(state.screening)))
+    version_3 = {**body, "snapshot_version": 3, "screening": {**nested, "snapshot_version": 3}}
+    assert snapshots.decode(json.dumps(version_3).encode()) == state
 
 
 def test_a_version_2_snapshot_is_upcast() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from durable.lang import m
 
-from contracts import Category, Severity
+from contracts import Category, Severity, parse_event
 from protocol.engine import Engine
 from protocol.model import Facts, OncePer, Protocol, RuleSpec, deviation
 
@@ -73,3 +74,40 @@ def test_working_memory_stays_flat_over_many_events() -> None:
     # Five times as many events again: anything kept per event (~100 bytes or more) would show as
     # tens of MiB. Allow allocator noise only.
     assert grown < 4 * 1024, f"RSS grew by {grown} KiB over 100,000 events"
+
+
+def test_remembered_verdicts_give_exactly_what_consulting_the_engine_every_time_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict memo (Engine.matching) is only a memo: a simulated cohort with every rule
+    injected replays byte-identically with it and with the engine consulted for every fact."""
+    import importlib
+
+    from contracts import encode
+    from events.replay import Replay
+    from protocol.nct06904729 import PROTOCOL
+    from services import simulator
+
+    log = tmp_path / "cohort.jsonl"
+    simulator.simulate(300, 5, log, tmp_path / "labels.json", 0.5)
+    events = [parse_event(line) for line in log.read_bytes().splitlines()]
+
+    def replayed() -> list[bytes]:
+        replay = Replay(PROTOCOL)
+        return [encode(f) for e in events for f in replay.feed(e)]
+
+    remembered = replayed()
+    every_time = Engine(PROTOCOL)
+    every_time.read = None
+    monkeypatch.setattr(importlib.import_module("events.decide"), "engine_for", lambda protocol: every_time)
+    assert replayed() == remembered
+    assert len({f.split(b'"rule_id":"')[1].split(b'"')[0] for f in remembered}) >= 30  # most of the catalogue
+
+
+def test_the_engine_names_every_fact_its_conditions_read() -> None:
+    from protocol.nct06904729 import PROTOCOL
+
+    read = Engine(PROTOCOL).read
+    assert read is not None
+    assert {"event_type", "visit_in_window", "missed_visits", "dose_ratio", "serious", "consent_withdrawn_at"} <= read
+    assert "infused_on" not in read  # evidence only: no condition reads it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -10,7 +11,7 @@ from events import process, snapshots
 from events.decide import MAX_SEEN_EVENT_IDS
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
-from protocol.state import evolve
+from protocol.state import SeenIds, evolve
 from tests.builders import event
 from tests.journey import journey
 
@@ -97,6 +98,21 @@ def test_a_version_1_snapshot_still_restores() -> None:
 
 
 def test_a_snapshot_from_a_newer_version_is_refused() -> None:
-    data = snapshots.encode(ParticipantState("P-1")).replace(b'"snapshot_version":3', b'"snapshot_version":4')
-    with pytest.raises(snapshots.SnapshotError, match="version 4"):
+    data = snapshots.encode(ParticipantState("P-1")).replace(b'"snapshot_version":4', b'"snapshot_version":5')
+    with pytest.raises(snapshots.SnapshotError, match="version 5"):
         snapshots.decode(data)
+
+
+def test_seen_ids_match_whole_ids_only() -> None:
+    """Packed ids are one run of bytes: 16 bytes straddling two ids are not an id seen."""
+    a, b = uuid.UUID(bytes=bytes(range(16))), uuid.UUID(bytes=bytes(range(16, 32)))
+    straddling = uuid.UUID(bytes=bytes(range(8, 24)))
+    seen = SeenIds().added(a, 10).added(b, 10)
+    assert a in seen
+    assert b in seen
+    assert straddling not in seen
+    assert list(seen) == [a, b]
+    assert len(seen) == 2
+    assert list(seen.added(straddling, 2)) == [b, straddling]  # the oldest dropped beyond the bound
+    with pytest.raises(ValueError, match="16 bytes each"):
+        SeenIds(b"123")
