@@ -17,7 +17,7 @@ from faststream.specification import AsyncAPI
 from contracts import DeviationRaised, FindingReviewed, FindingSuperseded, ParticipantEvent, SafetyAlertRaised
 from contracts.participant_events import SCHEMA_VERSION
 from events import Topics
-from services.kafka import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
+from services.defaults import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "contracts" / "asyncapi.json"
 

@@ -9,39 +9,39 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
-
-import structlog
-from aiokafka import AIOKafkaProducer
+from typing import TYPE_CHECKING, TextIO
 
 from contracts import ContractError, parse_event
-from contracts import schemas as contract_schemas
 from protocol.registry import UnknownStudyError
-from services import asyncapi
-from services.audit.commands import add_audit_commands
-from services.dashboard.settings import add_serve_args as add_dashboard_args
-from services.dashboard.users_cli import add_users_commands
-from services.gateway.commands import add_gateway_commands
-from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
+from services.defaults import DEFAULT_STUDY
 from services.logging import configure_logging
-from services.options import add_kafka_args, check_names, settings_from_args
 from services.replay import run as run_replay
-from services.rules import ConfigurationError, rules_group_id
-from services.rules.commands import add_rules_commands
 
-log = structlog.get_logger("trialguard.cli")
+if TYPE_CHECKING:
+    from services.kafka import KafkaSettings
+
+# The broker, web and gateway stacks are imported where a command needs them, not here:
+# `trialguard replay`, an offline tool, would otherwise carry tens of MB it never uses (its peak
+# memory is a benchmark: docs/benchmarks.md).
 
 
 async def _dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT."""
-    check_names(args)
     from services.dashboard.serve import serve  # the web stack loads only for this command
+    from services.options import check_names, settings_from_args
+
+    check_names(args)
 
     return await serve(settings_from_args(args), args)
 
 
 async def _publish(args: argparse.Namespace) -> int:
     """Publish contract-v1 JSON lines, keyed by participant id. Bad lines are reported and skipped."""
+    from aiokafka import AIOKafkaProducer
+
+    from services.kafka import ensure_topics
+    from services.options import settings_from_args
+
     settings = settings_from_args(args)
     await ensure_topics(settings)
     source: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115, ASYNC230
@@ -74,6 +74,9 @@ async def _publish(args: argparse.Namespace) -> int:
 
 async def _wait_for_rules_service(settings: KafkaSettings, seconds: float) -> bool:
     """Wait until the rules service has consumed every published event; report progress."""
+    from services.kafka import group_lag
+    from services.rules import rules_group_id
+
     last: int | None = -1
     try:
         async with asyncio.timeout(seconds):
@@ -94,6 +97,9 @@ async def _wait_for_rules_service(settings: KafkaSettings, seconds: float) -> bo
 
 async def _deviations(args: argparse.Namespace) -> int:
     """Print the committed findings (deviations and alerts) as JSON lines."""
+    from services.kafka import read_to_end
+    from services.options import settings_from_args
+
     settings = settings_from_args(args)
     if args.wait and not await _wait_for_rules_service(settings, args.wait):
         return 1
@@ -108,6 +114,9 @@ async def _deviations(args: argparse.Namespace) -> int:
 
 
 async def _topics(args: argparse.Namespace) -> int:
+    from services.kafka import ensure_topics
+    from services.options import settings_from_args
+
     settings = settings_from_args(args)
     await ensure_topics(settings)
     topics = settings.topics
@@ -116,6 +125,9 @@ async def _topics(args: argparse.Namespace) -> int:
 
 
 def _schemas(args: argparse.Namespace) -> int:
+    from contracts import schemas as contract_schemas
+    from services import asyncapi
+
     if not args.check:
         for path in [*contract_schemas.write(), asyncapi.write()]:
             print(path)
@@ -176,6 +188,8 @@ def _simulate(args: argparse.Namespace) -> int:
         return run_simulator(
             args.participants, args.seed, args.out, args.labels, args.deviation_rate, stderr=sys.stderr
         )
+    from services.options import check_names, settings_from_args
+
     check_names(args)
     if args.study != STUDY_ID:
         print(
@@ -196,13 +210,28 @@ def _simulate(args: argparse.Namespace) -> int:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``trialguard`` and its subcommands."""
+OFFLINE_COMMANDS = ("replay",)
+"""Commands that need neither a broker nor the web stack: ``main`` builds only their parser."""
+
+
+def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
+    """The argument parser of ``trialguard`` and its subcommands (only ``OFFLINE_COMMANDS``
+    with ``offline_only``, so that the other commands' modules are not imported)."""
     parser = argparse.ArgumentParser(
         prog="trialguard", description="Protocol-as-code rules service for clinical trials."
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_replay(commands)
+    if offline_only:
+        return parser
+
+    from services.audit.commands import add_audit_commands
+    from services.dashboard.settings import add_serve_args as add_dashboard_args
+    from services.dashboard.users_cli import add_users_commands
+    from services.gateway.commands import add_gateway_commands
+    from services.options import add_kafka_args
+    from services.rules.commands import add_rules_commands
 
     add_rules_commands(commands)
 
@@ -239,39 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser("topics", help="create the study's topics when absent and print their names")
     add_kafka_args(topics)
     topics.set_defaults(run=_topics)
-
-    replay = commands.add_parser(
-        "replay",
-        help="run the protocol over a JSON-lines event log, offline (no broker)",
-        description="Run the protocol over contract-v1 JSON lines and write every finding (DeviationRaised, "
-        "SafetyAlertRaised, and FindingSuperseded after a lab correction) as one JSON object per line. "
-        "The same input always gives byte-identical output. "
-        "Lines that break the contract are reported on stderr as FILE:LINE: error and skipped; a summary "
-        "follows on stderr. Exit status: 0 every line was fine, 1 some lines were rejected (the other "
-        "lines' findings are still written), 2 usage or I/O error.",
-    )
-    replay.add_argument("file", help="a JSON-lines file, or - for standard input")
-    replay.add_argument(
-        "--out", metavar="FILE", help="write the findings to FILE, complete or not at all (default: standard output)"
-    )
-    replay.add_argument(
-        "--study",
-        default=KafkaSettings().study_id,
-        help="study whose protocol judges the log; events of other studies are rejected "
-        "(env TRIALGUARD_STUDY_ID; default %(default)s)",
-    )
-    replay.add_argument(
-        "--jobs",
-        type=_positive,
-        default=1,
-        metavar="N",
-        help="replay in N worker processes, each participant's events in one of them (by a hash of its id); "
-        "findings, messages, summary and exit status are the same as with 1, but written once every worker has "
-        "finished (a worker that dies fails the replay: exit 2, nothing written). The workers' findings wait in "
-        "temporary files in $TMPDIR; with - and N > 1, standard input is first copied there too "
-        "(default %(default)s)",
-    )
-    replay.set_defaults(run=_replay, sync=True)
 
     simulate = commands.add_parser(
         "simulate",
@@ -320,9 +316,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_replay(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    replay = commands.add_parser(
+        "replay",
+        help="run the protocol over a JSON-lines event log, offline (no broker)",
+        description="Run the protocol over contract-v1 JSON lines and write every finding (DeviationRaised, "
+        "SafetyAlertRaised, and FindingSuperseded after a lab correction) as one JSON object per line. "
+        "The same input always gives byte-identical output. "
+        "Lines that break the contract are reported on stderr as FILE:LINE: error and skipped; a summary "
+        "follows on stderr. Exit status: 0 every line was fine, 1 some lines were rejected (the other "
+        "lines' findings are still written), 2 usage or I/O error.",
+    )
+    replay.add_argument("file", help="a JSON-lines file, or - for standard input")
+    replay.add_argument(
+        "--out", metavar="FILE", help="write the findings to FILE, complete or not at all (default: standard output)"
+    )
+    replay.add_argument(
+        "--study",
+        default=os.environ.get("TRIALGUARD_STUDY_ID", DEFAULT_STUDY),
+        help="study whose protocol judges the log; events of other studies are rejected "
+        "(env TRIALGUARD_STUDY_ID; default %(default)s)",
+    )
+    replay.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="replay in N worker processes, each participant's events in one of them (by a hash of its id); "
+        "findings, messages, summary and exit status are the same as with 1, but written once every worker has "
+        "finished (a worker that dies fails the replay: exit 2, nothing written). The workers' findings wait in "
+        "temporary files in $TMPDIR; with - and N > 1, standard input is first copied there too "
+        "(default %(default)s)",
+    )
+    replay.set_defaults(run=_replay, sync=True)
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (None when none is: ``trialguard --help``)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _configuration_errors() -> tuple[type[BaseException], ...]:
+    """ConfigurationError, when the rules stack that raises it was imported (offline: never)."""
+    weather = sys.modules.get("services.rules.weather")
+    return () if weather is None else (weather.ConfigurationError,)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trialguard`` command."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(offline_only=_command_word(words) in OFFLINE_COMMANDS).parse_args(words)
     configure_logging(args.log_level)
     # Every event allocates many small, short-lived, acyclic objects while participant state
     # stays alive for long: with the default thresholds the cyclic collector rescans that state
@@ -335,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnknownStudyError as e:
         print(f"trialguard: {e.args[0]}", file=sys.stderr)
         return 2
-    except ConfigurationError as e:
+    except _configuration_errors() as e:
         print(f"trialguard: configuration error: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:

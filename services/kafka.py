@@ -14,9 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from events import Topics
-
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_STUDY = "NCT06904729"
+from services.defaults import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
 
 
 @dataclass(frozen=True)
