@@ -330,3 +330,14 @@ def test_cli_out_bad_lines_and_missing_file(tmp_path: Path) -> None:
     missing = cli(str(tmp_path / "absent.jsonl"))
     assert missing.returncode == 2
     assert missing.stderr.decode() == f"trialguard replay: {tmp_path / 'absent.jsonl'}: no such file\n"
+
+
+def test_replay_loads_no_broker_web_or_gateway_stack() -> None:
+    """An auditor's offline replay carries only what it uses: its peak memory is a benchmark."""
+    check = (
+        "import sys; from services.cli import main\n"
+        "main(['replay', 'examples/three-participants.jsonl', '--out', '/dev/null'])\n"
+        "print(sorted(m for m in ('aiokafka', 'fastapi', 'faststream', 'hl7apy', 'uvicorn') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
