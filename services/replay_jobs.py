@@ -88,12 +88,12 @@ def route(message: bytes, jobs: int) -> int:
     value spelled ``participant_id``) takes the JSON parse, which like the parser keeps the last
     of repeated keys. The worker checks the outcome on every event it accepts anyway.
     """
-    if b"\\" not in message and message.count(KEY) == 1:
-        start = message.find(KEY) + len(KEY)
-        if message.startswith(b':"', start):
-            end = message.find(b'"', start + 2)
-            if end > 0:
-                return owner(message[start + 2 : end], jobs)
+    # This runs for every line in every worker: each test is one pass over the line at most.
+    start = message.find(KEY) + len(KEY)
+    if start >= len(KEY) and message.startswith(b':"', start) and message.find(KEY, start) < 0:
+        end = message.find(b'"', start + 2)
+        if end > 0 and b"\\" not in message:
+            return zlib.crc32(message[start + 2 : end]) % jobs  # owner(), inlined
     try:
         value = json.loads(message)["participant_id"]
         return owner(value.encode("utf-8"), jobs) if isinstance(value, str) else UNROUTABLE
