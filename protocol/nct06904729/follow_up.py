@@ -48,16 +48,22 @@ def follow_up_facts(state: ParticipantState, event: ParticipantEvent) -> Facts:
 
 
 def _any_window_closed_undone(state: ParticipantState, infused_on: dt.date, today: dt.date) -> bool:
-    return any(closes < today and code not in state.visits_done for code, closes in _windows_closing(infused_on))
+    for code, closes in _windows_closing(infused_on):  # in the order they close
+        if closes >= today:
+            return False  # this window and every later one are still open
+        if code not in state.visits_done:
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
 def _windows_closing(infused_on: dt.date) -> tuple[tuple[str, dt.date], ...]:
-    """Each visit's code and the last day of its window, for an infusion on ``infused_on``.
+    """Each visit's code and the last day of its window, for an infusion on ``infused_on``, in
+    the order the windows close.
 
     Asked on every event of every infused participant: computed once per infusion date.
     """
-    return tuple((v.code, v.closes_after(infused_on)) for v in SCHEDULE)
+    return tuple(sorted(((v.code, v.closes_after(infused_on)) for v in SCHEDULE), key=lambda window: window[1]))
 
 
 RULES = (
