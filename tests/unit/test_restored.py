@@ -1,0 +1,50 @@
+"""Restored states are decoded when first asked for, and equal what an eager decode gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from events import process, snapshots
+from protocol import ParticipantState
+from protocol.nct06904729 import PROTOCOL
+from services.rules.restored import RestoredStates, looks_like_a_snapshot
+from tests.journey import journey
+
+
+def states() -> dict[str, ParticipantState]:
+    found: dict[str, ParticipantState] = {}
+    for pid in ("P-1", "P-2", "P-3"):
+        state = ParticipantState(pid)
+        for event in journey(visits={"D14": None}):
+            state = process(state, event.model_copy(update={"participant_id": pid}), PROTOCOL).state
+        found[pid] = state
+    return found
+
+
+def test_states_are_decoded_when_asked_for_and_equal_an_eager_decode() -> None:
+    expected = states()
+    restored = RestoredStates({pid: snapshots.encode(s) for pid, s in expected.items()})
+    assert len(restored) == 3
+    assert restored.undecoded == 3
+    assert "P-2" in restored
+    assert restored["P-2"] == expected["P-2"]
+    assert restored.undecoded == 2
+    assert restored.get("P-9") is None
+    restored["P-4"] = ParticipantState("P-4")
+    del restored["P-3"]
+    assert sorted(restored) == ["P-1", "P-2", "P-4"]
+    assert dict(restored) == {**{k: v for k, v in expected.items() if k != "P-3"}, "P-4": ParticipantState("P-4")}
+
+
+@pytest.mark.parametrize("data", [b"", b"null", b'{"participant_id": "P-1"}', b'{"snapshot_version":4,"particip'])
+def test_what_is_not_shaped_like_a_snapshot_is_refused_at_restore(data: bytes) -> None:
+    assert not looks_like_a_snapshot(data)
+    with pytest.raises(snapshots.SnapshotError, match="not a participant-state snapshot"):
+        RestoredStates({"P-1": data})
+
+
+def test_a_snapshot_shaped_but_unreadable_fails_when_asked_for() -> None:
+    restored = RestoredStates({"P-1": b'{"snapshot_version":4,"participant_id":"P-1"}'})
+    with pytest.raises(snapshots.SnapshotError):
+        restored["P-1"]
+    assert restored.undecoded == 1  # still there: a rebuild from the log replaces it
