@@ -51,6 +51,40 @@ class Record(typing.Protocol):
 States = MutableMapping[str, ParticipantState]
 
 
+class Overlay(MutableMapping[str, ParticipantState]):
+    """``base`` as seen through the writes of a batch: reads look in ``changed`` first, writes land
+    in ``changed`` only (``base`` is left as it is until the batch is committed). What
+    ``collections.ChainMap`` does, with the lookup ``RecordHandler.handle`` makes per record cheap.
+    """
+
+    __slots__ = ("base", "changed")
+
+    def __init__(self, base: dict[str, ParticipantState], changed: dict[str, ParticipantState]) -> None:
+        self.base = base
+        self.changed = changed
+
+    def get(self, key: str, default: typing.Any = None) -> typing.Any:
+        state = self.changed.get(key)
+        return self.base.get(key, default) if state is None else state
+
+    def __getitem__(self, key: str) -> ParticipantState:
+        state = self.changed.get(key)
+        return self.base[key] if state is None else state
+
+    def __setitem__(self, key: str, state: ParticipantState) -> None:
+        self.changed[key] = state
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("participant state is never deleted")
+
+    def __iter__(self) -> typing.Iterator[str]:
+        yield from self.changed
+        yield from (key for key in self.base if key not in self.changed)
+
+    def __len__(self) -> int:
+        return len(self.changed.keys() | self.base.keys())
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """A record to produce inside the batch's transaction."""

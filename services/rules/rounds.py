@@ -5,8 +5,9 @@ one batch transaction (so its snapshots and the batch's offsets are committed to
 all) and writes the snapshot of every participant that changed since the partition's previous
 round, each with the header ``trialguard.snapshot.offset`` = R, the input offset the round
 reflects: the committed offset of that transaction (the state after every record below R). A
-round is due every ``snapshot_every`` offsets of the partition, at the first batch after a take-
-over that found no round to start from, and at a graceful release (a transaction of its own,
+round is due about every ``snapshot_every`` offsets of the partition (up to a fifth more, by
+partition, so that partitions fed alike do not write rounds together), at the first batch after a
+take-over that found no round to start from, and at a graceful release (a transaction of its own,
 carrying no offsets: R is then the committed offset).
 
 **Why the latest snapshots are the state at the last round.** Invariant: once a transaction
@@ -52,7 +53,6 @@ The other cases:
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -61,7 +61,7 @@ import structlog
 from events import snapshots
 from protocol import ParticipantState
 from services.kafka import KafkaSettings, read_partition
-from services.rules.records import Outgoing, RecordHandler
+from services.rules.records import Outgoing, Overlay, RecordHandler
 
 log = structlog.get_logger("trialguard.rules")
 
@@ -142,7 +142,7 @@ async def replay(
     touched: dict[str, ParticipantState] = {}
     read = 0
     if start < upto:
-        view = ChainMap(touched, states)  # writes land in `touched`
+        view = Overlay(states, touched)  # writes land in `touched`
         topic = settings.topics.participant_events
         async for record in read_partition(settings.bootstrap_servers, topic, partition, start=start):
             if record.offset >= upto:

@@ -6,13 +6,20 @@ own transactional producer, with a transactional id stable per partition
 instance after a rebalance) opens the same id and so fences its predecessor and aborts what it
 left open. aiokafka has no KIP-447 (no group-generation fencing of offsets), so this id per
 partition is what keeps one writer per partition. Per batch of one partition, one transaction
-carries:
+(``transactions``) carries:
   - the findings (DeviationRaised, SafetyAlertRaised) to the deviations topic,
   - the dead-lettered input, with the reason and its topic/partition/offset,
-  - a snapshot of every participant the batch changed, to the compacted participant-state topic
-    (same partition number as the input partition),
+  - every ``snapshot_every`` offsets, a snapshot round: every participant changed since the last
+    round, to the compacted participant-state topic (same partition number as the input
+    partition; see ``rounds``),
   - the consumed offsets.
 So a finding, a snapshot and an offset are published together or not at all.
+
+One loop fetches; each owned partition has a worker task that processes its fetched records as
+they come and commits them as soon as they have something to publish, at the latest after
+``max_batch`` records or ``COMMIT_SECONDS``: a finding waits neither for a full batch, nor for
+another partition's transaction, nor for a transaction that only moves offsets. A partition with
+two batches waiting is not fetched for until its worker catches up.
 
 Nothing stops the service but SIGTERM/SIGINT or a configuration error:
   - a record, whatever its bytes, ends processed or dead-lettered (``records``);
@@ -28,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import ChainMap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,14 +42,15 @@ from pathlib import Path
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from protocol import ParticipantState, ProtocolHistory
+from protocol import ProtocolHistory
 from protocol.versions import Judge, history_of
 from services.kafka import KafkaSettings, ensure_topics
 from services.metrics import Metrics
 from services.rules.chains import Checkpointer, restore_chain
 from services.rules.partitions import OwnedPartition
 from services.rules.records import Outgoing, Record, RecordHandler, States
-from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY, restore, snapshot_records
+from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY, restore
+from services.rules.transactions import Batch, Transactions
 from services.rules.weather import Backoff, BrokerWatch, ConfigurationError, error_fields, is_configuration_error
 
 log = structlog.get_logger("trialguard.rules")
@@ -52,11 +59,26 @@ TRANSACTION_SECONDS = 60.0
 """A partition's transaction that has not ended after this long is given up and the partition
 re-opened (the broker aborts it after the producer's ``transaction_timeout_ms``, also 60 s)."""
 
-RELEASE_ROUND_SECONDS = 30.0
-"""The snapshot round written at a graceful release that has not committed after this long is given up."""
-
 OPEN_SECONDS = 300.0
 """Taking over a partition (fencing, restore, seek) that takes longer than this is retried."""
+
+PRODUCE_BATCH_BYTES = 512 * 1024
+"""Bytes of one partition in one produce request at most (under the broker's default
+``message.max.bytes`` of 1 MiB)."""
+
+POLL_SECONDS = 0.2
+"""The fetch loop's longest wait for records before it looks at partitions to re-open."""
+
+LAG_SECONDS = 1.0
+"""How often the consumer lag metric is brought up to date."""
+
+COMMIT_SECONDS = 0.5
+"""Records with nothing to publish are committed at most this long after the first of them was
+processed, or with the next records that publish something, whichever comes first: a finding
+does not wait for a transaction that only moves offsets."""
+
+WAITING_BATCHES = 2
+"""A partition with this many batches fetched and waiting for its worker is not fetched for."""
 
 
 def rules_group_id(settings: KafkaSettings) -> str:
@@ -109,8 +131,6 @@ class RulesService:
         checkpoint_every: int = 1000,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
     ) -> None:
-        if snapshot_every < 1:
-            raise ValueError(f"snapshot every {snapshot_every} offsets: must be at least 1")
         self.settings = settings
         self.history: ProtocolHistory = history_of(protocol)
         self.topics = settings.topics
@@ -132,6 +152,11 @@ class RulesService:
             if audit_key is None
             else Checkpointer.from_file(audit_key, checkpoint_every, settings.topics.audit_checkpoints)
         )
+        self.transactions = Transactions(
+            self.handler, self.topics, self.group_id, self.metrics, self.checkpointer, snapshot_every
+        )
+        self._workers: set[asyncio.Task[None]] = set()
+        self._drained = asyncio.Event()  # a worker took records off a partition that was not fetched for
 
     def transactional_id(self, tp: TopicPartition) -> str:
         """Stable per input partition: the next owner of the partition fences the previous one."""
@@ -170,14 +195,16 @@ class RulesService:
             return
         backoff = Backoff()
         watch = asyncio.create_task(self.broker.watch(consumer, stop))
+        loop = asyncio.get_running_loop()
+        lag_due = 0.0
         try:
             while not stop.is_set():
                 try:
-                    batch = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
-                    if batch:
-                        await asyncio.gather(*(self._commit_or_recover(tp, rs) for tp, rs in batch.items()))
+                    await self._fetch(consumer)
                     await self._reopen_due(consumer)
-                    self.metrics.lag = {tp.partition: await _lag(consumer, tp) for tp in consumer.assignment()}
+                    if loop.time() >= lag_due:
+                        lag_due = loop.time() + LAG_SECONDS
+                        self.metrics.lag = {tp.partition: await self._lag(consumer, tp) for tp in consumer.assignment()}
                     backoff.reset()
                 except Exception as e:  # whatever the broker does, the loop goes on
                     log.warning("consumer_failed", **error_fields(e))
@@ -185,10 +212,37 @@ class RulesService:
         finally:
             watch.cancel()
             await self._release(list(self.partitions))
+            if self._workers:
+                await asyncio.wait(self._workers, timeout=10)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(30):
                     await consumer.stop()
             log.info("stopped", **self.metrics.counts())
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> None:
+        """Hand what the consumer fetched to the partitions' workers. A partition whose worker is
+        behind is left out: its records stay with the consumer, which fetches no more for it."""
+        assigned = consumer.assignment()
+        wanted = [tp for tp in assigned if not self._behind(tp)]
+        if assigned and not wanted:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), POLL_SECONDS)
+            return
+        batch = await consumer.getmany(*wanted, timeout_ms=int(POLL_SECONDS * 1000), max_records=self.max_batch)
+        for tp, records in batch.items():
+            part = self.partitions.get(tp)
+            if part is not None and not part.closing:  # else revoked, or being re-opened: read again then
+                part.add(records)
+
+    def _behind(self, tp: TopicPartition) -> bool:
+        part = self.partitions.get(tp)
+        return part is not None and len(part.pending) >= WAITING_BATCHES * self.max_batch
+
+    async def _lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        """Records between the last committed batch and the partition's end (as last fetched)."""
+        part = self.partitions.get(tp)
+        return await _lag(consumer, tp) + (0 if part is None else len(part.pending))
 
     async def _connect(self, stop: asyncio.Event) -> AIOKafkaConsumer | None:
         """Create the topics and join the group, waiting for the broker as long as it takes."""
@@ -228,88 +282,50 @@ class RulesService:
 
     # --- one transaction per partition and batch -------------------------------------------------
 
-    async def _commit_or_recover(self, tp: TopicPartition, records: list[Record]) -> None:
-        part = self.partitions.get(tp)
-        if part is None:
-            return  # revoked, or being re-opened: whoever opens it next reads these again
+    async def _work(self, tp: TopicPartition, part: OwnedPartition) -> None:
+        """A partition's worker, until the partition is released or dropped: process its fetched
+        records as they come, and commit them as soon as they have something to publish (or
+        ``max_batch`` records, or ``COMMIT_SECONDS`` have passed since the first of them)."""
+        loop = asyncio.get_running_loop()
+        batch: Batch | None = None
+        try:
+            while not part.closing:
+                if part.pending:
+                    batch = batch or self.transactions.begin(part, loop.time())
+                    self.transactions.process(part, batch, part.take(self.max_batch - len(batch.records)))
+                    self._drained.set()
+                    if (
+                        not self.transactions.due(part, batch, self.max_batch)
+                        and loop.time() < batch.opened + COMMIT_SECONDS
+                    ):
+                        continue
+                elif batch is None or loop.time() < batch.opened + COMMIT_SECONDS:
+                    part.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            part.wake.wait(), None if batch is None else batch.opened + COMMIT_SECONDS - loop.time()
+                        )
+                    continue
+                await self._commit_or_recover(tp, part, batch)
+                batch = None
+        except Exception as e:  # a bug here must not leave the partition unconsumed for good
+            log.error("partition_worker_failed", partition=tp.partition, **error_fields(e))
+            if self.partitions.get(tp) is part:
+                await self._drop(tp, part, abort=True)
+                self._schedule_reopen(tp)
+
+    async def _commit_or_recover(self, tp: TopicPartition, part: OwnedPartition, batch: Batch) -> None:
         async with part.lock:
             if part.closing:
-                return
-            records = [r for r in records if r.offset >= part.next_offset]  # fetched again after a re-open
-            if not records:
-                return
+                return  # revoked, or dropped: whoever opens it next reads these again
             try:
                 async with asyncio.timeout(TRANSACTION_SECONDS):
-                    await self._commit(tp, part, records)
+                    await self.transactions.commit(tp, part, batch)
             except Exception as e:  # fenced, commit failed, broker gone: the partition starts over
                 log.warning("transaction_failed", partition=tp.partition, **error_fields(e))
                 self.metrics.transactions_failed += 1
                 await self._drop(tp, part, abort=True)
                 self._schedule_reopen(tp)
-
-    async def _commit(self, tp: TopicPartition, part: OwnedPartition, records: list[Record]) -> None:
-        """One transaction: findings, dead letters, a snapshot round when due, offsets."""
-        started = time.perf_counter()
-        changed: dict[str, ParticipantState] = {}
-        view: States = ChainMap(changed, part.states)  # writes land in `changed` only
-        dead = 0
-        rule_ids: list[str] = []
-        out: list[Outgoing] = []
-        for record in records:
-            outgoing = self.handler.handle(record, view)
-            if any(o.topic == self.topics.dead_letter for o in outgoing):
-                dead += 1
-            rule_ids += [o.rule_id for o in outgoing if o.rule_id is not None]
-            out += outgoing
-        chain = part.chain
-        if chain is not None and self.checkpointer is not None:
-            chain, checkpoint = self.checkpointer.extend(chain, records)
-            out += checkpoint
-        end = records[-1].offset + 1
-        snapshot_round = part.round_due(end, self.snapshot_every)
-        producer = part.producer
-        async with producer.transaction():
-            await _send(producer, out)
-            if snapshot_round:
-                await self._send_round(producer, tp, view, part.changed | changed.keys(), end)
-            await producer.send_offsets_to_transaction({tp: end}, self.group_id)
-        # Memory follows the log only once the transaction is committed.
-        part.states.update(changed)
-        part.next_offset = end
-        part.chain = chain
-        if snapshot_round:
-            part.changed.clear()
-            part.round_offset = end
-        else:
-            part.changed.update(changed)
-        self.metrics.batch_committed(len(records) - dead, dead, rule_ids, time.perf_counter() - started)
-
-    async def _send_round(
-        self, producer: AIOKafkaProducer, tp: TopicPartition, states: States, pids: Iterable[str], offset: int
-    ) -> None:
-        """A snapshot round: the snapshot of each of ``pids`` at input ``offset``, to the state
-        partition of input partition ``tp``."""
-        topic = self.topics.participant_state
-        for o in snapshot_records(topic, states, sorted(pids), offset):
-            await producer.send(topic, key=o.key, value=o.value, headers=list(o.headers), partition=tp.partition)
-
-    async def _last_round(self, tp: TopicPartition, part: OwnedPartition) -> bool:
-        """At a graceful release: a round of the participants changed since the last one, at the
-        committed offset, so that the next owner has no records to process again. Correctness
-        does not need it (the next owner processes the tail again), so a failure is only logged;
-        False then (the transaction is to be aborted)."""
-        if not part.changed:
-            return True
-        try:
-            async with asyncio.timeout(RELEASE_ROUND_SECONDS):
-                async with part.producer.transaction():
-                    await self._send_round(part.producer, tp, part.states, part.changed, part.next_offset)
-        except Exception as e:
-            log.warning("snapshot_round_failed", partition=tp.partition, **error_fields(e))
-            return False
-        part.changed.clear()
-        part.round_offset = part.next_offset
-        return True
 
     # --- ownership of partitions ----------------------------------------------------------------
 
@@ -322,7 +338,10 @@ class RulesService:
             bootstrap_servers=self.settings.bootstrap_servers,
             transactional_id=self.transactional_id(tp),
             enable_idempotence=True,
-            linger_ms=5,
+            linger_ms=0,  # a transaction sends all it has at once, then waits for its commit
+            # aiokafka queues one batch per partition and has one request in flight per broker: a
+            # snapshot round of a few MB would go out in 16 KB round trips one after another.
+            max_batch_size=PRODUCE_BATCH_BYTES,
         )
         started = time.perf_counter()
         try:
@@ -345,7 +364,8 @@ class RulesService:
             log.warning("partition_open_failed", partition=tp.partition, **error_fields(e))
             await _stop(producer)
             return False
-        self.partitions[tp] = OwnedPartition(
+        part = OwnedPartition(
+            tp.partition,
             producer,
             restored.states,
             next_offset=committed or 0,
@@ -353,6 +373,10 @@ class RulesService:
             changed=restored.changed,
             round_offset=restored.round_offset,
         )
+        self.partitions[tp] = part
+        worker = asyncio.create_task(self._work(tp, part))
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
         self.metrics.restored(read, time.perf_counter() - started)
         log.info("partition_restored", partition=tp.partition, participants=len(restored.states),
                  records_read=read, snapshots_read=restored.snapshots_read, tail_records=restored.events_read,
@@ -382,12 +406,14 @@ class RulesService:
                     part.closing = True
                     async with part.lock:  # the in-flight transaction, if any, commits or aborts
                         # Unless a failed transaction dropped it meanwhile, its state is that of next_offset.
-                        done = self.partitions.get(tp) is not part or await self._last_round(tp, part)
+                        done = self.partitions.get(tp) is not part or await self.transactions.last_round(tp, part)
                         await self._drop(tp, part, abort=not done)
 
     async def _drop(self, tp: TopicPartition, part: OwnedPartition, *, abort: bool) -> None:
         """Forget a partition's state and close its producer (aborting what it left open)."""
         part.closing = True
+        part.pending.clear()
+        part.wake.set()  # its worker ends
         if self.partitions.get(tp) is part:
             del self.partitions[tp]
         if abort:
@@ -418,11 +444,6 @@ class RulesService:
                     consumer.resume(tp)
                 else:
                     self._schedule_reopen(tp)
-
-
-async def _send(producer: AIOKafkaProducer, outgoing: Iterable[Outgoing]) -> None:
-    for o in outgoing:
-        await producer.send(o.topic, key=o.key, value=o.value, headers=list(o.headers))
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:

@@ -85,10 +85,10 @@ def gate(
 async def test_revocation_during_an_in_flight_transaction_waits_for_it(
     settings: KafkaSettings, cohort: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Park a transaction just before it sends its first snapshot: where the CI flake's
-    # ProducerClosed came from, once the revocation had stopped the producer.
+    # Park a transaction just before it sends its first snapshots (the round of a partition's first
+    # batch): where the CI flake's ProducerClosed came from, once the revocation had stopped the producer.
     state_topic = settings.topics.participant_state
-    parked, release = gate(monkeypatch, "send", lambda topic, *a, **k: topic == state_topic)
+    parked, release = gate(monkeypatch, "send_batch", lambda batch, topic, *a, **k: topic == state_topic)
     half = len(cohort) // 2
     await publish(settings, keyed(cohort[:half]))
     async with running(settings) as (first,):

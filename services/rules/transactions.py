@@ -1,0 +1,191 @@
+"""One transaction per partition and batch: findings, dead letters, a snapshot round when due,
+the audit checkpoint when due, and the consumed offsets, all committed together or not at all.
+
+A batch is processed first, against a view of the partition's state that keeps its writes apart
+(``Overlay``); the partition's state follows only once the transaction is committed. A
+transaction that fails leaves the partition's state as it was, and the service drops it anyway
+(see ``service``). A batch with nothing to publish may wait for more records before it is
+committed (``due``): its records' offsets then go out with the next transaction's, and until
+then they are simply not consumed as far as the group is concerned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from events import Topics
+from protocol import ParticipantState
+from services.audit.chain import Chain
+from services.metrics import Metrics
+from services.rules.chains import Checkpointer
+from services.rules.partitions import OwnedPartition
+from services.rules.records import Outgoing, Overlay, Record, RecordHandler, States
+from services.rules.rounds import snapshot_records
+from services.rules.weather import error_fields
+
+log = structlog.get_logger("trialguard.rules")
+
+RELEASE_ROUND_SECONDS = 30.0
+"""The snapshot round written at a graceful release that has not committed after this long is given up."""
+
+
+@dataclass
+class Batch:
+    """Records of one partition processed and not yet committed: what their transaction carries."""
+
+    changed: dict[str, ParticipantState]
+    """The state of each participant the records changed (the partition's state is left as it is)."""
+    records: list[Record]
+    out: list[Outgoing]
+    """Findings, dead letters and the audit checkpoint, in order."""
+    dead: int
+    rule_ids: list[str]
+    chain: Chain | None
+    """The audit chain after the records."""
+    opened: float
+    """When the first record was processed (the event loop's clock)."""
+    started: float
+    """The same, by ``time.perf_counter`` (the batch latency metric)."""
+
+
+class Transactions:
+    """Writes a partition's batches, each in one transaction of the partition's producer.
+
+    Args:
+        handler: processes each record.
+        topics: the study's topics.
+        group_id: the consumer group whose offsets each transaction commits.
+        metrics: where counts and batch latency go.
+        checkpointer: signs the audit chain every N records (None: no checkpoints).
+        snapshot_every: offsets of a partition between two snapshot rounds.
+    """
+
+    def __init__(
+        self,
+        handler: RecordHandler,
+        topics: Topics,
+        group_id: str,
+        metrics: Metrics,
+        checkpointer: Checkpointer | None,
+        snapshot_every: int,
+    ) -> None:
+        if snapshot_every < 1:
+            raise ValueError(f"snapshot every {snapshot_every} offsets: must be at least 1")
+        self.handler = handler
+        self.topics = topics
+        self.group_id = group_id
+        self.metrics = metrics
+        self.checkpointer = checkpointer
+        self.snapshot_every = snapshot_every
+
+    def round_every(self, part: OwnedPartition) -> int:
+        """Offsets between two rounds of ``part``: ``snapshot_every`` and up to a fifth more, by
+        partition, so that partitions fed at the same rate do not write their rounds together."""
+        return self.snapshot_every + self.snapshot_every * (part.number % 4) // 16
+
+    def begin(self, part: OwnedPartition, now: float) -> Batch:
+        """An empty batch for ``part``, opened at ``now`` (the event loop's clock)."""
+        return Batch({}, [], [], 0, [], part.chain, now, time.perf_counter())
+
+    def process(self, part: OwnedPartition, batch: Batch, records: list[Record]) -> None:
+        """Process ``records`` (the next of the partition) into ``batch``: the partition's state
+        is left as it is until the batch is committed."""
+        view = Overlay(part.states, batch.changed)  # writes land in `batch.changed` only
+        dead_letter = self.topics.dead_letter
+        for record in records:
+            outgoing = self.handler.handle(record, view)
+            if outgoing:
+                if any(o.topic == dead_letter for o in outgoing):
+                    batch.dead += 1
+                batch.rule_ids += [o.rule_id for o in outgoing if o.rule_id is not None]
+                batch.out += outgoing
+        if batch.chain is not None and self.checkpointer is not None:
+            batch.chain, checkpoint = self.checkpointer.extend(batch.chain, records)
+            batch.out += checkpoint
+        batch.records += records
+
+    def due(self, part: OwnedPartition, batch: Batch, most: int) -> bool:
+        """Whether ``batch`` is to be committed now rather than grow: it has something to publish
+        (findings, dead letters, a checkpoint, a snapshot round) or ``most`` records."""
+        end = batch.records[-1].offset + 1
+        return bool(batch.out) or len(batch.records) >= most or part.round_due(end, self.round_every(part))
+
+    async def commit(self, tp: TopicPartition, part: OwnedPartition, batch: Batch) -> None:
+        """One transaction: the batch's findings, dead letters and checkpoint, a snapshot round
+        when due, and the offsets.
+
+        Raises:
+            Exception: whatever the producer raises (fenced, commit failed, broker gone); the
+                partition's state is then as before the batch.
+        """
+        changed = batch.changed
+        end = batch.records[-1].offset + 1
+        snapshot_round = part.round_due(end, self.round_every(part))
+        producer = part.producer
+        async with producer.transaction():
+            await _send(producer, batch.out)
+            if snapshot_round:
+                view = Overlay(part.states, changed)
+                await self._send_round(producer, tp, view, part.changed | changed.keys(), end)
+            await producer.send_offsets_to_transaction({tp: end}, self.group_id)
+        # Memory follows the log only once the transaction is committed.
+        part.states.update(changed)
+        part.next_offset = end
+        part.chain = batch.chain
+        if snapshot_round:
+            part.changed.clear()
+            part.round_offset = end
+        else:
+            part.changed.update(changed)
+        self.metrics.batch_committed(
+            len(batch.records) - batch.dead, batch.dead, batch.rule_ids, time.perf_counter() - batch.started
+        )
+
+    async def _send_round(
+        self, producer: AIOKafkaProducer, tp: TopicPartition, states: States, pids: Iterable[str], offset: int
+    ) -> None:
+        """A snapshot round: the snapshot of each of ``pids`` at input ``offset``, to the state
+        partition of input partition ``tp``, in as few produce batches as fit."""
+        topic = self.topics.participant_state
+        batch = producer.create_batch()
+        for o in snapshot_records(topic, states, sorted(pids), offset):
+            if batch.append(key=o.key, value=o.value, timestamp=None, headers=list(o.headers)) is not None:
+                continue
+            if batch.record_count():  # full: send it, go on in a new one
+                await producer.send_batch(batch, topic, partition=tp.partition)
+                batch = producer.create_batch()
+                if batch.append(key=o.key, value=o.value, timestamp=None, headers=list(o.headers)) is not None:
+                    continue
+            # Larger than a batch: the producer's own limit (max_request_size) says whether it can go.
+            await producer.send(topic, key=o.key, value=o.value, headers=list(o.headers), partition=tp.partition)
+        if batch.record_count():
+            await producer.send_batch(batch, topic, partition=tp.partition)
+
+    async def last_round(self, tp: TopicPartition, part: OwnedPartition) -> bool:
+        """At a graceful release: a round of the participants changed since the last one, at the
+        committed offset, so that the next owner has no records to process again. Correctness
+        does not need it (the next owner processes the tail again), so a failure is only logged;
+        False then (the transaction is to be aborted)."""
+        if not part.changed:
+            return True
+        try:
+            async with asyncio.timeout(RELEASE_ROUND_SECONDS):
+                async with part.producer.transaction():
+                    await self._send_round(part.producer, tp, part.states, part.changed, part.next_offset)
+        except Exception as e:
+            log.warning("snapshot_round_failed", partition=tp.partition, **error_fields(e))
+            return False
+        part.changed.clear()
+        part.round_offset = part.next_offset
+        return True
+
+
+async def _send(producer: AIOKafkaProducer, outgoing: Iterable[Outgoing]) -> None:
+    for o in outgoing:
+        await producer.send(o.topic, key=o.key, value=o.value, headers=list(o.headers))
