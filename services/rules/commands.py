@@ -51,6 +51,7 @@ def _service(args: argparse.Namespace, history: ProtocolHistory, shadow: str | N
         audit_key=None if shadow is not None or key is None else Path(key),
         checkpoint_every=env_int("TRIALGUARD_CHECKPOINT_EVERY", args.checkpoint_every),
         snapshot_every=_snapshot_every(args),
+        freeze_restored=True,
     )
 
 

@@ -1,4 +1,4 @@
-"""What one instance holds for an input partition it owns.
+"""What one instance holds for an input partition it owns, and how it takes one over.
 
 State is derived: snapshot rounds on the compacted participant-state topic plus the records
 after the last round restore it quickly (``rounds``), and the participant-events log itself
@@ -8,13 +8,24 @@ rebuilds it when snapshots are missing or unreadable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from protocol import ParticipantState
 from services.audit.chain import Chain
-from services.rules.records import Record
+from services.kafka import KafkaSettings
+from services.rules.chains import Checkpointer, restore_chain
+from services.rules.records import Record, RecordHandler
+from services.rules.rounds import Restored, restore
+
+OPEN_SECONDS = 300.0
+"""Taking over a partition (fencing, restore, seek) that takes longer than this is retried."""
+
+PRODUCE_BATCH_BYTES = 512 * 1024
+"""Bytes of one partition in one produce request at most (under the broker's default
+``message.max.bytes`` of 1 MiB)."""
 
 
 @dataclass
@@ -67,3 +78,77 @@ class OwnedPartition:
     def round_due(self, end: int, every: int) -> bool:
         """Whether the batch that commits offset ``end`` writes a snapshot round."""
         return self.round_offset is None or end - self.round_offset >= every
+
+
+async def take_over(
+    settings: KafkaSettings,
+    consumer: AIOKafkaConsumer,
+    handler: RecordHandler,
+    checkpointer: Checkpointer | None,
+    tp: TopicPartition,
+    transactional_id: str,
+) -> tuple[OwnedPartition, Restored, int]:
+    """Take over a partition: a producer with the partition's transactional id (which fences the
+    predecessor), the state restored as of the committed offset, and the consumer's position
+    there. Also how it was restored and the records read to do it.
+
+    Raises:
+        Exception: whatever failed (the producer is stopped then); TimeoutError after ``OPEN_SECONDS``.
+    """
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        transactional_id=transactional_id,
+        enable_idempotence=True,
+        linger_ms=0,  # a transaction sends all it has at once, then waits for its commit
+        # aiokafka queues one batch per partition and has one request in flight per broker: a
+        # snapshot round of a few MB would go out in 16 KB round trips one after another.
+        max_batch_size=PRODUCE_BATCH_BYTES,
+    )
+    try:
+        async with asyncio.timeout(OPEN_SECONDS):
+            # Starting initialises the transactional id: the broker aborts whatever the
+            # predecessor left open, so what is read next is exactly what was committed.
+            await producer.start()
+            committed = await consumer.committed(tp)
+            restored = await restore(settings, handler, tp.partition, committed)
+            read = restored.snapshots_read + restored.events_read
+            chain = None
+            if checkpointer is not None:
+                chain, chained = await restore_chain(settings, checkpointer, tp.partition, committed)
+                read += chained
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+    except BaseException:
+        await stop_producer(producer)
+        raise
+    part = OwnedPartition(
+        tp.partition,
+        producer,
+        restored.states,
+        next_offset=committed or 0,
+        chain=chain,
+        changed=restored.changed,
+        round_offset=restored.round_offset,
+    )
+    return part, restored, read
+
+
+async def stop_producer(producer: AIOKafkaProducer) -> None:
+    """Stop a producer, whatever state it or the broker is in (10 s at most)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(10):
+            await producer.stop()
+
+
+async def fetch_lag(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    """Records between the consumer's position and the partition's end (as last fetched)."""
+    end: int | None = consumer.last_stable_offset(tp)
+    if end is None or tp in consumer.paused():
+        return 0
+    try:
+        position: int = await consumer.position(tp)
+    except Exception:  # no position yet: the partition is being restored
+        return 0
+    return max(0, end - position)
