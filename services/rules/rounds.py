@@ -40,11 +40,11 @@ The other cases:
   - *a latest snapshot that cannot be read*: rebuilt from offset 0 too (``snapshots_unreadable``);
   - *a snapshot without the header* (written by a version that snapshotted every changed
     participant in every batch): all latest snapshots then reflect the committed offset, R = C;
-  - *a round ahead of the committed offset, or no committed offset* (the group's offsets lost or
-    reset, the service then starting over from an earlier offset): as before rounds existed, the
-    snapshots are trusted as they are and the records from offset 0 are processed on top of them,
-    so that the event ids they have seen change nothing; every participant so touched is written
-    by the next round;
+  - *no committed offset, or a round ahead of it* (the group's offsets expired or were reset):
+    as before rounds existed, the latest snapshots are trusted as they are, and the records from
+    offset 0 go over them (consumed again with no committed offset, processed again up to C
+    otherwise), so that the event ids they have seen change nothing; the next round is written at
+    the first batch;
   - *a round with no changed participant* writes nothing: R stays at the previous round, whose
     snapshots still hold (nothing changed since), and the tail is longer;
   - *a rebalance or a restart*: the next owner's producer fences the previous one first, so it
@@ -53,7 +53,7 @@ The other cases:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 
 import structlog
@@ -62,6 +62,7 @@ from events import snapshots
 from protocol import ParticipantState
 from services.kafka import KafkaSettings, read_partition
 from services.rules.records import Outgoing, Overlay, RecordHandler
+from services.rules.restored import RestoredStates
 
 log = structlog.get_logger("trialguard.rules")
 
@@ -113,17 +114,22 @@ def _round_offset(headers: Iterable[tuple[str, bytes]]) -> int | None:
     return None
 
 
-def decode_latest(found: Snapshots) -> dict[str, ParticipantState]:
-    """Raises: SnapshotError: a participant's latest snapshot cannot be read."""
-    return {key.decode(): snapshots.decode(value) for key, value in found.latest.items()}
-
-
-async def restore_snapshots(settings: KafkaSettings, partition: int) -> tuple[dict[str, ParticipantState], int]:
-    """The latest committed snapshot of every participant of one partition (their state at the
-    newest round), and how many snapshot records were read to find them.
+def decode_latest(found: Snapshots, on_unreadable: Callable[[], None] | None = None) -> RestoredStates:
+    """The participants' states, each decoded when first asked for (``RestoredStates``).
 
     Raises:
-        SnapshotError: a participant's latest snapshot cannot be read.
+        SnapshotError: a latest snapshot is not shaped like one (at once); one that cannot be
+            decoded raises it when asked for, after ``on_unreadable``.
+    """
+    return RestoredStates({key.decode(): value for key, value in found.latest.items()}, on_unreadable)
+
+
+async def restore_snapshots(settings: KafkaSettings, partition: int) -> tuple[RestoredStates, int]:
+    """The latest committed snapshot of every participant of one partition (their state at the
+    newest round, decoded when first asked for), and how many snapshot records were read.
+
+    Raises:
+        SnapshotError: a participant's latest snapshot is not shaped like one.
     """
     found = await read_snapshots(settings, partition)
     return decode_latest(found), found.read
@@ -133,7 +139,7 @@ async def replay(
     settings: KafkaSettings,
     handler: RecordHandler,
     partition: int,
-    states: dict[str, ParticipantState],
+    states: MutableMapping[str, ParticipantState],
     start: int,
     upto: int,
 ) -> tuple[set[str], int]:
@@ -167,7 +173,8 @@ async def rebuild_from_log(
 class Restored:
     """A partition's state as of its committed offset, and what it took."""
 
-    states: dict[str, ParticipantState]
+    states: MutableMapping[str, ParticipantState]
+    """As restored: from snapshots, decoded when first asked for (``RestoredStates``)."""
     changed: set[str]
     """Participants whose state differs from their latest snapshot: the next round writes them."""
     round_offset: int | None
@@ -183,14 +190,19 @@ async def restore(settings: KafkaSettings, handler: RecordHandler, partition: in
     upto = committed or 0
     where = {"partition": partition, "committed_offset": committed}
     found = Snapshots({}, None, 0)
-    states: dict[str, ParticipantState] = {}
+    states: MutableMapping[str, ParticipantState] = {}
     start = 0
     round_offset: int | None = None
     try:
+        if partition in handler.unreadable_snapshots:
+            # A snapshot restored before could not be decoded when its participant came: rebuild.
+            raise snapshots.SnapshotError("a snapshot of this partition could not be decoded")
         found = await read_snapshots(settings, partition)
-        states = decode_latest(found)
+        states = decode_latest(found, lambda: handler.unreadable_snapshots.add(partition))
     except snapshots.SnapshotError as e:
         log.warning("snapshots_unreadable", **where, error=type(e).__name__)
+        handler.unreadable_snapshots.discard(partition)
+        found = Snapshots({}, None, found.read)
         states = {}
     else:
         if found.read == 0:
