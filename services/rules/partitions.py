@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -44,7 +45,8 @@ class OwnedPartition:
     number: int
     """The partition's number."""
     producer: AIOKafkaProducer
-    states: dict[str, ParticipantState] = field(default_factory=dict)
+    states: MutableMapping[str, ParticipantState] = field(default_factory=dict)
+    """By participant id; as restored, decoded when first asked for (``RestoredStates``)."""
     next_offset: int = 0
     chain: Chain | None = None
     """The audit hash chain as of ``next_offset`` (None when no checkpoints are written)."""

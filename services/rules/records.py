@@ -59,7 +59,7 @@ class Overlay(MutableMapping[str, ParticipantState]):
 
     __slots__ = ("base", "changed")
 
-    def __init__(self, base: dict[str, ParticipantState], changed: dict[str, ParticipantState]) -> None:
+    def __init__(self, base: MutableMapping[str, ParticipantState], changed: dict[str, ParticipantState]) -> None:
         self.base = base
         self.changed = changed
 
@@ -165,6 +165,9 @@ class RecordHandler:
         self.study_id = settings.study_id
         self.topics = settings.topics
         self.history = history_of(protocol)
+        self.unreadable_snapshots: set[int] = set()
+        """Partitions a restored snapshot of which could not be decoded when its participant
+        came (``RestoredStates``): their next take-over rebuilds them from the log."""
 
     def handle(self, record: Record, states: States, *, replaying: bool = False) -> list[Outgoing]:
         """Process one consumed record against ``states`` (updated in place).
@@ -187,8 +190,11 @@ class RecordHandler:
             return [dead_letter(record, f"the contract parser raised {type(e).__name__}", "<message>",
                                 self.topics.dead_letter)]  # fmt: skip
         pid = event.participant_id
+        # Outside the guard below: a restored snapshot that cannot be decoded (SnapshotError) is
+        # the state store's fault, not the event's; the batch fails and the partition is rebuilt.
+        state = states.get(pid) or ParticipantState(pid)
         try:
-            step = process(states.get(pid) or ParticipantState(pid), event, self.history)
+            step = process(state, event, self.history)
         except Exception as e:  # the core raising on valid input is a bug: keep the input, go on
             if not replaying:
                 log.error("core_failed", **where, event_id=str(event.event_id), event_type=event.event_type,

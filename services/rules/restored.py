@@ -15,7 +15,8 @@ re-opened rebuilt from the log (``RulesService``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any
 
 from events import snapshots
 from protocol import ParticipantState
@@ -37,13 +38,18 @@ class RestoredStates(MutableMapping[str, ParticipantState]):
 
     Args:
         packed: each participant's latest snapshot, by participant id.
+        on_unreadable: called when a snapshot cannot be decoded (before SnapshotError is raised):
+            the service then rebuilds the partition from the log at its next take-over.
 
     Raises:
         SnapshotError: at construction, a value that does not look like a snapshot; when a
             participant is asked for, a snapshot that cannot be decoded.
     """
 
-    def __init__(self, packed: Mapping[str, bytes] | None = None) -> None:
+    def __init__(
+        self, packed: Mapping[str, bytes] | None = None, on_unreadable: Callable[[], None] | None = None
+    ) -> None:
+        self._on_unreadable = on_unreadable
         self._states: dict[str, ParticipantState] = {}
         self._packed: dict[str, bytes] = dict(packed or {})
         for pid, data in self._packed.items():
@@ -62,10 +68,22 @@ class RestoredStates(MutableMapping[str, ParticipantState]):
         if state is not None:
             return state
         data = self._packed[pid]  # KeyError: no such participant
-        state = snapshots.decode(data)
+        try:
+            state = snapshots.decode(data)
+        except snapshots.SnapshotError:
+            if self._on_unreadable is not None:
+                self._on_unreadable()
+            raise
         del self._packed[pid]
         self._states[pid] = state
         return state
+
+    def get(self, pid: str, default: Any = None) -> Any:
+        """The participant's state (decoded now if it was not yet), or ``default``."""
+        state = self._states.get(pid)
+        if state is not None:
+            return state
+        return self[pid] if pid in self._packed else default
 
     def __setitem__(self, pid: str, state: ParticipantState) -> None:
         self._packed.pop(pid, None)

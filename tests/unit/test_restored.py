@@ -48,3 +48,12 @@ def test_a_snapshot_shaped_but_unreadable_fails_when_asked_for() -> None:
     with pytest.raises(snapshots.SnapshotError):
         restored["P-1"]
     assert restored.undecoded == 1  # still there: a rebuild from the log replaces it
+
+
+def test_an_undecodable_snapshot_is_reported_before_it_raises() -> None:
+    reported: list[bool] = []
+    restored = RestoredStates({"P-1": b'{"snapshot_version":4}'}, lambda: reported.append(True))
+    assert restored.get("P-2") is None
+    with pytest.raises(snapshots.SnapshotError):
+        restored.get("P-1")
+    assert reported == [True]
