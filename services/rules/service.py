@@ -43,6 +43,7 @@ from pathlib import Path
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from events.snapshots import SnapshotError
 from protocol import ProtocolHistory
 from protocol.versions import Judge, history_of
 from services.kafka import KafkaSettings, ensure_topics
@@ -310,11 +311,18 @@ class RulesService:
                     continue
                 await self._commit_or_recover(tp, part, batch)
                 batch = None
+        except SnapshotError as e:  # a restored snapshot that cannot be decoded now its participant came
+            log.warning("snapshot_undecodable", partition=tp.partition, error=type(e).__name__)
+            await self._start_over(tp, part)
         except Exception as e:  # a bug here must not leave the partition unconsumed for good
             log.error("partition_worker_failed", partition=tp.partition, **error_fields(e))
-            if self.partitions.get(tp) is part:
-                await self._drop(tp, part, abort=True)
-                self._schedule_reopen(tp)
+            await self._start_over(tp, part)
+
+    async def _start_over(self, tp: TopicPartition, part: OwnedPartition) -> None:
+        """Drop the partition (unless that was done already) and re-open it, with backoff."""
+        if self.partitions.get(tp) is part:
+            await self._drop(tp, part, abort=True)
+            self._schedule_reopen(tp)
 
     async def _commit_or_recover(self, tp: TopicPartition, part: OwnedPartition, batch: Batch) -> None:
         async with part.lock:
@@ -326,8 +334,7 @@ class RulesService:
             except Exception as e:  # fenced, commit failed, broker gone: the partition starts over
                 log.warning("transaction_failed", partition=tp.partition, **error_fields(e))
                 self.metrics.transactions_failed += 1
-                await self._drop(tp, part, abort=True)
-                self._schedule_reopen(tp)
+                await self._start_over(tp, part)
 
     # --- ownership of partitions ----------------------------------------------------------------
 
