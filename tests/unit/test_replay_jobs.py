@@ -267,8 +267,10 @@ def test_sigterm_removes_the_temporary_files(tmp_path: Path, cohort: list[bytes]
     child.stdin.write(b"\n".join(cohort[:100]) + b"\n")
     child.stdin.flush()  # and left open: the replay is still copying standard input
     try:
+        deadline = time.monotonic() + 60
         while not list(tmp_path.glob("trialguard-replay-*/stdin.jsonl")):
             assert child.poll() is None, child.stderr.read() if child.stderr else b""
+            assert time.monotonic() < deadline, "the replay did not start copying standard input within 60 s"
             time.sleep(0.05)
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=60)
