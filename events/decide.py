@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from contracts import DeviationRaised, Finding, FindingSuperseded, Output, ParticipantEvent, SafetyAlertRaised
 from contracts.participant_events import LabResultCorrected, LabResultRetracted, ParticipantEnrolled
 from events.fold import corrected_labs, fold
+from events.sites import check_site
 from events.snapshots import pack, unpack
 from protocol import Facts, Kind, OncePer, Protocol, RuleSpec
 from protocol.engine import engine_for
@@ -191,10 +192,15 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
 
     Args:
         judge: a protocol version, or a history of versions.
+
+    Raises:
+        ContractError: the event names another site than the participant's registered site
+            (``events.sites.check_site``); the state is left as it was.
     """
     event_id = event.event_id.bytes
     if state.seen_event_ids.has(event_id):
         return Step(state, [], duplicate=True)
+    check_site(state, event)
     decided = _decide(state, event, version_in_force(judge, event.occurred_at, event.site_id))
     folded = fold(state, event)
     raised = folded.raised | {key for _, key in decided} if decided else folded.raised

@@ -51,8 +51,8 @@ class Replay:
 
         Raises:
             ContractError: the event belongs to another study than the protocol's (judging it
-                under this protocol would raise findings with the wrong study and version).
-                State is left as it was.
+                under this protocol would raise findings with the wrong study and version), or
+                names another site than the participant's registered site. State is left as it was.
         """
         if event.study_id != self.protocol.study_id:
             problem = f"{event.study_id!r} is not the study being replayed ({self.protocol.study_id!r})"

@@ -24,13 +24,14 @@ def event_dict(
     at: str = "2025-11-06T10:30:00+08:00",
     event_id: str | None = None,
     study: str = STUDY,
+    site: str = "GZ-01",
 ) -> dict[str, Any]:
     """A contract-v1 event as a JSON-ready dict. The id is derived from the other fields unless given."""
     body = {
         "event_type": event_type,
         "schema_version": 1,
         "study_id": study,
-        "site_id": "GZ-01",
+        "site_id": site,
         "participant_id": participant,
         "occurred_at": at,
         "recorded_at": at,

@@ -77,7 +77,7 @@ def list_findings(request: Request, user: CurrentUser, listed: Annotated[Any, De
         return {
             "total": queries.finding_total(db, found, scope),
             "items": [_item(row) for row in queries.finding_rows(db, found, page, scope)],
-            "newest_seq": queries.newest_seq(db),
+            "newest_seq": queries.newest_seq(db, scope),
         }
 
 
@@ -192,4 +192,4 @@ def participant_timeline(request: Request, user: CurrentUser, participant_id: st
 @router.get("/live")
 async def live(request: Request, user: CurrentUser) -> EventSourceResponse:
     """Server-sent events: ``changed`` after each batch that brought findings or reviews."""
-    return EventSourceResponse(request.app.state.live.updates(), ping=15)
+    return EventSourceResponse(request.app.state.live.updates(site_scope(user)), ping=15)

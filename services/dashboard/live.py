@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from services.dashboard.store import Applied
 
@@ -18,7 +18,8 @@ class Broadcaster:
     """Fans each applied batch out to the pages listening, and resolves review waiters."""
 
     def __init__(self) -> None:
-        self._listeners: set[asyncio.Queue[str]] = set()
+        self._listeners: dict[asyncio.Queue[str], str | None] = {}
+        """Each open page's queue, and the only site it may hear of (None: every site)."""
         self._review_waiters: dict[str, asyncio.Future[None]] = {}
 
     @property
@@ -34,8 +35,17 @@ class Broadcaster:
                 waiter.set_result(None)
         if not (applied.findings or applied.reviews):
             return
-        message = json.dumps({"findings": len(applied.findings), "reviews": len(applied.reviews)})
-        for queue in list(self._listeners):
+        everything = json.dumps({"findings": len(applied.findings), "reviews": len(applied.reviews)})
+        for queue, scope in list(self._listeners.items()):
+            if scope is None:
+                message = everything
+            else:  # a site user hears of its own site's findings only, not of the others' activity
+                sites = applied.sites
+                findings = sum(1 for site in sites[: len(applied.findings)] if site == scope)
+                reviews = sum(1 for site in sites[len(applied.findings) :] if site == scope)
+                if not (findings or reviews):
+                    continue
+                message = json.dumps({"findings": findings, "reviews": reviews})
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(message)
 
@@ -53,13 +63,17 @@ class Broadcaster:
             self._review_waiters.pop(review_id, None)
         return True
 
-    async def updates(self) -> AsyncIterator[dict[str, str]]:
-        """Server-sent events for one page, until it goes away."""
+    async def updates(self, site_scope: str | None) -> AsyncGenerator[dict[str, str], None]:
+        """Server-sent events for one page, until it goes away.
+
+        Args:
+            site_scope: the only site the page's user may see (None: every site).
+        """
         queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
-        self._listeners.add(queue)
+        self._listeners[queue] = site_scope
         try:
             yield {"event": "ready", "data": "{}"}
             while True:
                 yield {"event": "changed", "data": await queue.get()}
         finally:
-            self._listeners.discard(queue)
+            self._listeners.pop(queue, None)

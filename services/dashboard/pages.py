@@ -7,6 +7,7 @@ that matplotlib made (it escapes the text it draws).
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -68,7 +69,7 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
         choices = {
             column: queries.distinct(db, column, scope) for column in ("rule_id", "category", "severity", "site_id")
         }
-        newest = queries.newest_seq(db)
+        newest = queries.newest_seq(db, scope)
     keep = found.params() | ({"sort": page.sort, "order": "desc" if page.descending else "asc"} if page.sort else {})
 
     def sort_link(key: str) -> str:
@@ -199,7 +200,10 @@ def overview_page(request: Request, user: CurrentUser) -> Response:
             "alerts_total": queries.finding_total(db, alerts, scope),
         }
         weeks = queries.per_week(db, scope)
-        drawn = f"{scope}:{queries.newest_seq(db)}"  # the chart counts findings: it changes with new ones only
+        # The chart counts findings: it changes with new ones only. The key keeps "every site"
+        # (None) apart from a site that happens to be named "None".
+        counted = queries.finding_total(db, queries.FindingFilter(), scope)
+        drawn = json.dumps([scope, queries.newest_seq(db, scope), counted])
     svg = cached_svg(("overview", drawn), lambda: findings_per_week_svg(weeks, title="Findings per week, by category"))
     chart = Markup(svg)  # noqa: S704 - matplotlib's SVG, its text escaped
     return render(request, user, "overview.html", chart=chart, **context)

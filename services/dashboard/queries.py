@@ -199,8 +199,10 @@ def summary(db: sqlite3.Connection, found: FindingFilter, site_scope: str | None
     return table
 
 
-def newest_seq(db: sqlite3.Connection) -> int:
-    return int(db.execute("SELECT coalesce(max(seq), 0) FROM findings").fetchone()[0])
+def newest_seq(db: sqlite3.Connection, site_scope: str | None) -> int:
+    """The newest finding's sequence number the user may see (others' activity stays theirs)."""
+    where, values = ("WHERE site_id = :s", {"s": site_scope}) if site_scope is not None else ("", {})
+    return int(db.execute(f"SELECT coalesce(max(seq), 0) FROM findings {where}", values).fetchone()[0])
 
 
 def distinct(db: sqlite3.Connection, column: str, site_scope: str | None) -> list[str]:
@@ -242,6 +244,12 @@ def events_of(db: sqlite3.Connection, participant_id: str) -> list[dict[str, Any
         (participant_id,),
     ).fetchall()
     return [dict(row) | {"body": json.loads(row["body"])} for row in rows]
+
+
+def registered_site(db: sqlite3.Connection, participant_id: str) -> str | None:
+    """The site of the participant's first registration, or None when the read model has none."""
+    row = db.execute("SELECT site_id FROM participants WHERE participant_id = ?", (participant_id,)).fetchone()
+    return None if row is None else str(row["site_id"])
 
 
 def events_by_id(db: sqlite3.Connection, event_ids: list[str]) -> list[dict[str, Any]]:

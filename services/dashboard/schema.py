@@ -3,7 +3,7 @@ file is rebuilt from the topics."""
 
 from typing import Final
 
-SCHEMA_VERSION: Final = "3"
+SCHEMA_VERSION: Final = "4"
 """Bumped whenever the tables change: an older file is dropped and rebuilt from the topics."""
 
 SCHEMA: Final = """
@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS findings (
     rule_id TEXT NOT NULL,
     category TEXT NOT NULL,
     severity TEXT,
-    site_id TEXT NOT NULL,
+    site_id TEXT NOT NULL, -- the participant's registered site (scope); the finding's own is in its body
     participant_id TEXT NOT NULL,
     term TEXT NOT NULL,
     protocol_reference TEXT NOT NULL,
@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS events (
     position INTEGER NOT NULL,
     body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_participant ON events (participant_id, occurred_utc, position);
+CREATE TABLE IF NOT EXISTS participants (
+    participant_id TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL) WITHOUT ROWID; -- the site of the first ParticipantRegistered in log order
 CREATE TABLE IF NOT EXISTS dead_letters (
     partition INTEGER NOT NULL,
     "offset" INTEGER NOT NULL,

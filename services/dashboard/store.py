@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -63,6 +64,9 @@ class Applied:
 
     findings: list[str] = field(default_factory=list)
     reviews: list[str] = field(default_factory=list)
+    sites: list[str] = field(default_factory=list)
+    """The registered site of each finding raised, superseded or reviewed (findings first, then
+    reviews, in order): a site user's page hears only of its own site's."""
     events: int = 0
     dead_letters: int = 0
     skipped: int = 0
@@ -105,6 +109,10 @@ class ReadModel:
         self._analyzed_at = max(self._findings, 500)
 
     def _connect(self) -> sqlite3.Connection:
+        # Findings, timelines and lab values of every site: readable by the service's user only
+        # (SQLite gives its -wal and -shm files the same mode), whatever the umask or folder.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(self.path, 0o600)
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
@@ -214,13 +222,15 @@ class ReadModel:
         inserted = db.execute(
             "INSERT OR IGNORE INTO findings (finding_id, kind, rule_id, category, severity, site_id, participant_id,"
             " term, protocol_reference, protocol_version, occurred_at, occurred_utc, raised_at, priority)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, COALESCE((SELECT site_id FROM participants WHERE participant_id=?), ?),"
+            " ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 finding_id,
                 kind,
                 finding.rule_id,
                 category,
                 severity,
+                finding.participant_id,
                 finding.site_id,
                 finding.participant_id,
                 finding.term,
@@ -236,6 +246,7 @@ class ReadModel:
             # The full finding lives apart: list queries scan narrow rows.
             db.execute("INSERT INTO finding_bodies VALUES (?, ?)", (finding_id, finding.model_dump_json()))
             applied.findings.append(finding_id)
+            applied.sites.append(_site_of(db, finding_id))
             self._refold(db, finding_id)  # reviews may have been read before their finding
 
     def _superseded(self, db: sqlite3.Connection, superseded: FindingSuperseded, applied: Applied) -> None:
@@ -251,6 +262,7 @@ class ReadModel:
         ).rowcount
         if updated:
             applied.findings.append(finding_id)
+            applied.sites.append(_site_of(db, finding_id))
 
     def _review(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
         try:
@@ -279,6 +291,7 @@ class ReadModel:
         ).rowcount
         if inserted:
             applied.reviews.append(str(review.review_id))
+            applied.sites.append(_site_of(db, str(review.finding_id)) or review.site_id)
             self._refold(db, str(review.finding_id))
 
     def _refold(self, db: sqlite3.Connection, finding_id: str) -> None:
@@ -322,6 +335,8 @@ class ReadModel:
         )
         if event.event_type == "ClockTicked":
             return  # a watermark: it moves the newest event time, it draws nothing
+        if event.event_type == "ParticipantRegistered":
+            self._registered(db, event.participant_id, event.site_id)
         inserted = db.execute(
             "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -335,6 +350,17 @@ class ReadModel:
             ),
         ).rowcount
         applied.events += inserted
+
+    def _registered(self, db: sqlite3.Connection, participant_id: str, site_id: str) -> None:
+        """A participant belongs to the site of its first registration: what every site user sees
+        of it is scoped by that site, never by the site an event or a finding claims (a forged or
+        mistaken event of another site must not show it, or hide it, elsewhere). Findings read
+        before the registration (another topic) are brought under it now."""
+        if db.execute("INSERT OR IGNORE INTO participants VALUES (?, ?)", (participant_id, site_id)).rowcount:
+            db.execute(
+                "UPDATE findings SET site_id=? WHERE participant_id=? AND site_id<>?",
+                (site_id, participant_id, site_id),
+            )
 
     def _dead_letter(self, db: sqlite3.Connection, record: Record) -> None:
         headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
@@ -361,6 +387,12 @@ class ReadModel:
         with self._lock:
             row = self._writer.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
             return None if row is None else str(row["value"])
+
+
+def _site_of(db: sqlite3.Connection, finding_id: str) -> str:
+    """The registered site a finding is shown under ("" while the finding is not read yet)."""
+    row = db.execute("SELECT site_id FROM findings WHERE finding_id=?", (finding_id,)).fetchone()
+    return "" if row is None else str(row["site_id"])
 
 
 def _priority(kind: str, status: ReviewStatus | str) -> int:

@@ -106,9 +106,11 @@ def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
     with app.state.store.reader() as db:
         events = queries.events_of(db, participant_id)
         findings = queries.findings_of(db, participant_id)
+        registered = queries.registered_site(db, participant_id)
     if not events and not findings:
         return None
-    site_id = events[0]["site_id"] if events else findings[0]["site_id"]
+    # Scoped by the registered site; before a registration is read, by the earliest event's.
+    site_id = registered or (events[0]["site_id"] if events else findings[0]["site_id"])
     drawn = [
         {
             "event_id": e["event_id"],

@@ -73,8 +73,10 @@ def admit(
     """Check events against the source's registration and the study, and stamp them.
 
     ``site_id`` must be the source's site (a different one is refused, never rewritten: it means
-    the sender mixed up its sites); ``study_id`` the gateway's study; a lab result's participant
-    must be registered (earlier in the log, or earlier in this request) at the same site.
+    the sender mixed up its sites); ``study_id`` the gateway's study; a participant registered
+    (in the log, or earlier in this request) must be registered at the source's site, whatever
+    the event — a registration in the request never re-homes one the log knows; a lab result's
+    participant must be registered.
     ``source.system`` becomes the source's name (``source.actor`` is kept).
 
     Args:
@@ -113,19 +115,17 @@ def admit(
             problem = f"is {event.site_id!r}; source {source.name!r} is registered for site {source.site!r}"
             found.append(Problem(position, "site_id", problem, "site", where))
         pid = event.participant_id
-        if event.event_type == REGISTERED:
-            registering.setdefault(pid, event.site_id)
-        elif event.event_type in NEEDS_REGISTRATION:
-            site = registering.get(pid) or registry.site_of(pid)
-            if site is None:
-                found.append(
-                    Problem(
-                        position, "participant_id", f"{pid!r} is not registered in {study_id}", "unregistered", where
-                    )
-                )
-            elif site != source.site:
-                problem = f"{pid!r} is registered at site {site!r}, not {source.site!r}"
-                found.append(Problem(position, "participant_id", problem, "site", where))
+        # The log's registration stands: one inside the request never re-homes a participant.
+        site = registry.site_of(pid) or registering.get(pid)
+        if site is None:
+            if event.event_type == REGISTERED:
+                registering[pid] = event.site_id
+            elif event.event_type in NEEDS_REGISTRATION:
+                problem = f"{pid!r} is not registered in {study_id}"
+                found.append(Problem(position, "participant_id", problem, "unregistered", where))
+        elif site != source.site:
+            problem = f"{pid!r} is registered at site {site!r}; source {source.name!r} sends for site {source.site!r}"
+            found.append(Problem(position, "participant_id", problem, "site", where))
         if not found:
             event = event.model_copy(update={"source": EventSource(system=source.name, actor=event.source.actor)})
             found = _check_encoded(event, position, where)

@@ -195,6 +195,11 @@ class RecordHandler:
         state = states.get(pid) or ParticipantState(pid)
         try:
             step = process(state, event, self.history)
+        except ContractError as e:  # valid alone, but not for this participant: another site's
+            if not replaying:
+                summary = e.summary()[:MAX_HEADER_CHARS]
+                log.warning("dead_lettered", **where, event_type=e.event_type, violations=summary)
+            return [dead_letter(record, str(e), e.field, self.topics.dead_letter)]
         except Exception as e:  # the core raising on valid input is a bug: keep the input, go on
             if not replaying:
                 log.error("core_failed", **where, event_id=str(event.event_id), event_type=event.event_type,
