@@ -48,6 +48,27 @@ def _blank_to_none(text: str | None) -> str | None:
     return text if text and text.strip() else None
 
 
+TEXT_USED_BY: dict[str, frozenset[ReviewAction]] = {
+    "reason": frozenset({ReviewAction.RESOLVE, ReviewAction.CLOSE}),
+    "assignee": frozenset({ReviewAction.ASSIGN}),
+}
+"""The actions that use a reason or an assignee (a comment goes with any action). Anything else
+is refused rather than kept in a history nobody can edit: an assignee on a comment would read as
+an assignment that never happened."""
+
+
+def check_fields_used(action: ReviewAction, asked: ReviewRequest) -> None:
+    """Refuse a reason or assignee the action does not use.
+
+    Raises:
+        ReviewError: 422 naming the field and the actions that use it.
+    """
+    for name, users in TEXT_USED_BY.items():
+        if _blank_to_none(getattr(asked, name)) is not None and action not in users:
+            wanted = " or ".join(sorted(a.value for a in users))
+            raise ReviewError(422, f"{name}: not used to {action.value} (only to {wanted}); leave it empty")
+
+
 async def take_review(
     db: sqlite3.Connection,
     user: User,
@@ -63,12 +84,14 @@ async def take_review(
 
     Raises:
         ReviewError: 404 unknown finding (or one the user may not see), 403 the role may not,
-            409 the workflow does not allow it from the current status, 422 a bad request.
+            409 the workflow does not allow it from the current status, 422 a bad request (a
+            field missing, or one the action does not use).
     """
     try:
         action = ReviewAction(asked.action)
     except ValueError:
         raise ReviewError(422, f"unknown action {asked.action[:40]!r}") from None
+    check_fields_used(action, asked)
     row = db.execute(
         "SELECT site_id, participant_id, status FROM findings WHERE finding_id = ?", (finding_id,)
     ).fetchone()

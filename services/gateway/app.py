@@ -88,7 +88,6 @@ def create_app(
     app.state.publisher = publisher
     app.state.metrics = metrics
     app.state.status = status
-    metrics.participants.set_function(lambda: len(participants))
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:

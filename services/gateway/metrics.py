@@ -3,7 +3,7 @@ process; nothing touches prometheus_client's global registry)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 PUBLISH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds from a request's transaction begun to committed (Kafka acknowledged every event)."""
@@ -40,10 +40,5 @@ class GatewayMetrics:
             "trialguard_gateway_publish_seconds",
             "Seconds to publish one request's events in one Kafka transaction (begin to commit)",
             buckets=PUBLISH_BUCKETS,
-            registry=self.registry,
-        )
-        self.participants = Gauge(
-            "trialguard_gateway_registered_participants",
-            "Participants in the gateway's registry",
             registry=self.registry,
         )

@@ -95,3 +95,29 @@ def test_the_read_model_file_is_readable_by_its_owner_only(tmp_path: Path) -> No
     model = ReadModel(shared / "read-model.sqlite3", TOPICS)
     model.apply([])
     assert stat.S_IMODE(os.stat(model.path).st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("action", "extra", "field"),
+    [
+        ("comment", {"comment": "seen", "assignee": "nobody"}, "assignee"),
+        ("acknowledge", {"reason": "because"}, "reason"),
+        ("assign", {"assignee": "dana", "reason": "x"}, "reason"),
+    ],
+)
+def test_a_field_the_action_does_not_use_is_refused_not_stored(
+    app: Any,  # noqa: F811 - a fixture
+    token: Any,  # noqa: F811 - a fixture
+    action: str,
+    extra: dict[str, str],
+    field: str,
+) -> None:
+    finding = _as(app, token, "monitor", "/api/findings?site=GZ-02").json()["items"][0]["finding_id"]
+    answer = _client(app).post(
+        f"/api/findings/{finding}/reviews",
+        json={"action": action, **extra},
+        headers={"Authorization": f"Bearer {token('data-manager')}"},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith(f"{field}: not used to {action}")
+    assert _as(app, token, "auditor", f"/api/findings/{finding}").json()["reviews"] == []
