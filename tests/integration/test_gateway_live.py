@@ -136,3 +136,44 @@ async def test_registrations_already_on_the_topic_are_known_after_a_restart(
     metrics = await asyncio.to_thread(_get, process.url + "/metrics")
     assert "participants" not in metrics  # /metrics is open: how big the study is stays private
     assert "trialguard_gateway_publish_seconds_count 1.0" in metrics
+
+
+async def test_another_sites_key_cannot_write_into_a_participant_live(
+    settings: KafkaSettings, gateway: tuple[GatewayProcess, str], tmp_path: Path
+) -> None:
+    """The attack of the security review, against the real gateway: GZ-02's key writes an adverse
+    event into GZ-01's participant, then tries to re-home it with a registration of its own."""
+    process, key = gateway
+    _, other_key = SourceStore(tmp_path / "gateway" / "sources.sqlite3").add("lis.gz02", "GZ-02")
+    registration = next(line for line in example_lines() if b"ParticipantRegistered" in line)
+    assert process.post(registration, key)[0] == 202
+    victim = parse_event(registration).participant_id
+
+    def at_gz02(line: bytes, **changes: Any) -> bytes:
+        return json.dumps(json.loads(line) | {"site_id": "GZ-02", "participant_id": victim} | changes).encode()
+
+    adverse_event = json.dumps(
+        json.loads(registration)
+        | {
+            "event_id": "00000000-0000-4000-8000-0000000000ae",
+            "event_type": "AdverseEventReported",
+            "payload": {"term": "Cytokine release syndrome", "ctcae_grade": 3, "serious": True, "crs_grade": 3},
+        }
+    ).encode()
+    status, body = process.post(at_gz02(adverse_event), other_key)
+    assert status == 422, body
+    (problem,) = body["problems"]
+    assert problem["field"] == "participant_id"
+    assert all(name in problem["problem"] for name in (victim, "'GZ-01'", "'GZ-02'"))
+
+    lab = next(line for line in example_lines() if b"ScreeningLabResulted" in line)
+    rehome = at_gz02(registration, event_id="00000000-0000-4000-8000-00000000000b")
+    status, body = process.post(rehome + b"\n" + at_gz02(lab), other_key)
+    assert status == 422, body
+    assert [p["line"] for p in body["problems"]] == [1, 2]
+
+    published = [
+        parse_event(record.value or b"").event_id
+        async for record in read_to_end(settings.bootstrap_servers, settings.topics.participant_events)
+    ]
+    assert published == [parse_event(registration).event_id]
