@@ -98,7 +98,13 @@ def check(data: bytes | str, base: int) -> str:
     for n, e in enumerate([event, *rest]):
         if e.participant_id != state.participant_id:
             continue  # another participant's state: untouched by the mutated event
-        step = process(state, e, PROTOCOL)
+        try:
+            step = process(state, e, PROTOCOL)
+        except ContractError as err:  # valid alone, not for this participant (another site's)
+            check_rejection(err)
+            if n == 0:
+                return "rejected"
+            continue  # a mutated registration re-sited the participant: the rest is refused alike
         for finding in step.findings:
             encode(finding)
         state = step.state
