@@ -17,6 +17,7 @@ from markupsafe import Markup
 from contracts import ReviewAction, ReviewStatus
 from contracts.reviews import ALLOWED_FROM, MAX_REVIEW_TEXT_CHARS
 from services.dashboard import queries
+from services.dashboard.access import recent_changes
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
 from services.dashboard.charts import findings_per_week_svg
@@ -222,6 +223,7 @@ async def operations_page(request: Request, user: CurrentUser) -> Response:
                 "dead_letters": queries.dead_letters(db),
                 "dead_letter_total": queries.dead_letter_count(db),
                 "newest_event_time": queries.meta(db, "newest_event_time"),
+                "access_changes": recent_changes(db),
             }
 
     context = await asyncio.to_thread(load)
