@@ -7,18 +7,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import getpass
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+
 from services.dashboard.access import authority_at, authority_history, recent_changes
+from services.dashboard.app import create_app
 from services.dashboard.consumer import ReadModelConsumer
+from services.dashboard.roles import Role
+from services.dashboard.settings import DashboardSettings
 from services.dashboard.store import ReadModel
 from services.dashboard.users import UserStore
 from services.gateway.sources import SourceStore
 from services.kafka import KafkaSettings, read_to_end
 from tests.integration.kafka_support import wait_for
 from tests.processes import free_port
+from tests.unit.test_dashboard_app import PASSWORD, _csrf
 
 ROOT = Path(__file__).parents[2]
 
@@ -91,3 +100,32 @@ async def test_with_the_broker_away_the_cli_changes_nothing(settings: KafkaSetti
                                      str(tmp_path / "gateway"))  # fmt: skip
     assert source.returncode == 3
     assert SourceStore(tmp_path / "gateway" / "sources.sqlite3").get("lis.x") is None
+
+
+def test_the_dashboard_publishes_its_own_changes_and_shows_them(settings: KafkaSettings, tmp_path: Path) -> None:
+    """The admin adds a user on the page, the user sets their password with the link; both changes
+    go through the app's own producer to the broker and come back on the operations page."""
+    users = UserStore(tmp_path / "users.sqlite3", hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    users.add("admin", Role.ADMIN, PASSWORD)
+    app = create_app(DashboardSettings(settings, tmp_path, "127.0.0.1", 0), users)
+    with TestClient(app, follow_redirects=False) as client:
+        csrf = _csrf(client.get("/login").text)
+        assert client.post("/login", data={"name": "admin", "password": PASSWORD, "csrf": csrf}).status_code == 303
+        csrf = _csrf(client.get("/admin/users").text)
+        added = client.post("/admin/users", data={"csrf": csrf, "name": "nina", "role": "monitor"})
+        assert added.status_code == 200, added.text
+        link = re.search(r"/set-password\?token=([A-Za-z0-9_-]+)", added.text)
+        assert link is not None
+        nina = TestClient(app, follow_redirects=False)
+        form = {"token": link.group(1), "password": "nina's own passphrase", "confirm": "nina's own passphrase"}
+        assert nina.post("/set-password", data=form | {"csrf": _csrf(nina.get("/login").text)}).status_code == 303
+
+        def shown() -> bool:
+            page = client.get("/operations").text.split('data-testid="access-log"')[1]
+            return "user-added" in page and "user-password-set" in page
+
+        deadline = time.monotonic() + 60
+        while not shown():
+            assert time.monotonic() < deadline, "the dashboard's changes never reached its operations page"
+            time.sleep(0.2)
+    assert users.authenticate("nina", "nina's own passphrase") is not None
