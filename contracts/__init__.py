@@ -1,5 +1,6 @@
 """Wire contract v1: the pydantic models are the single definition of every event on the wire."""
 
+from contracts.access import AccessAction, AccessChanged
 from contracts.codec import EVENT_TYPES, encode, parse_event
 from contracts.errors import ContractError, Violation
 from contracts.limits import MAX_EVENT_BYTES, MAX_NESTING_DEPTH, MAX_REASON_CHARS
@@ -13,6 +14,8 @@ __all__ = [
     "MAX_NESTING_DEPTH",
     "MAX_REASON_CHARS",
     "SCHEMA_VERSION",
+    "AccessAction",
+    "AccessChanged",
     "Category",
     "ContractError",
     "DeviationRaised",

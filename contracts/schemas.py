@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from contracts.access import AccessChanged
 from contracts.outputs import DeviationRaised, FindingSuperseded, SafetyAlertRaised
 from contracts.participant_events import ParticipantEvent
 from contracts.reviews import FindingReviewed
@@ -27,6 +28,7 @@ def generate() -> dict[str, dict[str, Any]]:
         "safety-alert-raised.v1.json": SafetyAlertRaised.model_json_schema(),
         "finding-superseded.v1.json": FindingSuperseded.model_json_schema(),
         "finding-reviewed.v1.json": FindingReviewed.model_json_schema(),
+        "access-changed.v1.json": AccessChanged.model_json_schema(),
     }
 
 

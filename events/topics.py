@@ -65,6 +65,12 @@ class Topics:
         return self._name("finding-reviews")
 
     @property
+    def access_log(self) -> str:
+        """Who changed which user, token or source: AccessChanged, key = the subject's name, one
+        partition (one order). Kept forever; the dashboard folds it into each user's authority."""
+        return self._name("access-log")
+
+    @property
     def audit_checkpoints(self) -> str:
         """Audit: signed hash-chain checkpoints of participant-events partitions, written by the rules service."""
         return self._output("audit-checkpoints")

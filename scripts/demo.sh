@@ -73,7 +73,10 @@ start rules "$bin/trialguard" rules serve --audit-key "$run/audit.key" --checkpo
 if [[ ! -f $credentials ]]; then
   (umask 077 && mkdir -p "$dashboard_data")
   password=$("$bin/python" -c 'import secrets; print(secrets.token_urlsafe(12))')
-  if ! printf '%s\n' "$password" | "$bin/trialguard" users add demo --role data-manager --data-dir "$dashboard_data"; then
+  # Added as an operator adds anyone (a set-password link, not shown here), then given the
+  # generated password by `users passwd`, which reads it from stdin; both go to the access log.
+  if ! "$bin/trialguard" users add demo --role data-manager --data-dir "$dashboard_data" >/dev/null ||
+    ! printf '%s\n' "$password" | "$bin/trialguard" users passwd demo --data-dir "$dashboard_data" >/dev/null; then
     echo "demo: could not create the demo user; if $dashboard_data has one from an earlier demo whose" >&2
     echo "      $credentials is gone, remove $dashboard_data and run make demo again" >&2
     exit 1

@@ -14,7 +14,14 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from contracts import DeviationRaised, FindingReviewed, FindingSuperseded, ParticipantEvent, SafetyAlertRaised
+from contracts import (
+    AccessChanged,
+    DeviationRaised,
+    FindingReviewed,
+    FindingSuperseded,
+    ParticipantEvent,
+    SafetyAlertRaised,
+)
 from contracts.participant_events import SCHEMA_VERSION
 from events import Topics
 from services.defaults import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
@@ -64,6 +71,7 @@ def specification(study_id: str = DEFAULT_STUDY) -> AsyncAPI:
         topics.finding_reviews: "review actions, folded into each finding's status",
         topics.participant_events: "participant events for the timelines and the newest event time",
         topics.dead_letter: "rejected input for the operations page",
+        topics.access_log: "account and credential changes for the operations page and each user's authority",
     }
     for topic, what in dashboard_reads.items():
         broker.subscriber(
@@ -79,6 +87,16 @@ def specification(study_id: str = DEFAULT_STUDY) -> AsyncAPI:
         description="Review actions on findings (acknowledge, assign, comment, resolve, close as not a deviation, "
         "reopen) by a named user in a named role, UTC time; key = participant id; acks=all; never edited or "
         "deleted: a finding's status is the fold of its reviews.",
+    )
+
+    broker.publisher(  # the users and sources commands publish before they change anything
+        topics.access_log,
+        title=f"{topics.access_log}:changes",
+        schema=AccessChanged,
+        description="Every change to a dashboard user, an API token or a gateway source (added, password set or "
+        "changed, disabled, enabled, removed, role changed, logged out, token issued or revoked, key rotated), "
+        "naming the operator, the subject and its role, site and state after the change, UTC time; never a "
+        "secret. One partition; key = the subject's name; acks=all; kept forever.",
     )
 
     return AsyncAPI(

@@ -118,6 +118,7 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
             NewTopic(topics.dead_letter, 1, 1, topic_configs=forever),
             NewTopic(topics.finding_reviews, partitions, 1, topic_configs=forever),
             NewTopic(topics.audit_checkpoints, 1, 1, topic_configs=forever),
+            NewTopic(topics.access_log, 1, 1, topic_configs=forever),
         ]
         missing = [t for t in wanted if t.name not in existing]
         if missing:

@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from contracts import AccessChanged
 from services.dashboard.charts import findings_per_week_svg
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -68,6 +69,8 @@ class ReportInputs:
     findings: tuple[dict[str, Any], ...]
     review_status: dict[str, str] | None = None
     """Finding id → review status, when the dashboard's review topic exists."""
+    access_changes: tuple[AccessChanged, ...] | None = None
+    """Every change to users, tokens and sources, in log order, when the access-log topic exists."""
     notes: tuple[str, ...] = field(default=())
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from contracts import FindingReviewed, ReviewStatus, ReviewTransitionError, check_transition
+from contracts import AccessChanged, FindingReviewed, ReviewStatus, ReviewTransitionError, check_transition
 from protocol.fingerprint import fingerprint
 from protocol.registry import UnknownStudyError, versions_for
 from services.audit.chain import Chain
@@ -86,6 +86,17 @@ def _statuses(reviews: Iterable[bytes]) -> dict[str, str]:
     return {key: value.value for key, value in status.items()}
 
 
+def _access_changes(values: Iterable[bytes]) -> tuple[AccessChanged, ...]:
+    """The access log's changes in log order; a record that breaks the contract is left out."""
+    changes = []
+    for value in values:
+        try:
+            changes.append(AccessChanged.model_validate_json(value))
+        except ValueError:
+            continue
+    return tuple(changes)
+
+
 async def _from_broker(settings: KafkaSettings, public_key: Path | None) -> ReportInputs:
     topics = settings.topics
     if not await partition_ids(settings.bootstrap_servers, topics.participant_events):
@@ -125,6 +136,8 @@ async def _from_broker(settings: KafkaSettings, public_key: Path | None) -> Repo
             tuple(problems),
         )
     reviews = [r.value or b"" async for r in read_to_end(settings.bootstrap_servers, topics.finding_reviews)]
+    has_access_log = bool(await partition_ids(settings.bootstrap_servers, topics.access_log))
+    access = [r.value or b"" async for r in read_to_end(settings.bootstrap_servers, topics.access_log)]
     has_reviews = bool(await partition_ids(settings.bootstrap_servers, topics.finding_reviews))
     return ReportInputs(
         study_id=settings.study_id,
@@ -136,6 +149,7 @@ async def _from_broker(settings: KafkaSettings, public_key: Path | None) -> Repo
         diff=diff_result,
         findings=tuple(committed),
         review_status=_statuses(reviews) if has_reviews else None,
+        access_changes=_access_changes(access) if has_access_log else None,
     )
 
 
@@ -203,7 +217,8 @@ def add_commands(audit: argparse._SubParsersAction[Any], export: argparse._SubPa
         help="write the audit report: one self-contained HTML file",
         description="Write the audit report (versions and fingerprints, the log's extent, the chain verification, "
         "the diff, findings by rule, category, severity and site, a chart, important deviations with their review "
-        "status). Exit status: 0 written and every check passed, 1 written but a check failed, 2 not written.",
+        "status, the access log of users, tokens and sources). Exit status: 0 written and every check passed, "
+        "1 written but a check failed, 2 not written.",
     )
     report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write (atomically)")
     report.add_argument("--events", metavar="EXPORT", help="report on an audit export instead of the broker")

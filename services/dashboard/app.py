@@ -7,6 +7,7 @@ server-sent events.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,9 +24,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from contracts import FindingReviewed
+from contracts import AccessChanged, FindingReviewed
 from protocol.registry import protocol_for
-from services.dashboard import api, auth, pages
+from services.access_log import PUBLISH_SECONDS, AccessLogError
+from services.dashboard import accounts, api, auth, pages
 from services.dashboard.consumer import ReadModelConsumer
 from services.dashboard.live import Broadcaster
 from services.dashboard.settings import DashboardSettings
@@ -67,6 +69,20 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
             app.state.reviews_published.labels(action=review.action.value).inc()
 
         app.state.publish = publish
+        loop = asyncio.get_running_loop()
+
+        def publish_access(event: AccessChanged) -> None:
+            # Called from a worker thread (a page's store call, inside its SQLite transaction):
+            # hand the event to the broker's loop and wait until Kafka has it.
+            sent = consumer.broker.publish(
+                event.model_dump_json().encode(), settings.kafka.topics.access_log, key=event.subject.encode()
+            )
+            try:
+                asyncio.run_coroutine_threadsafe(sent, loop).result(PUBLISH_SECONDS)
+            except Exception as error:
+                raise AccessLogError(f"the access log did not take the change ({type(error).__name__})") from None
+
+        app.state.publish_access = publish_access
         state["status"] = "ready"
         log.info("dashboard_ready", study=settings.kafka.study_id)
         try:
@@ -86,6 +102,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.state.settings = settings
     app.state.users = users or UserStore(settings.users_path)
     app.state.login_throttle = LoginThrottle()
+    app.state.publish_access = _not_connected
     app.state.live = Broadcaster()
     app.state.protocol = protocol_for(settings.kafka.study_id)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
@@ -152,8 +169,13 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.include_router(auth.router)
     app.include_router(api.router, prefix="/api")
     app.include_router(pages.router)
+    app.include_router(accounts.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
+
+
+def _not_connected(event: AccessChanged) -> None:
+    raise AccessLogError("the dashboard is not connected to Kafka yet")
 
 
 def _quote(text: str) -> str:

@@ -66,8 +66,11 @@ def current_user(request: Request) -> User:
             raise LoginRequiredError
         request.state.by_token = True
         return user
-    name = request.session.get("user")
-    user = users.get(name) if isinstance(name, str) else None
+    name, uid, version = (request.session.get(key) for key in ("user", "uid", "sv"))
+    valid = isinstance(name, str) and isinstance(uid, str) and isinstance(version, int)
+    # Checked against the store on every request: a logout, a password or role change, disabling
+    # or removing the user ends the session at once, whatever the cookie's own signed age.
+    user = users.session_user(name, uid, version) if valid else None  # type: ignore[arg-type]
     if user is None:
         raise LoginRequiredError
     request.state.by_token = False
@@ -131,8 +134,12 @@ def login(
         return _login_page(request, target, "Unknown user or wrong password.", 401)
     # Only the name's count is forgiven: one valid account must not reset an address's count.
     throttle.succeeded(keys[0])
+    stamp = request.app.state.users.session_stamp(user.name)
+    if stamp is None:  # removed between the password check and now
+        return _login_page(request, target, "Unknown user or wrong password.", 401)
     request.session.clear()  # a new session id for the new identity: no fixation
     request.session["user"] = user.name
+    request.session["uid"], request.session["sv"] = stamp
     request.session["csrf"] = secrets.token_urlsafe(32)
     log.info("login", user=user.name, role=user.role.value)
     return RedirectResponse(target, status_code=303)
@@ -141,5 +148,17 @@ def login(
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = "") -> Response:
     check_csrf(request, csrf)
+    name = request.session.get("user")
+    if isinstance(name, str) and current_user_or_none(request) is not None:
+        # Ends this user's every session, not only this cookie: a copy of it replayed later fails.
+        request.app.state.users.end_sessions(name)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+def current_user_or_none(request: Request) -> User | None:
+    """The user of this request, or None when nobody is logged in."""
+    try:
+        return current_user(request)
+    except LoginRequiredError:
+        return None

@@ -1,6 +1,7 @@
 """The dashboard's Kafka side: FastStream subscribers that keep the read model up to date.
 
-One subscriber per topic — deviations, finding-reviews, participant-events, dead-letter — each
+One subscriber per topic — deviations, finding-reviews, participant-events, dead-letter,
+access-log — each
 reading every partition with ``isolation_level="read_committed"`` (only what the rules service
 committed) and no consumer group: the read model keeps its own offsets in SQLite, so the
 subscribers are assigned their partitions and seek to those offsets (FastStream's
@@ -56,7 +57,13 @@ class ReadModelConsumer:
     @property
     def topic_names(self) -> tuple[str, ...]:
         topics = self.settings.topics
-        return (topics.deviations, topics.finding_reviews, topics.participant_events, topics.dead_letter)
+        return (
+            topics.deviations,
+            topics.finding_reviews,
+            topics.participant_events,
+            topics.dead_letter,
+            topics.access_log,
+        )
 
     async def start(self) -> None:
         """Create the study's topics when absent, subscribe, start, and seek to the stored offsets."""

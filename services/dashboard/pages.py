@@ -18,13 +18,13 @@ from markupsafe import Markup
 from contracts import ReviewAction, ReviewStatus
 from contracts.reviews import ALLOWED_FROM, MAX_REVIEW_TEXT_CHARS
 from services.dashboard import queries
+from services.dashboard.access import recent_changes
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
 from services.dashboard.charts import findings_per_week_svg
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
-from services.dashboard.roles import Action, Role, User, may_manage_users, may_review
+from services.dashboard.roles import Action, Role, User, may_review
 from services.dashboard.timeline import cached_svg, timeline_of
-from services.dashboard.users import UserError
 from services.kafka import group_lag
 from services.rules import rules_group_id
 
@@ -227,42 +227,8 @@ async def operations_page(request: Request, user: CurrentUser) -> Response:
                 "dead_letters": queries.dead_letters(db),
                 "dead_letter_total": queries.dead_letter_count(db),
                 "newest_event_time": queries.meta(db, "newest_event_time"),
+                "access_changes": recent_changes(db),
             }
 
     context = await asyncio.to_thread(load)
     return render(request, user, "operations.html", rules_lag=rules_lag, read_model_lag=read_model_lag, **context)
-
-
-@router.get("/admin/users")
-def users_page(request: Request, user: CurrentUser, error: str = "", added: str = "") -> Response:
-    if not may_manage_users(user):
-        raise HTTPException(403, "only an admin manages users")
-    return render(
-        request,
-        user,
-        "users.html",
-        users=request.app.state.users.list_users(),
-        roles=list(Role),
-        error=error[:300],
-        added=added[:64],
-    )
-
-
-@router.post("/admin/users")
-def add_user(
-    request: Request,
-    user: CurrentUser,
-    name: Annotated[str, Form(max_length=64)],
-    role: Annotated[str, Form(max_length=20)],
-    password: Annotated[str, Form(max_length=1024)],
-    site: Annotated[str, Form(max_length=64)] = "",
-    csrf: Annotated[str, Form(max_length=128)] = "",
-) -> Response:
-    check_csrf(request, csrf)
-    if not may_manage_users(user):
-        raise HTTPException(403, "only an admin manages users")
-    try:
-        request.app.state.users.add(name, role, password, site or None)
-    except UserError as error:
-        return RedirectResponse("/admin/users?" + urlencode({"error": str(error)}), status_code=303)
-    return RedirectResponse("/admin/users?" + urlencode({"added": name}), status_code=303)

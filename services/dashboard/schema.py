@@ -76,4 +76,19 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     original BLOB NOT NULL,
     original_length INTEGER NOT NULL,
     PRIMARY KEY (partition, "offset"));
+CREATE TABLE IF NOT EXISTS access_log (
+    position INTEGER PRIMARY KEY,
+    change_id TEXT NOT NULL UNIQUE,
+    changed_at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    via TEXT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    generation TEXT,
+    role TEXT,
+    site TEXT,
+    enabled INTEGER NOT NULL,
+    token_id TEXT);
+CREATE INDEX IF NOT EXISTS access_log_subject ON access_log (subject_kind, subject, position);
 """

@@ -4,7 +4,7 @@ Each batch of consumed records is written with the offsets it advances in one SQ
 transaction, so a restart resumes exactly where it stopped (a record below the stored offset is
 skipped), and a deleted file is rebuilt from offset 0 of every topic. Nothing here is a source of
 truth: findings come from the deviations topic, review statuses are the fold of the
-finding-reviews topic, timelines come from participant-events.
+finding-reviews topic, timelines come from participant-events, account changes from the access log.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from contracts import (
 )
 from contracts.reviews import ReviewTransitionError, check_transition
 from events import Topics
+from services.dashboard.access import fold_access_change
 from services.dashboard.schema import SCHEMA, SCHEMA_VERSION
 
 log = structlog.get_logger("trialguard.dashboard.store")
@@ -69,10 +70,11 @@ class Applied:
     reviews, in order): a site user's page hears only of its own site's."""
     events: int = 0
     dead_letters: int = 0
+    access_changes: int = 0
     skipped: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.findings or self.reviews or self.events or self.dead_letters)
+        return bool(self.findings or self.reviews or self.events or self.dead_letters or self.access_changes)
 
 
 def utc_text(value: dt.datetime) -> str:
@@ -202,6 +204,8 @@ class ReadModel:
         elif record.topic == topics.dead_letter:
             self._dead_letter(db, record)
             applied.dead_letters += 1
+        elif record.topic == topics.access_log:
+            applied.access_changes += fold_access_change(db, record.value, _position(record))
 
     def _finding(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
         finding = _parse_finding(record)

@@ -1,21 +1,24 @@
-"""Dashboard users, their argon2 password hashes and their API bearer tokens, in one SQLite file.
+"""Dashboard users: who they are, their argon2 password hashes, their state, in one SQLite file.
 
 The file holds secrets' verifiers only (argon2 hashes of passwords, SHA-256 of tokens), never a
 password or a token, and is readable by its owner alone (mode 0600). Nothing here logs a password
 or a token, not even in an error.
+
+Every user has a ``uid``, random and new each time the name is added, and a ``session_version``:
+a session cookie names both, and is honoured only while they still match, so removing a user (and
+adding the name again), logging out, a password change, disabling and a role change each end the
+user's sessions at once. API tokens and set-password links are in ``credentials.py``; every change
+here is published to the access log (``services/access_log.py``) before it is committed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
-import os
 import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -23,9 +26,14 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from contracts import AccessAction
+from services.access_log import AccessRecorder, utc_now
+from services.dashboard.credentials import CredentialStore, UserError
 from services.dashboard.roles import Role, User
 
 log = structlog.get_logger("trialguard.dashboard.users")
+
+__all__ = ["NAME_PATTERN", "SITE_PATTERN", "UserError", "UserStore", "check_password"]
 
 NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 """A user name: the same characters as the ``actor`` of a ``FindingReviewed`` event."""
@@ -37,65 +45,66 @@ MIN_PASSWORD_CHARS: Final = 12
 MAX_PASSWORD_CHARS: Final = 1_024
 """Long enough for any passphrase; bounds the work one login attempt can ask of the server."""
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    site TEXT,
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    token_sha256 TEXT PRIMARY KEY,
-    name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tokens_by_name ON tokens(name);
-"""
+
+def check_password(password: str) -> None:
+    """The password rule: the one place that decides whether a new password is acceptable.
+
+    Raises:
+        UserError: too short or too long.
+    """
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise UserError(f"the password is shorter than {MIN_PASSWORD_CHARS} characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise UserError(f"the password is longer than {MAX_PASSWORD_CHARS} characters")
 
 
-class UserError(ValueError):
-    """A user that cannot be added as asked, or a token for a user who does not exist."""
+def check_role_and_site(role: Role | str, site: str | None) -> Role:
+    """The role, checked, with the site it needs (a site user) or must not have (every other role).
 
-
-def _token_digest(token: str) -> str:
-    # A token is 32 random bytes (256 bits) from `secrets`: no one can guess it or search for it,
-    # so unlike a password it needs no slow, salted hash. SHA-256 keeps a stolen copy of the file
-    # from being usable, and makes the lookup by digest safe against timing: an attacker controls
-    # the token, not its digest, so how fast the index finds (or misses) a digest tells them
-    # nothing about any stored token.
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    Raises:
+        UserError: an unknown role, a site missing or given wrongly, a bad site id.
+    """
+    try:
+        checked = Role(role)
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        raise UserError(f"unknown role {str(role)[:40]!r}: one of {roles}") from None
+    if checked is Role.SITE and site is None:
+        raise UserError("a site user needs a site: the site id whose findings they see")
+    if checked is not Role.SITE and site is not None:
+        raise UserError(f"only a site user has a site; role {checked.value!r} sees every site")
+    if site is not None and not SITE_PATTERN.fullmatch(site):
+        raise UserError(f"site {site[:80]!r}: 1-64 of A-Z a-z 0-9 _ . : -, starting with a letter or digit")
+    return checked
 
 
 def _user(row: sqlite3.Row) -> User:
     return User(name=row["name"], role=Role(row["role"]), site=row["site"])
 
 
-class UserStore:
+class UserStore(CredentialStore):
     """The users of the dashboard, in an SQLite file; safe to share between threads.
 
-    Each call opens its own connection, so threads never share one; SQLite's own file locking
-    orders concurrent writers (a writer waits up to ``busy_timeout`` seconds for another).
-
     Args:
-        path: The SQLite file; it and its table are created when missing, with mode 0600.
+        path: The SQLite file; created (mode 0600) with its tables when missing, migrated when old.
         hasher: The argon2 hasher; tests pass a cheap one. The default uses argon2-cffi's
             recommended parameters (RFC 9106 low-memory profile).
         busy_timeout: Seconds a call waits for another writer before failing.
+        clock: The current UTC time (token and link expiry); tests pass one they move.
     """
 
-    def __init__(self, path: Path, hasher: PasswordHasher | None = None, busy_timeout: float = 10.0) -> None:
-        self.path = Path(path)
+    def __init__(
+        self,
+        path: Path,
+        hasher: PasswordHasher | None = None,
+        busy_timeout: float = 10.0,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        super().__init__(Path(path), busy_timeout, clock)
         self._hasher = hasher or PasswordHasher()
-        self._busy_timeout = busy_timeout
         # Two threads rehashing one user's password at once would both write a valid hash; the
-        # lock only keeps schema creation and rehashing from racing within this process.
+        # lock only keeps rehashing from racing within this process.
         self._lock = threading.Lock()
-        self._create()
         self._dummy: str | None = None
 
     @property
@@ -103,113 +112,79 @@ class UserStore:
         """A hash made with this hasher's own parameters, of a password no one knows.
 
         Verifying against it for an unknown name costs what verifying a real user's password
-        costs, so response time does not tell which names exist. Made on first use, so the
-        commands that never log anyone in (``users token``, ``users list``) do not pay for it.
+        costs, so response time does not tell which names exist. Made on first use.
         """
         if self._dummy is None:
             self._dummy = self._hasher.hash(secrets.token_urlsafe(32))
         return self._dummy
 
-    def _create(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Create the file ourselves with 0600 before SQLite opens it, so it is never readable by
-        # others, not even for a moment. SQLite gives its journal files the database's mode.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        if self.path.stat().st_mode & 0o077:
-            os.chmod(self.path, 0o600)
-        with self._lock, self._connect() as connection:
-            connection.executescript(_SCHEMA)
+    def add(
+        self,
+        name: str,
+        role: Role | str,
+        password: str | None = None,
+        site: str | None = None,
+        recorder: AccessRecorder | None = None,
+    ) -> User:
+        """Add a user, enabled, with a new uid.
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection of its own for one call, committed on success and always closed."""
-        connection = sqlite3.connect(self.path, timeout=self._busy_timeout)
-        try:
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA foreign_keys = ON")
-            with connection:
-                yield connection
-        finally:
-            connection.close()
-
-    def add(self, name: str, role: Role | str, password: str, site: str | None = None) -> User:
-        """Add a user with an argon2 hash of their password.
-
-        Args:
-            name: 1-64 of ``A-Z a-z 0-9 . _ @ -``; user names are case-sensitive.
-            role: One of ``Role`` (or its value, such as ``"data-manager"``).
-            password: At least 12 characters (at most 1,024).
-            site: The site id of a ``site`` user; must be None for every other role.
-
-        Returns:
-            The user added.
+        The commands add users without a password and issue a set-password link
+        (``issue_password_link``), so no operator ever knows a user's password; ``password`` is
+        for tests and fixtures.
 
         Raises:
-            UserError: a bad name, an unknown role, a site missing for a site user or given for
-                another role, a bad site id, a password too short or too long, or a name taken.
+            UserError: a bad name, role or site, a bad password, or a name taken.
+            AccessLogError: Kafka did not take the event (nothing added).
         """
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise UserError(f"user name {str(name)[:80]!r}: 1-64 of the characters A-Z a-z 0-9 . _ @ -")
-        try:
-            checked_role = Role(role)
-        except ValueError:
-            roles = ", ".join(r.value for r in Role)
-            raise UserError(f"unknown role {str(role)[:40]!r}: one of {roles}") from None
-        if checked_role is Role.SITE and site is None:
-            raise UserError("a site user needs a site: the site id whose findings they see")
-        if checked_role is not Role.SITE and site is not None:
-            raise UserError(f"only a site user has a site; role {checked_role.value!r} sees every site")
-        if site is not None and not SITE_PATTERN.fullmatch(site):
-            raise UserError(f"site {site[:80]!r}: 1-64 of A-Z a-z 0-9 _ . : -, starting with a letter or digit")
-        if len(password) < MIN_PASSWORD_CHARS:
-            raise UserError(f"the password is shorter than {MIN_PASSWORD_CHARS} characters")
-        if len(password) > MAX_PASSWORD_CHARS:
-            raise UserError(f"the password is longer than {MAX_PASSWORD_CHARS} characters")
-        password_hash = self._hasher.hash(password)
-        try:
-            with self._connect() as connection:
-                connection.execute(
-                    "INSERT INTO users (name, role, site, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (name, checked_role.value, site, password_hash, _now()),
-                )
-        except sqlite3.IntegrityError:
-            raise UserError(f"a user named {name!r} already exists") from None
-        log.info("user added", user=name, role=checked_role.value, site=site)
+        checked_role = check_role_and_site(role, site)
+        if password is not None:
+            check_password(password)
+        password_hash = None if password is None else self._hasher.hash(password)
+        uid = secrets.token_hex(16)
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
+                raise UserError(f"a user named {name!r} already exists")
+            db.execute(
+                "INSERT INTO users (name, uid, role, site, password_hash, enabled, session_version, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 1, 0, ?)",
+                (name, uid, checked_role.value, site, password_hash, self._stamp()),
+            )
+            if recorder is not None:
+                self._record(recorder, db, AccessAction.USER_ADDED, name)
+        log.info("user_added", user=name, role=checked_role.value, site=site)
         return User(name=name, role=checked_role, site=site)
 
+    def _hash_new_password(self, password: str) -> str:
+        check_password(password)
+        return self._hasher.hash(password)
+
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user whose name and password these are, or None.
+        """The enabled user whose name and password these are, or None.
 
-        Takes about the same time whether or not the name exists. A hash made with older argon2
-        parameters is replaced by one with the current parameters on a successful login.
-
-        Args:
-            name: The login name, as typed.
-            password: The password, as typed.
-
-        Returns:
-            The user when the password is right; None for a wrong password or an unknown name.
+        Takes about the same time whether or not the name exists, is enabled or has a password
+        yet. A hash made with older argon2 parameters is replaced on a successful login.
         """
         dummy_hash = self._dummy_hash  # before the lookup: the first login costs the same, known name or not
         with self._connect() as connection:
             row = connection.execute(
-                "SELECT name, role, site, password_hash FROM users WHERE name = ?", (name,)
+                "SELECT name, role, site, password_hash, enabled FROM users WHERE name = ?", (name,)
             ).fetchone()
         # A password longer than add() accepts matches no one; compare something of the usual size
         # so a huge password costs no more than an ordinary one.
         too_long = len(password) > MAX_PASSWORD_CHARS
         candidate = "" if too_long else password
-        stored_hash = dummy_hash if row is None else row["password_hash"]
+        usable = row is not None and row["password_hash"] is not None and row["enabled"]
+        stored_hash = row["password_hash"] if usable else dummy_hash
         try:
             self._hasher.verify(stored_hash, candidate)
         except VerifyMismatchError:
             return None
         except (VerificationError, InvalidHashError):
-            # A damaged hash in the file: refuse the login and say so, without the password.
             log.error("stored password hash cannot be verified", user=name)
             return None
-        if row is None or too_long:
+        if not usable or too_long:
             return None
         if self._hasher.check_needs_rehash(stored_hash):
             self._rehash(row["name"], stored_hash, password)
@@ -224,39 +199,94 @@ class UserStore:
             )
         log.info("password hash upgraded to the current argon2 parameters", user=name)
 
-    def issue_token(self, name: str) -> str:
-        """A new API bearer token for a user; the user's earlier tokens stay valid.
+    def session_stamp(self, name: str) -> tuple[str, int] | None:
+        """What a new session cookie records of a user: their uid and session version."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT uid, session_version FROM users WHERE name=?", (name,)).fetchone()
+        return None if row is None else (str(row["uid"]), int(row["session_version"]))
 
-        Only the token's SHA-256 is stored: the token is shown once, to the caller.
+    def session_user(self, name: str, uid: str, version: int) -> User | None:
+        """The user of a session cookie, only while it is still theirs and current.
 
-        Raises:
-            UserError: no user has this name.
+        Returns:
+            None when the user was removed (or removed and added again: another uid), is
+            disabled, or ended their sessions since (logout, password, role, disable).
         """
-        token = secrets.token_urlsafe(32)
-        try:
-            with self._connect() as connection:
-                connection.execute(
-                    "INSERT INTO tokens (token_sha256, name, created_at) VALUES (?, ?, ?)",
-                    (_token_digest(token), name, _now()),
-                )
-        except sqlite3.IntegrityError:
-            # The foreign key refuses a token for a name that is not in users.
-            raise UserError(f"no user named {name[:80]!r}") from None
-        log.info("API token issued", user=name)
-        return token
-
-    def user_for_token(self, token: str) -> User | None:
-        """The user a bearer token belongs to, or None for a token that was never issued."""
         with self._connect() as connection:
             row = connection.execute(
-                "SELECT users.name, users.role, users.site FROM tokens JOIN users ON users.name = tokens.name "
-                "WHERE tokens.token_sha256 = ?",
-                (_token_digest(token),),
+                "SELECT name, role, site FROM users WHERE name=? AND uid=? AND session_version=? AND enabled=1",
+                (name, uid, version),
             ).fetchone()
         return None if row is None else _user(row)
 
+    def end_sessions(self, name: str) -> None:
+        """End every session of a user (logout): their cookies stop working everywhere at once."""
+        with self._connect() as connection:
+            connection.execute("UPDATE users SET session_version = session_version + 1 WHERE name=?", (name,))
+        log.info("sessions_ended", user=name)
+
+    def set_password(self, name: str, password: str, recorder: AccessRecorder) -> None:
+        """An operator sets a user's password (a reset); the user's sessions end.
+
+        Raises:
+            UserError: no such user, or a password the rule refuses.
+            AccessLogError: Kafka did not take the event (nothing changed).
+        """
+        password_hash = self._hash_new_password(password)
+        with self._transaction() as db:
+            self._row(db, name)
+            db.execute(
+                "UPDATE users SET password_hash=?, session_version=session_version+1 WHERE name=?",
+                (password_hash, name),
+            )
+            self._record(recorder, db, AccessAction.USER_PASSWORD_CHANGED, name)
+
+    def set_enabled(self, name: str, enabled: bool, recorder: AccessRecorder) -> None:
+        """Disable (sessions, tokens and login refused at once) or enable a user.
+
+        Raises:
+            UserError: no such user.
+            AccessLogError: Kafka did not take the event (nothing changed).
+        """
+        with self._transaction() as db:
+            self._row(db, name)
+            db.execute(
+                "UPDATE users SET enabled=?, session_version=session_version+1 WHERE name=?", (int(enabled), name)
+            )
+            action = AccessAction.USER_ENABLED if enabled else AccessAction.USER_DISABLED
+            self._record(recorder, db, action, name)
+
+    def set_role(self, name: str, role: Role | str, site: str | None, recorder: AccessRecorder) -> User:
+        """Give a user another role (and site); their sessions end.
+
+        Raises:
+            UserError: no such user, or a bad role or site.
+            AccessLogError: Kafka did not take the event (nothing changed).
+        """
+        checked = check_role_and_site(role, site)
+        with self._transaction() as db:
+            self._row(db, name)
+            db.execute(
+                "UPDATE users SET role=?, site=?, session_version=session_version+1 WHERE name=?",
+                (checked.value, site, name),
+            )
+            self._record(recorder, db, AccessAction.USER_ROLE_CHANGED, name)
+        return User(name, checked, site)
+
+    def remove(self, name: str, recorder: AccessRecorder) -> None:
+        """Remove a user with their tokens and links; the name may be added again as a new user.
+
+        Raises:
+            UserError: no such user.
+            AccessLogError: Kafka did not take the event (nothing removed).
+        """
+        with self._transaction() as db:
+            row = self._row(db, name)
+            db.execute("DELETE FROM users WHERE uid=?", (row["uid"],))
+            self._record(recorder, db, AccessAction.USER_REMOVED, name, row=row, enabled=False)
+
     def get(self, name: str) -> User | None:
-        """The user with this name, or None."""
+        """The user with this name, or None (disabled users included)."""
         with self._connect() as connection:
             row = connection.execute("SELECT name, role, site FROM users WHERE name = ?", (name,)).fetchone()
         return None if row is None else _user(row)
@@ -266,6 +296,14 @@ class UserStore:
         with self._connect() as connection:
             rows = connection.execute("SELECT name, role, site FROM users ORDER BY name").fetchall()
         return [_user(row) for row in rows]
+
+    def list_states(self) -> list[sqlite3.Row]:
+        """Every user with their state: name, role, site, enabled, password set, created."""
+        with self._connect() as connection:
+            return connection.execute(
+                "SELECT name, role, site, enabled, password_hash IS NOT NULL AS has_password, created_at"
+                " FROM users ORDER BY name"
+            ).fetchall()
 
     def count(self) -> int:
         """How many users there are."""

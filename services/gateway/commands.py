@@ -1,9 +1,12 @@
-"""``trialguard gateway serve`` and ``trialguard sources add|list``.
+"""``trialguard gateway serve`` and ``trialguard sources add|list|rotate-key|disable|enable|remove``.
 
 Wired into ``services/cli.py`` by one line in ``build_parser``: ``add_gateway_commands(commands)``.
 
-Exit status of ``sources``: 0 done; 2 a source that cannot be added as asked, or a store that
-cannot be opened. ``gateway serve`` runs until SIGTERM/SIGINT (0), 2 when it cannot listen.
+Every change to a source is published to the study's access log (operator = the OS user) before it
+is kept; when Kafka does not take it, nothing changes. Exit status of ``sources``: 0 done; 1 no
+such source; 2 a source that cannot be changed as asked, or a store that cannot be opened; 3 the
+access log (Kafka) did not take the change. ``gateway serve`` runs until SIGTERM/SIGINT (0), 2 when
+it cannot listen.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import asyncio
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
 
+from services.access_log import AccessLogError, AccessRecorder, cli_recorder
 from services.gateway.settings import GatewaySettings, add_data_dir_arg, add_serve_args
 from services.gateway.sources import SourceError, SourceStore
 from services.options import add_kafka_args, check_names, settings_from_args
@@ -82,34 +87,90 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """``trialguard sources add NAME --site SITE [--hl7-application APP --hl7-facility FAC]``:
-    prints the new API key, once."""
+def _store(args: argparse.Namespace) -> SourceStore:
+    return SourceStore(GatewaySettings(data_dir=args.data_dir).sources_path)
+
+
+def _source_change(
+    args: argparse.Namespace,
+    change: Callable[[SourceStore, AccessRecorder], str],
+    stdout: TextIO | None,
+    stderr: TextIO | None,
+    recorder: AccessRecorder | None,
+) -> int:
+    """Run one change with the access-log recorder; print its result on stdout, map errors to statuses."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
-        store = SourceStore(GatewaySettings(data_dir=args.data_dir).sources_path)
-        source, key = store.add(args.name, args.site, args.hl7_application, args.hl7_facility)
+        printed = change(_store(args), recorder or cli_recorder(settings_from_args(args)))
     except SourceError as e:
-        print(f"trialguard sources add: {e}", file=stderr)
-        return 2
+        print(f"trialguard sources {args.action}: {e}", file=stderr)
+        return 1 if str(e).startswith("no source") else 2
+    except AccessLogError as e:
+        print(f"trialguard sources {args.action}: {e}", file=stderr)
+        return 3
     except (OSError, sqlite3.Error) as e:
-        print(f"trialguard sources add: cannot open the sources store: {type(e).__name__}", file=stderr)
+        print(f"trialguard sources {args.action}: cannot open the sources store: {type(e).__name__}", file=stderr)
         return 2
-    print(f"source {source.name} added for site {source.site}; its API key (shown once, keep it safe):", file=stderr)
-    print(key, file=stdout)
+    if printed:
+        print(printed, file=stdout)
     return 0
 
 
+def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
+                recorder: AccessRecorder | None = None) -> int:  # fmt: skip
+    """``trialguard sources add NAME --site SITE [--hl7-application APP --hl7-facility FAC]``:
+    prints the new API key, once."""
+    err = stderr or sys.stderr
+
+    def add(store: SourceStore, changes: AccessRecorder) -> str:
+        source, key = store.add(args.name, args.site, args.hl7_application, args.hl7_facility, changes)
+        print(f"source {source.name} added for site {source.site}; its API key (shown once, keep it safe):", file=err)
+        return key
+
+    return _source_change(args, add, stdout, stderr, recorder)
+
+
+def sources_rotate_key(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
+                       recorder: AccessRecorder | None = None) -> int:  # fmt: skip
+    """``trialguard sources rotate-key NAME``: prints the new key once; the old one stops working at once."""
+    err = stderr or sys.stderr
+
+    def rotate(store: SourceStore, changes: AccessRecorder) -> str:
+        key = store.rotate_key(args.name, changes)
+        print(f"source {args.name}: new API key (shown once; the old key no longer works):", file=err)
+        return key
+
+    return _source_change(args, rotate, stdout, stderr, recorder)
+
+
+def sources_state(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
+                  recorder: AccessRecorder | None = None) -> int:  # fmt: skip
+    """``trialguard sources disable|enable|remove NAME``: takes effect on the gateway's next request."""
+
+    def apply(store: SourceStore, changes: AccessRecorder) -> str:
+        if args.action == "remove":
+            store.remove(args.name, changes)
+        else:
+            store.set_enabled(args.name, args.action == "enable", changes)
+        return f"source {args.name}: {args.action}d"
+
+    return _source_change(args, apply, stdout, stderr, recorder)
+
+
 def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """``trialguard sources list``: name, site, HL7 sending application and facility, added (no keys)."""
+    """``trialguard sources list``: name, site, HL7 sending application and facility, added, state (no keys)."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
-        sources = SourceStore(GatewaySettings(data_dir=args.data_dir).sources_path).list_sources()
+        sources = _store(args).list_sources()
     except (OSError, sqlite3.Error) as e:
         print(f"trialguard sources list: cannot open the sources store: {type(e).__name__}", file=stderr)
         return 2
     for s in sources:
-        print(f"{s.name}\t{s.site}\t{s.hl7_application or '-'}\t{s.hl7_facility or '-'}\t{s.created_at}", file=stdout)
+        state = "enabled" if s.enabled else "disabled"
+        print(
+            f"{s.name}\t{s.site}\t{s.hl7_application or '-'}\t{s.hl7_facility or '-'}\t{s.created_at}\t{state}",
+            file=stdout,
+        )
     return 0
 
 
@@ -138,7 +199,24 @@ def add_gateway_commands(commands: Any) -> None:
     add.add_argument("--hl7-application", metavar="APP", help="MSH-3 of its HL7 v2 messages")
     add.add_argument("--hl7-facility", metavar="FAC", help="MSH-4 of its HL7 v2 messages")
     add_data_dir_arg(add)
+    add_kafka_args(add)
     add.set_defaults(run=sources_add, sync=True)
-    listing = sources.add_parser("list", help="list the registered sources (never their keys)")
+    for action, what, run in (
+        (
+            "rotate-key",
+            "give a source a new API key (printed once); the old key stops working at once",
+            sources_rotate_key,
+        ),
+        ("disable", "refuse a source's key and HL7 messages at once (401)", sources_state),
+        ("enable", "accept a disabled source again", sources_state),
+        ("remove", "remove a source and its key; the name may be registered again", sources_state),
+    ):
+        parser = sources.add_parser(action, help=what, description=f"{what[0].upper()}{what[1:]}. Exit status: 0 "
+                                    "done, 1 no such source, 3 the access log (Kafka) did not take it.")  # fmt: skip
+        parser.add_argument("name")
+        add_data_dir_arg(parser)
+        add_kafka_args(parser)
+        parser.set_defaults(run=run, sync=True)
+    listing = sources.add_parser("list", help="list the registered sources and their state (never their keys)")
     add_data_dir_arg(listing)
     listing.set_defaults(run=sources_list, sync=True)

@@ -1,8 +1,10 @@
 """Registered sources (lab systems): name, site, HL7 sending application, and API key digests.
 
 One SQLite file in the gateway's data directory, readable by its owner alone (mode 0600). It holds
-the SHA-256 of each API key, never a key: a key is shown once, when the source is added. Nothing
-here logs a key.
+the SHA-256 of each API key, never a key: a key is shown once, when the source is added or its key
+rotated. Nothing here logs a key. A source may be disabled, enabled, removed, or given a new key;
+each takes effect on the next request (every request looks its key up), and each is published to
+the access log before it is kept (``services/access_log.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Final
 
 import structlog
 
+from contracts import AccessAction
+from services.access_log import AccessRecorder
+
 log = structlog.get_logger("trialguard.gateway.sources")
 
 IDENTIFIER: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
@@ -38,6 +43,7 @@ CREATE TABLE IF NOT EXISTS sources (
     hl7_facility TEXT,
     key_sha256 TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
     UNIQUE (hl7_application, hl7_facility)
 );
 """
@@ -57,6 +63,7 @@ class Source:
         hl7_application: MSH-3 of its HL7 v2 messages, when it sends any.
         hl7_facility: MSH-4 of its HL7 v2 messages, when it sends any.
         created_at: when it was added (ISO 8601, UTC).
+        enabled: whether its key (and HL7 identity) is accepted.
     """
 
     name: str
@@ -64,6 +71,7 @@ class Source:
     hl7_application: str | None = None
     hl7_facility: str | None = None
     created_at: str = ""
+    enabled: bool = True
 
 
 def _key_digest(key: str) -> str:
@@ -74,7 +82,9 @@ def _key_digest(key: str) -> str:
 
 
 def _source(row: sqlite3.Row) -> Source:
-    return Source(row["name"], row["site"], row["hl7_application"], row["hl7_facility"], row["created_at"])
+    return Source(
+        row["name"], row["site"], row["hl7_application"], row["hl7_facility"], row["created_at"], bool(row["enabled"])
+    )
 
 
 class SourceStore:
@@ -93,6 +103,9 @@ class SourceStore:
             os.chmod(self.path, 0o600)
         with self._connect() as connection:
             connection.executescript(_SCHEMA)
+            columns = {row["name"] for row in connection.execute("PRAGMA table_info(sources)")}
+            if "enabled" not in columns:  # a file from before sources could be disabled
+                connection.execute("ALTER TABLE sources ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -105,8 +118,20 @@ class SourceStore:
         finally:
             connection.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, committed only when the block (and its access-log event) succeeded."""
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            yield connection
+
     def add(
-        self, name: str, site: str, hl7_application: str | None = None, hl7_facility: str | None = None
+        self,
+        name: str,
+        site: str,
+        hl7_application: str | None = None,
+        hl7_facility: str | None = None,
+        recorder: AccessRecorder | None = None,
     ) -> tuple[Source, str]:
         """Register a source and make its API key.
 
@@ -136,12 +161,14 @@ class SourceStore:
         key = secrets.token_urlsafe(32)
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
-            with self._connect() as connection:
+            with self._transaction() as connection:
                 connection.execute(
                     "INSERT INTO sources (name, site, hl7_application, hl7_facility, key_sha256, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (name, site, hl7_application, hl7_facility, _key_digest(key), created),
                 )
+                if recorder is not None:
+                    recorder.record(AccessAction.SOURCE_ADDED, "source", name, site=site, enabled=True)
         except sqlite3.IntegrityError:
             if self.get(name) is not None:
                 raise SourceError(f"a source named {name!r} already exists") from None
@@ -151,10 +178,55 @@ class SourceStore:
         log.info("source_added", source=name, site=site)
         return Source(name, site, hl7_application, hl7_facility, created), key
 
+    def _changed(self, name: str, recorder: AccessRecorder, action: AccessAction, sql: str, *values: object) -> None:
+        with self._transaction() as db:
+            row = db.execute("SELECT * FROM sources WHERE name=?", (name,)).fetchone()
+            if row is None:
+                raise SourceError(f"no source named {name[:80]!r}")
+            db.execute(sql, (*values, name))
+            enabled = action is not AccessAction.SOURCE_REMOVED and bool(
+                db.execute("SELECT enabled FROM sources WHERE name=?", (name,)).fetchone()["enabled"]
+            )
+            recorder.record(action, "source", name, site=row["site"], enabled=enabled)
+        log.info("source_changed", source=name, action=action.value)
+
+    def rotate_key(self, name: str, recorder: AccessRecorder) -> str:
+        """A new API key for a source; the old one stops working at once. Returns the new key (shown once).
+
+        Raises:
+            SourceError: no such source.
+            AccessLogError: Kafka did not take the event (the old key still works).
+        """
+        key = secrets.token_urlsafe(32)
+        sql = "UPDATE sources SET key_sha256=? WHERE name=?"
+        self._changed(name, recorder, AccessAction.SOURCE_KEY_ROTATED, sql, _key_digest(key))
+        return key
+
+    def set_enabled(self, name: str, enabled: bool, recorder: AccessRecorder) -> None:
+        """Disable (its key and HL7 identity refused at once) or enable a source.
+
+        Raises:
+            SourceError: no such source.
+            AccessLogError: Kafka did not take the event (nothing changed).
+        """
+        action = AccessAction.SOURCE_ENABLED if enabled else AccessAction.SOURCE_DISABLED
+        self._changed(name, recorder, action, "UPDATE sources SET enabled=? WHERE name=?", int(enabled))
+
+    def remove(self, name: str, recorder: AccessRecorder) -> None:
+        """Remove a source and its key; the name may be registered again, with a new key.
+
+        Raises:
+            SourceError: no such source.
+            AccessLogError: Kafka did not take the event (nothing removed).
+        """
+        self._changed(name, recorder, AccessAction.SOURCE_REMOVED, "DELETE FROM sources WHERE name=?")
+
     def by_key(self, key: str) -> Source | None:
-        """The source an API key belongs to, or None for a key never issued."""
+        """The enabled source an API key belongs to, or None (never issued, rotated away, disabled, removed)."""
         with self._connect() as connection:
-            row = connection.execute("SELECT * FROM sources WHERE key_sha256 = ?", (_key_digest(key),)).fetchone()
+            row = connection.execute(
+                "SELECT * FROM sources WHERE key_sha256 = ? AND enabled = 1", (_key_digest(key),)
+            ).fetchone()
         return None if row is None else _source(row)
 
     def by_sending_application(self, application: str, facility: str) -> Source | None:
@@ -162,7 +234,8 @@ class SourceStore:
         compared exactly, or None."""
         with self._connect() as connection:
             row = connection.execute(
-                "SELECT * FROM sources WHERE hl7_application = ? AND hl7_facility = ?", (application, facility)
+                "SELECT * FROM sources WHERE hl7_application = ? AND hl7_facility = ? AND enabled = 1",
+                (application, facility),
             ).fetchone()
         return None if row is None else _source(row)
 

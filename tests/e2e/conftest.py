@@ -117,8 +117,14 @@ class Stack:
         return expected
 
 
-def _users(data_dir: Path) -> dict[str, str]:
-    """Add one user per role (named after it; the site user belongs to GZ-02); their API tokens."""
+def _users(settings: KafkaSettings, data_dir: Path) -> dict[str, str]:
+    """Add one user per role (named after it; the site user belongs to GZ-02); their API tokens.
+
+    Each is added as an operator does (a set-password link, the change on the access log), then
+    given the test password by ``users passwd`` from standard input.
+    """
+    broker = ["--bootstrap-servers", settings.bootstrap_servers, "--namespace", settings.namespace]
+    cli = [sys.executable, "-m", "services.cli", "users"]
     tokens = {}
     for name, role, site in (
         ("monitor", "monitor", None),
@@ -127,30 +133,12 @@ def _users(data_dir: Path) -> dict[str, str]:
         ("auditor", "auditor", None),
         ("admin", "admin", None),
     ):
-        command = [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "users",
-            "add",
-            name,
-            "--role",
-            role,
-            "--data-dir",
-            str(data_dir),
-        ]
-        subprocess.run(
-            command + (["--site", site] if site else []),
-            input=f"{PASSWORD}\n".encode(),
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-        )
+        add = [*cli, "add", name, "--role", role, "--data-dir", str(data_dir), *broker]
+        subprocess.run(add + (["--site", site] if site else []), check=True, cwd=ROOT, capture_output=True)
+        passwd = [*cli, "passwd", name, "--data-dir", str(data_dir), *broker]
+        subprocess.run(passwd, input=f"{PASSWORD}\n".encode(), check=True, cwd=ROOT, capture_output=True)
         token = subprocess.run(
-            [sys.executable, "-m", "services.cli", "users", "token", name, "--data-dir", str(data_dir)],
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
+            [*cli, "token", name, "--data-dir", str(data_dir), *broker], check=True, cwd=ROOT, capture_output=True
         )
         tokens[name] = token.stdout.decode().strip().splitlines()[-1]
     return tokens
@@ -181,7 +169,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     rules = ServiceProcess(settings, folder / "rules.log").start()
     dashboard = DashboardProcess(settings, folder / "dashboard", folder / "dashboard.log")
-    tokens = _users(dashboard.data_dir)
+    tokens = _users(settings, dashboard.data_dir)
     built = Stack(settings, rules, dashboard, tokens)
     try:
         built.publish(events.read_bytes().splitlines())

@@ -59,3 +59,25 @@ def test_without_a_review_topic_the_status_column_is_left_out() -> None:
     html = render(_inputs(review_status=None))
     assert "Review status</th>" not in html
     assert "review statuses are not shown" in html
+
+
+def test_the_access_log_is_shown_with_operator_action_and_subject() -> None:
+    from contracts import AccessAction
+    from tests.unit.test_access_read_model import _change
+
+    changes = (
+        _change(AccessAction.USER_ADDED, 0, subject="dana"),
+        _change(AccessAction.TOKEN_REVOKED, 5, subject="dana", token_id="0123456789ab"),
+        _change(AccessAction.SOURCE_KEY_ROTATED, 9, subject="lis.gz01"),
+    )
+    html = render(_inputs(access_changes=changes))
+    section = html.split("Access: who changed which user, token or source")[1]
+    rows = re.findall(
+        r"<tr><td>2026-03-01T09:0\d:00\+00:00</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>", section
+    )
+    assert rows == [
+        ("ops (cli)", "user-added", "user dana"),
+        ("ops (cli)", "token-revoked", "user dana"),
+        ("ops (cli)", "source-key-rotated", "source lis.gz01"),
+    ]
+    assert "account and credential changes are not shown" in render(_inputs())

@@ -55,6 +55,8 @@ def app(tmp_path: Path) -> Any:
         app.state.live.applied(store.apply([record]))
 
     app.state.store, app.state.publish, app.state.consumer = store, publish, FakeConsumer()
+    app.state.access_events = []
+    app.state.publish_access = app.state.access_events.append  # Kafka took it
     app.state.settings = DashboardSettings(settings.kafka, tmp_path, "127.0.0.1", 0, review_wait_seconds=2)
     return app
 
@@ -286,8 +288,15 @@ def test_a_bad_query_parameter_is_a_422_that_names_it(app: Any, query: str, fiel
 def test_an_admin_adds_users_and_others_may_not(app: Any) -> None:
     admin = _client(app, "admin")
     csrf = _csrf(admin.get("/admin/users").text)
-    added = admin.post("/admin/users", data={"csrf": csrf, "name": "nina", "role": "monitor", "password": PASSWORD})
-    assert added.status_code == 303
+    added = admin.post("/admin/users", data={"csrf": csrf, "name": "nina", "role": "monitor"})
+    assert added.status_code == 200
+    # No password chosen by the admin: a one-time link for nina to choose hers, shown once.
+    link = re.search(r'data-testid="set-password-link">[^<]*/set-password\?token=([^<]+)<', added.text)
+    assert link is not None
     assert app.state.users.get("nina") is not None
+    assert app.state.users.authenticate("nina", PASSWORD) is None
+    (event,) = app.state.access_events
+    assert (event.action, event.operator, event.via, event.subject) == ("user-added", "admin", "dashboard", "nina")
+    assert link.group(1) not in event.model_dump_json()
     monitor = _client(app, "monitor")
     assert monitor.get("/admin/users").status_code == 403

@@ -42,8 +42,10 @@ def test_asyncapi_document_describes_every_topic_with_its_contract() -> None:
         "trialguard.NCT06904729.participant-state",
         "trialguard.NCT06904729.dead-letter",
         "trialguard.NCT06904729.finding-reviews",
+        "trialguard.NCT06904729.access-log",
     }
     text = json.dumps(document)
     for model in ("ParticipantRegistered", "CarTInfused", "ClockTicked", "DeviationRaised", "SafetyAlertRaised",
-                  "FindingReviewed", "FindingSuperseded", "LabResultCorrected", "LabResultRetracted"):  # fmt: skip
+                  "FindingReviewed", "FindingSuperseded", "AccessChanged", "LabResultCorrected",
+                  "LabResultRetracted"):  # fmt: skip
         assert model in text

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from contracts import AccessChanged
+from services import access_log as access_log_module
+from services.dashboard import credentials as credentials_module
 from services.dashboard import users as users_module
 from services.dashboard.roles import (
     Action,
@@ -27,7 +30,8 @@ from services.dashboard.roles import (
 )
 from services.dashboard.throttle import LoginThrottle
 from services.dashboard.users import UserError, UserStore
-from services.dashboard.users_cli import add_users_commands, users_add, users_list, users_token
+from services.dashboard.users_cli import add_users_commands, users_add, users_list, users_passwd, users_token
+from tests.access import recording
 
 PASSWORD = "correct horse battery"
 
@@ -53,6 +57,8 @@ def logged(monkeypatch: pytest.MonkeyPatch) -> RecordingLog:
     # a stream pytest has since closed.
     recording = RecordingLog()
     monkeypatch.setattr(users_module, "log", recording)
+    monkeypatch.setattr(credentials_module, "log", recording)
+    monkeypatch.setattr(access_log_module, "log", recording)
     return recording
 
 
@@ -400,55 +406,86 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("cheap_hashing")
-def test_cli_add_token_list(tmp_path: Path) -> None:
+def test_cli_add_prints_a_set_password_link_and_no_password(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
+    events: list[AccessChanged] = []
     args = parse("users", "add", "sid", "--role", "site", "--site", "SITE-01", "--data-dir", str(tmp_path))
     assert args.sync is True
-    assert args.run(args, stdin=io.StringIO(PASSWORD + "\nignored\n"), stdout=out, stderr=err) == 0
-    assert out.getvalue() == "added sid (site, site SITE-01)\n"
-    assert PASSWORD not in out.getvalue() + err.getvalue()
+    assert args.run(args, stdout=out, stderr=err, recorder=recording(events)) == 0
+    link = out.getvalue().strip()
+    assert link.startswith("http://127.0.0.1:8080/set-password?token=")
+    assert "added sid (site, site SITE-01)" in err.getvalue()
     store = UserStore(tmp_path / "users.sqlite3", hasher=CHEAP)
-    assert store.authenticate("sid", PASSWORD) == User("sid", Role.SITE, "SITE-01")
+    token = link.rsplit("=", 1)[1]
+    assert store.user_for_link(token) == User("sid", Role.SITE, "SITE-01")
+    assert store.authenticate("sid", "") is None  # no password until sid chooses one
+    (event,) = events
+    assert (event.action, event.operator, event.subject, event.role, event.site) == (
+        "user-added",
+        "ops",
+        "sid",
+        "site",
+        "SITE-01",
+    )
+    assert token not in event.model_dump_json()
 
     out = io.StringIO()
     args = parse("users", "token", "sid", "--data-dir", str(tmp_path))
-    assert users_token(args, stdout=out, stderr=err) == 0
+    assert users_token(args, stdout=out, stderr=err, recorder=recording(events)) == 0
     assert store.user_for_token(out.getvalue().strip()) == User("sid", Role.SITE, "SITE-01")
 
     out = io.StringIO()
     assert users_list(parse("users", "list", "--data-dir", str(tmp_path)), stdout=out, stderr=err) == 0
-    assert out.getvalue().split() == ["sid", "site", "SITE-01"]
-    assert err.getvalue() == ""
+    assert out.getvalue().split() == ["sid", "site", "SITE-01", "password-not-set"]
 
 
 @pytest.mark.usefixtures("cheap_hashing")
 @pytest.mark.parametrize(
-    ("argv", "stdin", "message"),
+    ("argv", "message"),
     [
-        (["mona", "--role", "monitor"], "", "no password"),
-        (["mona", "--role", "monitor"], "\nsecond line is not read\n", "no password"),
-        (["mona", "--role", "monitor"], "too short\n", "shorter than 12"),
-        (["sid", "--role", "site"], PASSWORD, "a site user needs a site"),
-        (["bad name", "--role", "monitor"], PASSWORD, "user name 'bad name'"),
+        (["sid", "--role", "site"], "a site user needs a site"),
+        (["bad name", "--role", "monitor"], "user name 'bad name'"),
     ],
-    ids=["empty-stdin", "empty-first-line", "short-password", "site-without-site", "bad-name"],
+    ids=["site-without-site", "bad-name"],
 )
-def test_cli_add_errors(tmp_path: Path, argv: list[str], stdin: str, message: str) -> None:
+def test_cli_add_errors(tmp_path: Path, argv: list[str], message: str) -> None:
     out, err = io.StringIO(), io.StringIO()
+    events: list[AccessChanged] = []
     args = parse("users", "add", *argv, "--data-dir", str(tmp_path))
-    assert users_add(args, stdin=io.StringIO(stdin), stdout=out, stderr=err) == 2
+    assert users_add(args, stdout=out, stderr=err, recorder=recording(events)) == 2
     assert err.getvalue().startswith("trialguard users add: ")
     assert message in err.getvalue()
     assert out.getvalue() == ""
+    assert events == []
 
 
 @pytest.mark.usefixtures("cheap_hashing")
-def test_cli_add_duplicate_and_crlf(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [("", "no password"), ("\nsecond line is not read\n", "no password"), ("too short\n", "shorter than 12")],
+    ids=["empty-stdin", "empty-first-line", "short-password"],
+)
+def test_cli_passwd_errors(tmp_path: Path, stdin: str, message: str) -> None:
+    UserStore(tmp_path / "users.sqlite3", hasher=CHEAP).add("mona", Role.MONITOR)
+    err = io.StringIO()
+    events: list[AccessChanged] = []
+    args = parse("users", "passwd", "mona", "--data-dir", str(tmp_path))
+    assert (
+        users_passwd(args, stdin=io.StringIO(stdin), stdout=io.StringIO(), stderr=err, recorder=recording(events)) == 2
+    )
+    assert message in err.getvalue()
+    assert events == []
+
+
+@pytest.mark.usefixtures("cheap_hashing")
+def test_cli_add_duplicate_and_passwd_crlf(tmp_path: Path) -> None:
     args = parse("users", "add", "mona", "--role", "monitor", "--data-dir", str(tmp_path))
-    assert users_add(args, stdin=io.StringIO(PASSWORD + "\r\n"), stdout=io.StringIO()) == 0
+    assert users_add(args, stdout=io.StringIO(), stderr=io.StringIO(), recorder=recording([])) == 0
+    passwd = parse("users", "passwd", "mona", "--data-dir", str(tmp_path))
+    assert users_passwd(passwd, stdin=io.StringIO(PASSWORD + "\r\n"), stdout=io.StringIO(), recorder=recording([])) == 0
     assert UserStore(tmp_path / "users.sqlite3", hasher=CHEAP).authenticate("mona", PASSWORD) is not None
     err = io.StringIO()
-    assert users_add(args, stdin=io.StringIO(PASSWORD), stdout=io.StringIO(), stderr=err) == 2
+    assert users_add(args, stdout=io.StringIO(), stderr=err, recorder=recording([])) == 2
     assert err.getvalue() == "trialguard users add: a user named 'mona' already exists\n"
 
 
@@ -458,8 +495,9 @@ def test_cli_token_for_an_unknown_user(tmp_path: Path, with_store: bool) -> None
     if with_store:
         UserStore(tmp_path / "users.sqlite3", hasher=CHEAP)
     out, err = io.StringIO(), io.StringIO()
-    assert users_token(parse("users", "token", "ghost", "--data-dir", str(tmp_path)), stdout=out, stderr=err) == 1
-    assert err.getvalue().startswith("trialguard users token: no user named 'ghost'")
+    args = parse("users", "token", "ghost", "--data-dir", str(tmp_path))
+    assert users_token(args, stdout=out, stderr=err, recorder=recording([])) == 1
+    assert err.getvalue().startswith("trialguard users token: ")
     assert out.getvalue() == ""
 
 
