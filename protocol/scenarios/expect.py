@@ -97,13 +97,20 @@ def parse_expectation(text: str, line: int, table: Sequence[Sequence[str]] | Non
     return None
 
 
+_PAIR = re.compile(r"\s*(?P<name>\w+)\s*=\s*(?P<value>.+?)\s*(?:,(?=\s*\w+\s*=)|$)")
+
+
 def _evidence_pairs(text: str, line: int) -> dict[str, Any]:
+    """``name = value, name = value`` (a value may hold commas: ``["alt", "ast"]``)."""
     pairs: dict[str, Any] = {}
-    for part in text.removeprefix("evidence").split(","):
-        name, equals, value = part.partition("=")
-        if not equals or not name.strip():
-            raise ValueError(f"evidence is written name = value, not {part.strip()!r}")
-        pairs[name.strip()] = _value(value)
+    text = text.removeprefix("evidence").strip()
+    position = 0
+    while position < len(text):
+        match = _PAIR.match(text, position)
+        if match is None or match.end() == position:
+            raise ValueError(f"evidence is written name = value, not {text[position:].strip()!r}")
+        pairs[match["name"]] = _value(match["value"])
+        position = match.end()
     return pairs
 
 

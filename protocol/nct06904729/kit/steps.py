@@ -311,7 +311,7 @@ WHEN = rf"on (?:study )?day {DAY}(?P<after> after infusion)?{TIME}"
 
 
 @VOCABULARY.step(
-    rf"a(?P<serious> serious)? adverse event of CTCAE grade (?P<ctcae>\d)"
+    rf"(?:a(?P<serious> serious)|an) adverse event of CTCAE grade (?P<ctcae>\d)"
     rf"(?: with CRS grade (?P<crs>\d))?(?:(?: and| with) ICANS grade (?P<icans>\d))? {WHEN}"
 )
 def adverse_event(
