@@ -40,7 +40,9 @@ def gaps(protocol: Protocol, scenarios: Sequence[Scenario], criteria: Sequence[C
     references = {c.reference for c in criteria}
     for criterion in criteria:
         if unknown := [r for r in criterion.rules if r not in rule_ids]:
-            found.append(f"{name}: {criterion.reference} is said to be encoded by {', '.join(unknown)}, not rules of it")
+            found.append(
+                f"{name}: {criterion.reference} is said to be encoded by {', '.join(unknown)}, not rules of it"
+            )
     for rule in protocol.rules:
         match = _CRITERION.match(rule.reference)
         if match and not any(r == match[0] or r.startswith(f"{match[0]}.") for r in references):

@@ -54,7 +54,8 @@ def parse_feature(text: str, path: str, vocabulary: Vocabulary) -> list[Scenario
     if feature is None:
         raise ScenarioError(path, 1, "no Feature: in this file")
     reader = _Reader(path, feature["name"], vocabulary)
-    reader.children(feature["children"], _tags(feature), [])
+    children: list[dict[str, Any]] = [dict(child) for child in feature["children"]]
+    reader.children(children, _tags(feature), [])
     if not reader.scenarios:
         raise ScenarioError(path, feature["location"]["line"], "this feature has no scenario")
     return reader.scenarios
@@ -128,7 +129,9 @@ class _Reader:
             raise ScenarioError(self.path, line, f"scenario {name!r} has no Given base journey")
         if not expectations:
             raise ScenarioError(self.path, line, f"scenario {name!r} expects nothing: add a Then step")
-        return Scenario(self.path, self.feature, name, line, frozenset(tags), journey, tuple(bound), tuple(expectations))
+        return Scenario(
+            self.path, self.feature, name, line, frozenset(tags), journey, tuple(bound), tuple(expectations)
+        )
 
     def expectation(self, text: str, line: int, table: list[list[str]] | None) -> Expectation:
         try:

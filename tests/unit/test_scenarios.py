@@ -24,6 +24,8 @@ RUNS = [
 @pytest.mark.parametrize(("protocol", "scenario"), RUNS)
 def test_scenario(protocol, scenario) -> None:  # type: ignore[no-untyped-def]
     outcome = run(scenario, protocol, kit_of(protocol).vocabulary)
-    report = [f"{scenario.path}:{f.line}: {f.step}\n  expected: {f.expected}\n  got:      {f.got}" for f in outcome.failures]
+    report = [
+        f"{scenario.path}:{f.line}: {f.step}\n  expected: {f.expected}\n  got:      {f.got}" for f in outcome.failures
+    ]
     report += [f"  event: {describe(e)}" for e in outcome.mattered]
     assert outcome.passed, "\n".join(report)

@@ -75,9 +75,7 @@ CRITERIA = (
     ),
     Criterion("Inclusion 9.5", "Heart function: hemodynamic stability", not_encoded=NO_DATA),
     Criterion("Inclusion 10", "Anti-nuclear antibody (ANA) ≥1:80", ("ELIG-IN10",)),
-    Criterion(
-        "Inclusion 11", "Eastern Cancer Cooperation Group (ECOG) physical status score 0 to 2", ("ELIG-IN11",)
-    ),
+    Criterion("Inclusion 11", "Eastern Cancer Cooperation Group (ECOG) physical status score 0 to 2", ("ELIG-IN11",)),
     Criterion("Exclusion 1", "Received kidney transplant previously", ("ELIG-EX01",)),
     Criterion("Exclusion 2", "Serious drug allergy history or allergy", ("ELIG-EX02",)),
     Criterion(

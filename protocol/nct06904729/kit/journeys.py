@@ -169,7 +169,9 @@ class ParticipantJourney:
             -7)  # fmt: skip
         for i, signer in enumerate(self.signers):
             add("ConsentSigned", {"signer": signer, "consent_version": "1.0"}, self.consent_day, f"10:3{i}:00")
-        add("KidneyBiopsyReported", {"isn_rps_class": self.biopsy[0], "active_lesions": self.biopsy[1]}, self.biopsy_day)
+        add(
+            "KidneyBiopsyReported", {"isn_rps_class": self.biopsy[0], "active_lesions": self.biopsy[1]}, self.biopsy_day
+        )
         if self.gcsf is not None:
             start, end = self.gcsf
             add("ConcomitantMedicationRecorded",
@@ -194,10 +196,10 @@ class ParticipantJourney:
         merged: dict[str, tuple[str, Lab] | None] = dict(LABS)
         for name, given in self.labs.items():
             if given is None or (isinstance(given[0], str) and len(given) == 2):
-                merged[name] = given  # type: ignore[assignment]  # None, or a (LOINC, lab) pair
+                merged[name] = given  # None, or a (LOINC, lab) pair
             else:
                 loinc = LABS[name][0] if name in LABS else OTHER_LOINC[name]
-                merged[name] = (loinc, given)  # type: ignore[assignment]  # a (value, unit, ULN) triple
+                merged[name] = (loinc, given)  # a (value, unit, ULN) triple
         return merged
 
     def _assessments(self, add: Any) -> None:

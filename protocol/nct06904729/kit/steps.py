@@ -108,9 +108,7 @@ def height(journey: Journey, height: str) -> None:
 @VOCABULARY.step(r"consent signed by (?P<who>the participant only|the participant and the guardian|nobody)")
 def signers(journey: Journey, who: str) -> None:
     """Who signed the informed consent."""
-    _j(journey).signers = {"nobody": (), "the participant only": ("participant",)}.get(
-        who, ("participant", "guardian")
-    )
+    _j(journey).signers = {"nobody": (), "the participant only": ("participant",)}.get(who, ("participant", "guardian"))
 
 
 @VOCABULARY.step(rf"consent signed on study day {DAY}")
@@ -227,7 +225,7 @@ def immunosuppressants(journey: Journey, table: list[list[str]] | None = None) -
     j.history = {**(j.history or {}), "immunosuppressants": treatments}
 
 
-@VOCABULARY.step(rf"G-CSF from study day (?P<start>-?\d+)(?: to (?P<end>-?\d+)|, (?P<ongoing>ongoing))")
+@VOCABULARY.step(r"G-CSF from study day (?P<start>-?\d+)(?: to (?P<end>-?\d+)|, (?P<ongoing>ongoing))")
 def gcsf(journey: Journey, start: str, end: str | None, ongoing: str | None) -> None:
     """G-CSF (filgrastim) given from one study day to another, or ongoing."""
     _j(journey).gcsf = (int(start), None if ongoing else int(end or 0))
@@ -289,7 +287,9 @@ def visit(journey: Journey, code: str, day: str) -> None:
     _j(journey).visits[code] = int(day)
 
 
-@VOCABULARY.step(r"visit (?P<codes>(?:D7|D14|D28|M3|M6|M12|M18|M24)(?:(?:, | and )(?:D7|D14|D28|M3|M6|M12|M18|M24))*) missed")
+@VOCABULARY.step(
+    r"visit (?P<codes>(?:D7|D14|D28|M3|M6|M12|M18|M24)(?:(?:, | and )(?:D7|D14|D28|M3|M6|M12|M18|M24))*) missed"
+)
 def missed(journey: Journey, codes: str) -> None:
     """Follow-up visits never done: ``visit D14 missed``, ``visit D7 and D14 missed``."""
     for code in re.split(r", | and ", codes):
@@ -366,10 +366,9 @@ def second_infusion(journey: Journey, day: str, after: str | None, time: str | N
 
 
 @VOCABULARY.step(rf"(?P<step>leukapheresis|a follow-up visit (?P<code>\w+)) performed {WHEN}")
-def procedure(
-    journey: Journey, step: str, code: str | None, day: str, after: str | None, time: str | None
-) -> None:
-    """An extra procedure: ``leukapheresis performed on study day 12``, ``a follow-up visit D7 performed on day 7 after infusion``."""
+def procedure(journey: Journey, step: str, code: str | None, day: str, after: str | None, time: str | None) -> None:
+    """An extra procedure: ``leukapheresis performed on study day 12``,
+    ``a follow-up visit D7 performed on day 7 after infusion``."""
     if code is None:
         _extra(journey, "LeukapheresisPerformed", None, day, time, after)
     else:
