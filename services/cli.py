@@ -210,7 +210,7 @@ def _simulate(args: argparse.Namespace) -> int:
     )
 
 
-OFFLINE_COMMANDS = ("replay",)
+OFFLINE_COMMANDS = ("replay", "protocol")
 """Commands that need neither a broker nor the web stack: ``main`` builds only their parser."""
 
 
@@ -223,6 +223,10 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_replay(commands)
+    from services.protocol_kit.cli import add_protocol_commands
+
+    protocol_help = "author a protocol: test its scenarios, check coverage, write its spec, diff versions"
+    add_protocol_commands(commands.add_parser("protocol", help=protocol_help))
     if offline_only:
         return parser
 

@@ -1,0 +1,71 @@
+"""Where a protocol package keeps its authoring kit: scenarios, their words, the record's criteria.
+
+A package ``protocol.x`` (the package of its fact derivations) ships:
+- ``protocol/x/scenarios/*.feature``: its scenario tests;
+- ``protocol.x.kit.steps.VOCABULARY``: the base journeys and overrides they are written in;
+- ``protocol.x.kit.criteria.CRITERIA``: the registry record's criteria and how each is encoded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.criteria import Criterion
+from protocol.model import Protocol
+from protocol.scenarios import Scenario, Vocabulary, load_scenarios
+
+
+class KitError(LookupError):
+    """A protocol package without the kit a command needs."""
+
+
+@dataclass(frozen=True)
+class Kit:
+    """A protocol package's authoring kit.
+
+    Attributes:
+        package: the package's module name.
+        scenario_folder: its folder of feature files.
+        vocabulary: the words its scenarios are written in.
+        criteria: the registry record's criteria.
+    """
+
+    package: str
+    scenario_folder: Path
+    vocabulary: Vocabulary
+    criteria: tuple[Criterion, ...]
+
+    def scenarios(self, paths: list[Path] | None = None) -> list[Scenario]:
+        """The package's scenarios, or those of the given files and folders, in the package's words.
+
+        Raises:
+            protocol.scenarios.ScenarioError: a file that cannot be read or bound.
+        """
+        return load_scenarios(paths or [self.scenario_folder], self.vocabulary)
+
+
+def package_of(protocol: Protocol) -> str:
+    """The package that defines a protocol version (the package of its fact derivations)."""
+    packages = sorted({s.derive.__module__.rpartition(".")[0] for s in protocol.fact_sources})
+    if len(packages) != 1:
+        raise KitError(f"{protocol.study_id} v{protocol.version}: its facts come from {packages}, not one package")
+    return packages[0]
+
+
+def kit_of(protocol: Protocol) -> Kit:
+    """The authoring kit of the package that defines ``protocol``.
+
+    Raises:
+        KitError: the package has no ``kit.steps.VOCABULARY`` or ``kit.criteria.CRITERIA``.
+    """
+    package = package_of(protocol)
+    try:
+        steps = importlib.import_module(f"{package}.kit.steps")
+        criteria = importlib.import_module(f"{package}.kit.criteria")
+    except ModuleNotFoundError as e:
+        raise KitError(f"{package} has no authoring kit ({e.name}): see README, 'Write a protocol'") from None
+    module_file = importlib.import_module(package).__file__
+    assert module_file is not None
+    return Kit(package, Path(module_file).parent / "scenarios", steps.VOCABULARY, tuple(criteria.CRITERIA))
