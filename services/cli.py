@@ -223,7 +223,7 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_replay(commands)
-    from services.protocol_kit.cli import add_protocol_commands
+    from services.protocol_kit.commands import add_protocol_commands
 
     protocol_help = "author a protocol: test its scenarios, check coverage, write its spec, diff versions"
     add_protocol_commands(commands.add_parser("protocol", help=protocol_help))

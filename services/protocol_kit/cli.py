@@ -1,4 +1,4 @@
-"""``trialguard protocol test|check|docs|diff``: the protocol author's commands. Offline, no broker.
+"""What ``trialguard protocol test|check|docs|diff`` do (their options: ``commands.py``). Offline.
 
 Exit status: 0 all is well (scenarios pass, coverage complete, versions equal, document written),
 1 something failed (named on the output), 2 usage error or a scenario that cannot be read.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,56 +22,6 @@ from protocol.model import Protocol
 from protocol.registry import versions_for
 from protocol.scenarios import ScenarioError
 from protocol.versions import Version, VersionError
-from services.defaults import DEFAULT_STUDY
-
-
-def add_protocol_commands(protocol: argparse.ArgumentParser) -> None:
-    """The subcommands of ``trialguard protocol``."""
-    actions = protocol.add_subparsers(dest="action", required=True, metavar="ACTION")
-    default_study = os.environ.get("TRIALGUARD_STUDY_ID", DEFAULT_STUDY)
-    study: dict[str, Any] = {
-        "default": default_study,
-        "help": "the study (env TRIALGUARD_STUDY_ID; default %(default)s)",
-    }
-
-    test = actions.add_parser(
-        "test",
-        help="run the protocol package's scenarios (or the given .feature files/folders) through the processing step",
-        description="Run Gherkin scenarios under every version of the study they apply to (or --version), through "
-        "the same pure step as replay and the live service. Each failure prints expected versus got and the events "
-        "that mattered. Exit 0 all pass, 1 some fail, 2 a scenario cannot be read.",
-    )
-    test.add_argument(
-        "paths", nargs="*", type=Path, metavar="PATH", help="feature files or folders (default: the package's)"
-    )
-    test.add_argument("--study", **study)
-    test.add_argument("--version", help="only this protocol version")
-    test.add_argument("--junit-xml", type=Path, metavar="FILE", help="also write the results as JUnit XML")
-    test.set_defaults(run=_test, sync=True)
-
-    check = actions.add_parser(
-        "check",
-        help="fail unless every rule of every version has a raising and a boundary scenario, every parameter a "
-        "source or ASSUMPTION, and every registry criterion is encoded or listed as not encoded with its reason",
-    )
-    check.add_argument("--study", **study)
-    check.set_defaults(run=_check, sync=True)
-
-    docs = actions.add_parser("docs", help="write the edit-check specification (HTML with print CSS, or Markdown)")
-    docs.add_argument("--study", **study)
-    docs.add_argument("--version", help="the protocol version (default: the current one)")
-    docs.add_argument("--out", type=Path, required=True, metavar="FILE")
-    docs.add_argument("--format", choices=["html", "markdown"], default="html")
-    docs.set_defaults(run=_docs, sync=True)
-
-    versions = actions.add_parser(
-        "diff", help="what an amendment changes between two versions (exit 0 equal, 1 different)"
-    )
-    versions.add_argument("--study", **study)
-    versions.add_argument("before", metavar="A", help="the earlier version, e.g. 1.0")
-    versions.add_argument("after", metavar="B", help="the later version")
-    versions.add_argument("--format", choices=["text", "json"], default="text")
-    versions.set_defaults(run=_diff, sync=True)
 
 
 def _shown(path: str) -> str:
