@@ -36,6 +36,12 @@ async def serve(args: argparse.Namespace) -> int:
     from services.gateway.lab_api import mllp_handler
     from services.gateway.mllp import serve_mllp
     from services.http import serve_asgi
+    from services.http_limits import limits_from_args
+
+    try:
+        limits = limits_from_args(args)
+    except ValueError as e:
+        raise ConfigurationError(f"trialguard gateway serve: {e}") from None
 
     settings = GatewaySettings(
         settings_from_args(args),
@@ -43,6 +49,7 @@ async def serve(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         args.instance,
+        max_body_bytes=limits.max_body_bytes,
         mllp_host=args.mllp_host,
         mllp_port=args.mllp_port,
         fhir_identifier_system=args.fhir_identifier_system,
@@ -54,7 +61,7 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)
     try:
-        server = await serve_asgi(app, settings.host, settings.port, lifespan="on", name="gateway")
+        server = await serve_asgi(app, settings.host, settings.port, lifespan="on", name="gateway", limits=limits)
     except OSError as e:
         raise ConfigurationError(f"cannot serve the gateway on {settings.host}:{settings.port}: {e.strerror}") from None
     mllp = None

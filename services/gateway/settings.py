@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from services.http_limits import add_http_limit_args
 from services.kafka import KafkaSettings
 
 DEFAULT_DATA_DIR: Final = ".trialguard/gateway"
@@ -125,4 +126,5 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("TRIALGUARD_GATEWAY_HL7_ASSIGNING_AUTHORITY") or None,
         help="the PID-3 assigning authority of participant ids (default: the first PID-3 identifier)",
     )
+    add_http_limit_args(parser, "TRIALGUARD_GATEWAY", MAX_BODY_BYTES)
     add_data_dir_arg(parser)
