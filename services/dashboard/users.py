@@ -23,6 +23,8 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from zxcvbn import zxcvbn
+
 from services.dashboard.roles import Role, User
 
 log = structlog.get_logger("trialguard.dashboard.users")
@@ -36,6 +38,35 @@ SITE_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
 MIN_PASSWORD_CHARS: Final = 12
 MAX_PASSWORD_CHARS: Final = 1_024
 """Long enough for any passphrase; bounds the work one login attempt can ask of the server."""
+MIN_PASSWORD_SCORE: Final = 3
+"""zxcvbn's score (0-4) a password must reach: 3 is "safely unguessable: moderate protection from
+offline slow-hash scenario" (about 10^8 guesses or more), far beyond what the login throttle lets
+anyone try online."""
+ESTIMATED_CHARS: Final = 100
+"""zxcvbn judges this many first characters (its matching is slow on long inputs); the rest can
+only make a password stronger."""
+
+
+def check_password(password: str, name: str) -> None:
+    """Refuse a password that is too short, too long, or guessable (zxcvbn, a maintained strength
+    estimator: common passwords, dictionary words, repeats, sequences, keyboard patterns, the
+    user's own name).
+
+    Raises:
+        UserError: saying why, with zxcvbn's advice; never quoting the password.
+    """
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise UserError(f"the password is shorter than {MIN_PASSWORD_CHARS} characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise UserError(f"the password is longer than {MAX_PASSWORD_CHARS} characters")
+    estimate = zxcvbn(password[:ESTIMATED_CHARS], user_inputs=[name, "trialguard", "dashboard"])
+    if estimate["score"] < MIN_PASSWORD_SCORE:
+        feedback = estimate["feedback"]
+        advice = " ".join([feedback["warning"], *feedback["suggestions"]]).strip()
+        raise UserError(
+            f"the password is too easy to guess (strength {estimate['score']} of 4, at least {MIN_PASSWORD_SCORE} "
+            f"needed). {advice or 'Add another word or two. Uncommon words are better.'}"
+        )
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS users (
@@ -139,7 +170,7 @@ class UserStore:
         Args:
             name: 1-64 of ``A-Z a-z 0-9 . _ @ -``; user names are case-sensitive.
             role: One of ``Role`` (or its value, such as ``"data-manager"``).
-            password: At least 12 characters (at most 1,024).
+            password: At least 12 characters (at most 1,024), and hard to guess (``check_password``).
             site: The site id of a ``site`` user; must be None for every other role.
 
         Returns:
@@ -147,7 +178,7 @@ class UserStore:
 
         Raises:
             UserError: a bad name, an unknown role, a site missing for a site user or given for
-                another role, a bad site id, a password too short or too long, or a name taken.
+                another role, a bad site id, a password too short, too long or too easy to guess, or a name taken.
         """
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise UserError(f"user name {str(name)[:80]!r}: 1-64 of the characters A-Z a-z 0-9 . _ @ -")
@@ -162,10 +193,7 @@ class UserStore:
             raise UserError(f"only a site user has a site; role {checked_role.value!r} sees every site")
         if site is not None and not SITE_PATTERN.fullmatch(site):
             raise UserError(f"site {site[:80]!r}: 1-64 of A-Z a-z 0-9 _ . : -, starting with a letter or digit")
-        if len(password) < MIN_PASSWORD_CHARS:
-            raise UserError(f"the password is shorter than {MIN_PASSWORD_CHARS} characters")
-        if len(password) > MAX_PASSWORD_CHARS:
-            raise UserError(f"the password is longer than {MAX_PASSWORD_CHARS} characters")
+        check_password(password, name)
         password_hash = self._hasher.hash(password)
         try:
             with self._connect() as connection:
