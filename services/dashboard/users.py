@@ -22,7 +22,6 @@ from typing import Final
 import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from zxcvbn import zxcvbn
 
 from services.dashboard.roles import Role, User
@@ -67,6 +66,7 @@ def check_password(password: str, name: str) -> None:
             f"the password is too easy to guess (strength {estimate['score']} of 4, at least {MIN_PASSWORD_SCORE} "
             f"needed). {advice or 'Add another word or two. Uncommon words are better.'}"
         )
+
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS users (

@@ -1,4 +1,4 @@
-"""``trialguard gateway serve`` and ``trialguard sources add|list``.
+"""``trialguard gateway serve`` and ``trialguard sources add|list|mllp-allow``.
 
 Wired into ``services/cli.py`` by one line in ``build_parser``: ``add_gateway_commands(commands)``.
 
@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import signal
 import sqlite3
+import ssl
 import sys
 from typing import Any, TextIO
 
@@ -52,9 +53,16 @@ async def serve(args: argparse.Namespace) -> int:
         max_body_bytes=limits.max_body_bytes,
         mllp_host=args.mllp_host,
         mllp_port=args.mllp_port,
+        mllp_max_bytes=args.mllp_max_bytes,
+        mllp_idle_timeout=args.mllp_idle_timeout,
+        mllp_max_connections=args.mllp_max_connections,
+        mllp_tls_cert=args.mllp_tls_cert,
+        mllp_tls_key=args.mllp_tls_key,
+        mllp_tls_client_ca=args.mllp_tls_client_ca,
         fhir_identifier_system=args.fhir_identifier_system,
         hl7_assigning_authority=args.hl7_assigning_authority,
     )
+    tls = _mllp_tls(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,7 +75,16 @@ async def serve(args: argparse.Namespace) -> int:
     mllp = None
     if settings.mllp_port >= 0:
         try:
-            mllp = await serve_mllp(settings.mllp_host, settings.mllp_port, mllp_handler(app.state))
+            mllp = await serve_mllp(
+                settings.mllp_host,
+                settings.mllp_port,
+                mllp_handler(app.state),
+                max_bytes=settings.mllp_max_bytes,
+                idle_timeout=settings.mllp_idle_timeout,
+                max_connections=settings.mllp_max_connections,
+                peer_allowed=app.state.sources.mllp_peer_allowed,
+                ssl=tls,
+            )
         except OSError as e:
             await server.stop()
             raise ConfigurationError(
@@ -89,13 +106,33 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mllp_tls(settings: GatewaySettings) -> ssl.SSLContext | None:
+    """The MLLP listener's TLS context, or None without ``--mllp-tls-cert``.
+
+    Raises:
+        ConfigurationError: a certificate without its key (or a client CA without both), or a
+            file that cannot be read or is not what it should be.
+    """
+    from services.gateway.mllp import tls_context
+
+    cert, key, client_ca = settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca
+    if cert is None and key is None and client_ca is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigurationError("--mllp-tls-cert and --mllp-tls-key go together (and --mllp-tls-client-ca needs them)")
+    try:
+        return tls_context(cert, key, client_ca)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigurationError(f"cannot set up MLLP TLS from {cert}, {key}, {client_ca}: {e}") from None
+
+
 def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """``trialguard sources add NAME --site SITE [--hl7-application APP --hl7-facility FAC]``:
     prints the new API key, once."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         store = SourceStore(GatewaySettings(data_dir=args.data_dir).sources_path)
-        source, key = store.add(args.name, args.site, args.hl7_application, args.hl7_facility)
+        source, key = store.add(args.name, args.site, args.hl7_application, args.hl7_facility, args.mllp_allow)
     except SourceError as e:
         print(f"trialguard sources add: {e}", file=stderr)
         return 2
@@ -107,8 +144,26 @@ def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
     return 0
 
 
+def sources_mllp_allow(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """``trialguard sources mllp-allow NAME [NETWORK ...]``: the networks a source may send MLLP
+    from, replacing the earlier list (none given: no MLLP for it)."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        source = SourceStore(GatewaySettings(data_dir=args.data_dir).sources_path).allow_mllp(args.name, args.networks)
+    except SourceError as e:
+        print(f"trialguard sources mllp-allow: {e}", file=stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:
+        print(f"trialguard sources mllp-allow: cannot open the sources store: {type(e).__name__}", file=stderr)
+        return 2
+    allowed = " ".join(source.mllp_allow) or "no address (MLLP refused)"
+    print(f"source {source.name} may send MLLP from: {allowed}", file=stdout)
+    return 0
+
+
 def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """``trialguard sources list``: name, site, HL7 sending application and facility, added (no keys)."""
+    """``trialguard sources list``: name, site, HL7 sending application and facility, MLLP networks,
+    added (no keys)."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         sources = SourceStore(GatewaySettings(data_dir=args.data_dir).sources_path).list_sources()
@@ -116,7 +171,8 @@ def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
         print(f"trialguard sources list: cannot open the sources store: {type(e).__name__}", file=stderr)
         return 2
     for s in sources:
-        print(f"{s.name}\t{s.site}\t{s.hl7_application or '-'}\t{s.hl7_facility or '-'}\t{s.created_at}", file=stdout)
+        hl7 = f"{s.hl7_application or '-'}\t{s.hl7_facility or '-'}"
+        print(f"{s.name}\t{s.site}\t{hl7}\t{','.join(s.mllp_allow) or '-'}\t{s.created_at}", file=stdout)
     return 0
 
 
@@ -144,8 +200,22 @@ def add_gateway_commands(commands: Any) -> None:
     add.add_argument("--site", required=True, help="the site id of its events")
     add.add_argument("--hl7-application", metavar="APP", help="MSH-3 of its HL7 v2 messages")
     add.add_argument("--hl7-facility", metavar="FAC", help="MSH-4 of its HL7 v2 messages")
+    add.add_argument(
+        "--mllp-allow",
+        action="append",
+        default=[],
+        metavar="NETWORK",
+        help="an address or network (10.0.0.5/32) it may send MLLP from; repeat for more (default: none, no MLLP)",
+    )
     add_data_dir_arg(add)
     add.set_defaults(run=sources_add, sync=True)
+    allow = sources.add_parser(
+        "mllp-allow", help="set the addresses or networks a source may send MLLP from (none given: no MLLP)"
+    )
+    allow.add_argument("name", help="the source's name")
+    allow.add_argument("networks", nargs="*", metavar="NETWORK", help="e.g. 10.0.0.5/32 or 2001:db8::/48")
+    add_data_dir_arg(allow)
+    allow.set_defaults(run=sources_mllp_allow, sync=True)
     listing = sources.add_parser("list", help="list the registered sources (never their keys)")
     add_data_dir_arg(listing)
     listing.set_defaults(run=sources_list, sync=True)

@@ -155,10 +155,13 @@ async def post_bundle(request: Request, source: CurrentSource) -> Response:
     return await _fhir(request, source)
 
 
-async def handle_hl7(state: Any, message: str, source: Source | None) -> tuple[str, list[ParticipantEvent]]:
+async def handle_hl7(
+    state: Any, message: str, source: Source | None, peer: str | None = None
+) -> tuple[str, list[ParticipantEvent]]:
     """The ACK for one ORU^R01, and the events published for it (none unless the ACK is ``AA``).
 
-    ``source`` None means the sender's MSH-3/MSH-4 names it (the MLLP listener).
+    ``source`` None means the sender's MSH-3/MSH-4 names it (the MLLP listener), and ``peer``, the
+    sender's address, must be in that source's ``mllp_allow`` networks.
 
     Raises:
         PublishError: Kafka did not take the events: send no ACK, so that the sender resends.
@@ -179,6 +182,14 @@ async def handle_hl7(state: Any, message: str, source: Source | None) -> tuple[s
                 code=204,
                 reject=True,
             )
+            return ack(message, "AR", [error]), []
+        if not source.allows_mllp_from(peer or ""):
+            state.metrics.rejections.labels(reason="sender_address").inc()
+            log.warning("mllp_sender_refused", source=source.name, peer=peer)
+            error = Hl7Error(
+                "MSH", 1, 3, f"source {source.name!r} may not send from {peer} (trialguard sources mllp-allow)",
+                code=204, reject=True,
+            )  # fmt: skip
             return ack(message, "AR", [error]), []
     result: Hl7Result = oru_to_events(
         message,
@@ -221,14 +232,15 @@ async def post_hl7(request: Request, source: CurrentSource) -> Response:
     return PlainTextResponse(answer, media_type="x-application/hl7-v2+er7")
 
 
-def mllp_handler(state: Any) -> Callable[[str], Awaitable[str]]:
-    """The MLLP listener's handler: the source is the one registered for MSH-3/MSH-4."""
+def mllp_handler(state: Any) -> Callable[[str, str], Awaitable[str]]:
+    """The MLLP listener's handler: the source is the one registered for MSH-3/MSH-4, and the
+    peer's address must be one it may send from."""
 
-    async def handle(message: str) -> str:
+    async def handle(message: str, peer: str) -> str:
         if (status := state.status()) != "ready":
             # No ACK: the sender keeps the message and sends it again, as it does when we are down.
             raise RuntimeError(f"gateway not ready ({status})")
-        answer, _ = await handle_hl7(state, message, None)
+        answer, _ = await handle_hl7(state, message, None, peer)
         return answer
 
     return handle
