@@ -54,7 +54,7 @@ def _not_fhir(why: str) -> FhirProblem:
 def _fhir_resource(body: bytes) -> dict[str, Any] | FhirProblem:
     """The body as a JSON object nested at most ``MAX_FHIR_DEPTH`` deep, or the problem (a 400)."""
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # a byte-order mark is allowed, as json.loads allows it
     except UnicodeDecodeError as e:
         return _not_fhir(f"it is not UTF-8 (byte {e.start})")
     if _depth(text) > MAX_FHIR_DEPTH:

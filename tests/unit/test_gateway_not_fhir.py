@@ -77,6 +77,17 @@ def test_a_body_that_is_not_fhir_answers_400_with_an_operation_outcome(
     assert publisher.published == []
 
 
+def test_a_byte_order_mark_is_no_reason_to_refuse(gateway: tuple[TestClient, FakePublisher, str]) -> None:
+    client, _, key = gateway
+    response = client.post(
+        "/fhir/Observation",
+        content=b"\xef\xbb\xbf" + json.dumps({"resourceType": "Observation"}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/fhir+json"},
+    )
+    assert "not a FHIR resource" not in response.text
+    OperationOutcome.model_validate(response.json())
+
+
 def test_a_resource_nested_within_the_bound_is_judged_as_fhir_not_refused_as_deep(
     gateway: tuple[TestClient, FakePublisher, str],
 ) -> None:
