@@ -15,8 +15,9 @@ The keys the dashboard uses (``services.dashboard.auth``), a kind per prefix:
 * ``client:<address>``: the peer's address (proxies are believed only when configured, see
   ``services.http_limits``); the delay grows up to 15 minutes. This is what stops one machine.
 * ``user:<name>``: a name, whoever tries it; the delay is capped at one minute, so guesses at one
-  name from many machines run at most about one a minute, while the name's owner is never shut
-  out for longer than that by someone else's wrong guesses.
+  name from many machines run at most about one a minute, and no single wait that strangers'
+  guesses impose on the name's owner is longer than that (though one who retries at the moment
+  each delay ends can keep a new browser waiting again and again: hence the device key).
 * ``device:<name>:<id>``: replaces ``user:<name>`` for a browser that has logged in as that name
   before (a signed cookie): strangers' guesses at the name do not delay its owner at all.
 
