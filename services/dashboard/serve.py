@@ -27,7 +27,7 @@ async def serve(kafka: KafkaSettings, args: argparse.Namespace) -> int:
     try:
         limits = limits_from_args(args)
     except ValueError as e:
-        raise ConfigurationError(f"trialguard dashboard serve: {e}") from None
+        raise ConfigurationError(f"dashboard serve: {e}") from None
     settings = DashboardSettings(kafka, args.data_dir, args.host, args.port, args.secure_cookies)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

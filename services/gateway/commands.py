@@ -42,7 +42,7 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         limits = limits_from_args(args)
     except ValueError as e:
-        raise ConfigurationError(f"trialguard gateway serve: {e}") from None
+        raise ConfigurationError(f"gateway serve: {e}") from None
 
     settings = GatewaySettings(
         settings_from_args(args),
@@ -123,7 +123,8 @@ def _mllp_tls(settings: GatewaySettings) -> ssl.SSLContext | None:
     try:
         return tls_context(cert, key, client_ca)
     except (OSError, ssl.SSLError) as e:
-        raise ConfigurationError(f"cannot set up MLLP TLS from {cert}, {key}, {client_ca}: {e}") from None
+        files = ", ".join(str(f) for f in (cert, key, client_ca) if f is not None)
+        raise ConfigurationError(f"cannot set up MLLP TLS from {files}: {e}") from None
 
 
 def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
