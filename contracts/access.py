@@ -44,6 +44,9 @@ class AccessAction(StrEnum):
     SOURCE_DISABLED = "source-disabled"
     SOURCE_ENABLED = "source-enabled"
     SOURCE_REMOVED = "source-removed"
+    SOURCE_MLLP_ALLOWED = "source-mllp-allowed"
+    """The networks a source may send HL7 v2 over MLLP from were set (the networks are in the
+    sources store; the event says that they changed, by whom)."""
 
 
 SOURCE_ACTIONS: Final = frozenset(a for a in AccessAction if a.value.startswith("source-"))

@@ -24,6 +24,8 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from services.http_limits import BoundedBodies, HttpLimits
+
 log = structlog.get_logger("trialguard.http")
 
 STOP_SECONDS = 5.0
@@ -109,7 +111,7 @@ class HttpServer:
         await self._task
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, backlog: int = 128) -> socket.socket:
     """A listening socket on the first address of ``host``.
 
     Bound here rather than by uvicorn so that an address in use raises ``OSError`` to the caller
@@ -121,7 +123,7 @@ def _bind(host: str, port: int) -> socket.socket:
         # As asyncio does on POSIX: a restarted process need not wait for TIME_WAIT to pass.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(128)
+        sock.listen(min(backlog, 1024))
     except BaseException:
         sock.close()
         raise
@@ -159,6 +161,7 @@ async def serve_asgi(
     lifespan: Literal["on", "off"] = "off",
     close_connections: bool = False,
     name: str = "http",
+    limits: HttpLimits | None = None,
 ) -> HttpServer:
     """Run an ASGI app under uvicorn in the running event loop, leaving signals to the caller.
 
@@ -170,6 +173,8 @@ async def serve_asgi(
         close_connections: answer every request with ``Connection: close`` (one request per
             connection, so the simplest probe can read to EOF).
         name: the name of the server's task.
+        limits: bounds on connections, header and body time, body size, and which proxies are
+            believed (``services.http_limits``); the defaults when not given.
 
     Returns:
         The running server, listening (and its lifespan started) when this returns.
@@ -179,9 +184,10 @@ async def serve_asgi(
         RuntimeError: the server stopped while starting (e.g. the app's startup failed).
     """
     _quiet_uvicorn()
-    sock = _bind(host, port)
+    limits = limits or HttpLimits()
+    sock = _bind(host, port, backlog=limits.max_connections)
     config = uvicorn.Config(
-        app,
+        BoundedBodies(app, limits.max_body_bytes, limits.body_timeout),
         host=host,
         port=port,
         log_config=None,
@@ -190,6 +196,7 @@ async def serve_asgi(
         server_header=False,
         headers=[("Connection", "close")] if close_connections else None,
         timeout_graceful_shutdown=int(STOP_SECONDS),
+        **limits.uvicorn_options(),
     )
     server = _Server(config)
     task = asyncio.create_task(_run(server, sock), name=name)
@@ -229,6 +236,8 @@ async def serve_http(
     Raises:
         OSError: the address cannot be bound (in use, unknown host).
     """
-    http = await serve_asgi(observability_app(registry, status), host, port, close_connections=True)
+    # GET only: no body worth more than a few bytes, and a handful of scrapers at a time.
+    limits = HttpLimits(max_body_bytes=1024, max_connections=32)
+    http = await serve_asgi(observability_app(registry, status), host, port, close_connections=True, limits=limits)
     log.info("http_listening", address=f"{host}:{http.port}")
     return http

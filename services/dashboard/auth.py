@@ -3,23 +3,29 @@
 Pages use the session cookie (signed by Starlette's SessionMiddleware: HttpOnly, SameSite=strict);
 the API takes the same cookie or ``Authorization: Bearer <token>`` (from ``trialguard users
 token``). Every state-changing form carries the session's CSRF token; a cookie-authenticated API
-call that changes state sends it in ``X-CSRF-Token``. Failed logins are throttled per user name and
-per client address.
+call that changes state sends it in ``X-CSRF-Token``.
+
+Logins are throttled (``services.dashboard.throttle``): each attempt is reserved against the
+client's address and the user name before the password is checked, and refused with 429 and
+``Retry-After`` while either must wait. A browser that has logged in as a name before carries a
+signed device cookie; its attempts at that name count on a key of their own, so that strangers'
+wrong guesses never delay the name's owner there. Failed and throttled logins are logged with the
+name (when it is a possible user name) and the client's address, never the password.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from services.dashboard.roles import User
 from services.dashboard.throttle import LoginThrottle
-from services.dashboard.users import UserStore
+from services.dashboard.users import NAME_PATTERN, UserStore
 
 log = structlog.get_logger("trialguard.dashboard.auth")
 
@@ -107,6 +113,34 @@ def login_form(request: Request, next: str = "/") -> Response:
     return _login_page(request, _safe_next(next))
 
 
+DEVICE_COOKIE = "trialguard_device"
+DEVICE_DAYS = 90
+DEVICE_NAMES = 5
+"""Names a device cookie remembers at most (a shared workstation), the latest kept."""
+
+
+def _devices(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.settings.session_key(), salt="trialguard.device")
+
+
+def _device(request: Request) -> dict[str, Any]:
+    """The device cookie's content: ``{"id": …, "names": [...]}``, or a new one when it is
+    missing, forged or older than ``DEVICE_DAYS``."""
+    raw = request.cookies.get(DEVICE_COOKIE, "")
+    try:
+        device = _devices(request).loads(raw, max_age=DEVICE_DAYS * 86400) if raw else None
+    except BadSignature:
+        device = None
+    ok = isinstance(device, dict) and isinstance(device.get("id"), str) and isinstance(device.get("names"), list)
+    return device if ok else {"id": secrets.token_urlsafe(16), "names": []}  # type: ignore[return-value]
+
+
+def _loggable(name: str) -> str:
+    # Only what could be a user name reaches the log: not a password typed in the wrong box with
+    # spaces, nor control characters; a refused name is logged as such.
+    return name if NAME_PATTERN.fullmatch(name) else "<not a user name>"
+
+
 @router.post("/login")
 def login(
     request: Request,
@@ -118,22 +152,23 @@ def login(
     check_csrf(request, csrf)
     throttle: LoginThrottle = request.app.state.login_throttle
     client = request.client.host if request.client else "unknown"
-    keys = (f"user:{name}", f"client:{client}")
-    now = time.monotonic()
-    wait = max(throttle.retry_after(key, now) for key in keys)
+    device = _device(request)
+    known_device = name in device["names"]
+    name_key = f"device:{name}:{device['id']}" if known_device else f"user:{name}"
+    address_key = f"client:{client}"
     target = _safe_next(next)
+    # Reserved before the password is checked: concurrent guesses cannot all be verified.
+    wait = throttle.reserve([name_key, address_key])
     if wait > 0:
-        log.warning("login_throttled", retry_after=round(wait))
-        message = f"Too many failed logins: try again in {int(wait) + 1} seconds."
-        return _login_page(request, target, message, 429, {"Retry-After": str(int(wait) + 1)})
+        seconds = int(wait) + 1
+        log.warning("login_throttled", user=_loggable(name), client=client, retry_after=seconds)
+        message = f"Too many login attempts: try again in {seconds} seconds."
+        return _login_page(request, target, message, 429, {"Retry-After": str(seconds)})
     user = request.app.state.users.authenticate(name, password)
     if user is None:
-        for key in keys:
-            throttle.failed(key, now)
-        log.info("login_failed")
+        log.warning("login_failed", user=_loggable(name), client=client, known_device=known_device)
         return _login_page(request, target, "Unknown user or wrong password.", 401)
-    # Only the name's count is forgiven: one valid account must not reset an address's count.
-    throttle.succeeded(keys[0])
+    throttle.succeeded(name_key, refunded=[address_key])
     stamp = request.app.state.users.session_stamp(user.name)
     if stamp is None:  # removed between the password check and now
         return _login_page(request, target, "Unknown user or wrong password.", 401)
@@ -141,8 +176,19 @@ def login(
     request.session["user"] = user.name
     request.session["uid"], request.session["sv"] = stamp
     request.session["csrf"] = secrets.token_urlsafe(32)
-    log.info("login", user=user.name, role=user.role.value)
-    return RedirectResponse(target, status_code=303)
+    log.info("login", user=user.name, role=user.role.value, client=client)
+    response = RedirectResponse(target, status_code=303)
+    others = [n for n in device["names"] if n != user.name]
+    names = [*others[len(others) - DEVICE_NAMES + 1 :], user.name]
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _devices(request).dumps({"id": device["id"], "names": names}),
+        max_age=DEVICE_DAYS * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.settings.secure_cookies,
+    )
+    return response
 
 
 @router.post("/logout")

@@ -285,7 +285,7 @@ class CredentialStore:
             ).fetchone()
         return None if row is None else User(row["name"], Role(row["role"]), row["site"])
 
-    def _hash_new_password(self, password: str) -> str:
+    def _hash_new_password(self, password: str, name: str = "") -> str:
         raise NotImplementedError  # UserStore: the password rule, then argon2
 
     def set_password_with_link(self, token: str, password: str, recorder: AccessRecorder) -> User:
@@ -296,7 +296,8 @@ class CredentialStore:
                 rule refuses the password.
             AccessLogError: Kafka did not take the event (nothing changed; the link still works).
         """
-        password_hash = self._hash_new_password(password)
+        linked = self.user_for_link(token)  # the user's own name is a guess an attacker tries first
+        password_hash = self._hash_new_password(password, "" if linked is None else linked.name)
         with self._transaction() as db:
             row = db.execute(
                 "SELECT users.name FROM password_links JOIN users USING (uid)"

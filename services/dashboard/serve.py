@@ -11,6 +11,7 @@ import structlog
 from services.dashboard.app import create_app
 from services.dashboard.settings import DashboardSettings
 from services.http import serve_asgi
+from services.http_limits import limits_from_args
 from services.kafka import KafkaSettings
 from services.rules import ConfigurationError
 
@@ -21,15 +22,21 @@ async def serve(kafka: KafkaSettings, args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT.
 
     Raises:
-        ConfigurationError: the address cannot be bound.
+        ConfigurationError: the address cannot be bound, or a limit is not positive.
     """
+    try:
+        limits = limits_from_args(args)
+    except ValueError as e:
+        raise ConfigurationError(f"dashboard serve: {e}") from None
     settings = DashboardSettings(kafka, args.data_dir, args.host, args.port, args.secure_cookies)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        server = await serve_asgi(create_app(settings), settings.host, settings.port, lifespan="on", name="dashboard")
+        server = await serve_asgi(
+            create_app(settings), settings.host, settings.port, lifespan="on", name="dashboard", limits=limits
+        )
     except OSError as e:
         raise ConfigurationError(
             f"cannot serve the dashboard on {settings.host}:{settings.port}: {e.strerror}"

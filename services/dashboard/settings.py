@@ -8,9 +8,13 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.http_limits import add_http_limit_args
 from services.kafka import KafkaSettings
 
 DEFAULT_DATA_DIR = ".trialguard/dashboard"
+
+MAX_BODY_BYTES = 64 * 1024
+"""The largest request body: a login or a review is a few KB (a review's texts are bounded)."""
 
 
 def default_data_dir() -> Path:
@@ -80,3 +84,4 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secure-cookies", action="store_true", help="send the session cookie over HTTPS only (behind a TLS proxy)"
     )
+    add_http_limit_args(parser, "TRIALGUARD_DASHBOARD", MAX_BODY_BYTES)

@@ -25,6 +25,7 @@ from typing import Final
 import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
 
 from contracts import AccessAction
 from services.access_log import AccessRecorder, utc_now
@@ -44,18 +45,35 @@ SITE_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
 MIN_PASSWORD_CHARS: Final = 12
 MAX_PASSWORD_CHARS: Final = 1_024
 """Long enough for any passphrase; bounds the work one login attempt can ask of the server."""
+MIN_PASSWORD_SCORE: Final = 3
+"""zxcvbn's score (0-4) a password must reach: 3 is "safely unguessable: moderate protection from
+offline slow-hash scenario" (about 10^8 guesses or more), far beyond what the login throttle lets
+anyone try online."""
+ESTIMATED_CHARS: Final = 100
+"""zxcvbn judges this many first characters (its matching is slow on long inputs); the rest can
+only make a password stronger."""
 
 
-def check_password(password: str) -> None:
-    """The password rule: the one place that decides whether a new password is acceptable.
+def check_password(password: str, name: str = "") -> None:
+    """The password rule, the one place that decides whether a new password is acceptable: refuse
+    one that is too short, too long, or guessable (zxcvbn, a maintained strength estimator: common
+    passwords, dictionary words, repeats, sequences, keyboard patterns, the user's own name).
 
     Raises:
-        UserError: too short or too long.
+        UserError: saying why, with zxcvbn's advice; never quoting the password.
     """
     if len(password) < MIN_PASSWORD_CHARS:
         raise UserError(f"the password is shorter than {MIN_PASSWORD_CHARS} characters")
     if len(password) > MAX_PASSWORD_CHARS:
         raise UserError(f"the password is longer than {MAX_PASSWORD_CHARS} characters")
+    estimate = zxcvbn(password[:ESTIMATED_CHARS], user_inputs=[name, "trialguard", "dashboard"])
+    if estimate["score"] < MIN_PASSWORD_SCORE:
+        feedback = estimate["feedback"]
+        advice = " ".join([feedback["warning"], *feedback["suggestions"]]).strip()
+        raise UserError(
+            f"the password is too easy to guess (strength {estimate['score']} of 4, at least {MIN_PASSWORD_SCORE} "
+            f"needed). {advice or 'Add another word or two. Uncommon words are better.'}"
+        )
 
 
 def check_role_and_site(role: Role | str, site: str | None) -> Role:
@@ -140,7 +158,7 @@ class UserStore(CredentialStore):
             raise UserError(f"user name {str(name)[:80]!r}: 1-64 of the characters A-Z a-z 0-9 . _ @ -")
         checked_role = check_role_and_site(role, site)
         if password is not None:
-            check_password(password)
+            check_password(password, name)
         password_hash = None if password is None else self._hasher.hash(password)
         uid = secrets.token_hex(16)
         with self._transaction() as db:
@@ -156,8 +174,8 @@ class UserStore(CredentialStore):
         log.info("user_added", user=name, role=checked_role.value, site=site)
         return User(name=name, role=checked_role, site=site)
 
-    def _hash_new_password(self, password: str) -> str:
-        check_password(password)
+    def _hash_new_password(self, password: str, name: str = "") -> str:
+        check_password(password, name)
         return self._hasher.hash(password)
 
     def authenticate(self, name: str, password: str) -> User | None:
@@ -232,7 +250,7 @@ class UserStore(CredentialStore):
             UserError: no such user, or a password the rule refuses.
             AccessLogError: Kafka did not take the event (nothing changed).
         """
-        password_hash = self._hash_new_password(password)
+        password_hash = self._hash_new_password(password, name)
         with self._transaction() as db:
             self._row(db, name)
             db.execute(

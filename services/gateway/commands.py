@@ -1,4 +1,4 @@
-"""``trialguard gateway serve`` and ``trialguard sources add|list|rotate-key|disable|enable|remove``.
+"""``trialguard gateway serve`` and ``trialguard sources add|list|rotate-key|disable|enable|remove|mllp-allow``.
 
 Wired into ``services/cli.py`` by one line in ``build_parser``: ``add_gateway_commands(commands)``.
 
@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import signal
 import sqlite3
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -41,6 +42,12 @@ async def serve(args: argparse.Namespace) -> int:
     from services.gateway.lab_api import mllp_handler
     from services.gateway.mllp import serve_mllp
     from services.http import serve_asgi
+    from services.http_limits import limits_from_args
+
+    try:
+        limits = limits_from_args(args)
+    except ValueError as e:
+        raise ConfigurationError(f"gateway serve: {e}") from None
 
     settings = GatewaySettings(
         settings_from_args(args),
@@ -48,24 +55,41 @@ async def serve(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         args.instance,
+        max_body_bytes=limits.max_body_bytes,
         mllp_host=args.mllp_host,
         mllp_port=args.mllp_port,
+        mllp_max_bytes=args.mllp_max_bytes,
+        mllp_idle_timeout=args.mllp_idle_timeout,
+        mllp_max_connections=args.mllp_max_connections,
+        mllp_tls_cert=args.mllp_tls_cert,
+        mllp_tls_key=args.mllp_tls_key,
+        mllp_tls_client_ca=args.mllp_tls_client_ca,
         fhir_identifier_system=args.fhir_identifier_system,
         hl7_assigning_authority=args.hl7_assigning_authority,
     )
+    tls = _mllp_tls(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)
     try:
-        server = await serve_asgi(app, settings.host, settings.port, lifespan="on", name="gateway")
+        server = await serve_asgi(app, settings.host, settings.port, lifespan="on", name="gateway", limits=limits)
     except OSError as e:
         raise ConfigurationError(f"cannot serve the gateway on {settings.host}:{settings.port}: {e.strerror}") from None
     mllp = None
     if settings.mllp_port >= 0:
         try:
-            mllp = await serve_mllp(settings.mllp_host, settings.mllp_port, mllp_handler(app.state))
+            mllp = await serve_mllp(
+                settings.mllp_host,
+                settings.mllp_port,
+                mllp_handler(app.state),
+                max_bytes=settings.mllp_max_bytes,
+                idle_timeout=settings.mllp_idle_timeout,
+                max_connections=settings.mllp_max_connections,
+                peer_allowed=app.state.sources.mllp_peer_allowed,
+                ssl=tls,
+            )
         except OSError as e:
             await server.stop()
             raise ConfigurationError(
@@ -85,6 +109,27 @@ async def serve(args: argparse.Namespace) -> int:
         await mllp.wait_closed()
     await server.stop()
     return 0
+
+
+def _mllp_tls(settings: GatewaySettings) -> ssl.SSLContext | None:
+    """The MLLP listener's TLS context, or None without ``--mllp-tls-cert``.
+
+    Raises:
+        ConfigurationError: a certificate without its key (or a client CA without both), or a
+            file that cannot be read or is not what it should be.
+    """
+    from services.gateway.mllp import tls_context
+
+    cert, key, client_ca = settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca
+    if cert is None and key is None and client_ca is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigurationError("--mllp-tls-cert and --mllp-tls-key go together (and --mllp-tls-client-ca needs them)")
+    try:
+        return tls_context(cert, key, client_ca)
+    except (OSError, ssl.SSLError) as e:
+        files = ", ".join(str(f) for f in (cert, key, client_ca) if f is not None)
+        raise ConfigurationError(f"cannot set up MLLP TLS from {files}: {e}") from None
 
 
 def _store(args: argparse.Namespace) -> SourceStore:
@@ -123,7 +168,7 @@ def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
     err = stderr or sys.stderr
 
     def add(store: SourceStore, changes: AccessRecorder) -> str:
-        source, key = store.add(args.name, args.site, args.hl7_application, args.hl7_facility, changes)
+        source, key = store.add(args.name, args.site, args.hl7_application, args.hl7_facility, args.mllp_allow, changes)
         print(f"source {source.name} added for site {source.site}; its API key (shown once, keep it safe):", file=err)
         return key
 
@@ -157,8 +202,21 @@ def sources_state(args: argparse.Namespace, stdout: TextIO | None = None, stderr
     return _source_change(args, apply, stdout, stderr, recorder)
 
 
+def sources_mllp_allow(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
+                       recorder: AccessRecorder | None = None) -> int:  # fmt: skip
+    """``trialguard sources mllp-allow NAME [NETWORK ...]``: the networks a source may send MLLP
+    from, replacing the earlier list (none given: no MLLP for it)."""
+
+    def allow(store: SourceStore, changes: AccessRecorder) -> str:
+        source = store.allow_mllp(args.name, args.networks, changes)
+        return f"source {source.name} may send MLLP from: {' '.join(source.mllp_allow) or 'no address (MLLP refused)'}"
+
+    return _source_change(args, allow, stdout, stderr, recorder)
+
+
 def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """``trialguard sources list``: name, site, HL7 sending application and facility, added, state (no keys)."""
+    """``trialguard sources list``: name, site, HL7 sending application and facility, MLLP networks,
+    added, state (no keys)."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         sources = _store(args).list_sources()
@@ -167,10 +225,8 @@ def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
         return 2
     for s in sources:
         state = "enabled" if s.enabled else "disabled"
-        print(
-            f"{s.name}\t{s.site}\t{s.hl7_application or '-'}\t{s.hl7_facility or '-'}\t{s.created_at}\t{state}",
-            file=stdout,
-        )
+        hl7 = f"{s.hl7_application or '-'}\t{s.hl7_facility or '-'}"
+        print(f"{s.name}\t{s.site}\t{hl7}\t{','.join(s.mllp_allow) or '-'}\t{s.created_at}\t{state}", file=stdout)
     return 0
 
 
@@ -198,6 +254,13 @@ def add_gateway_commands(commands: Any) -> None:
     add.add_argument("--site", required=True, help="the site id of its events")
     add.add_argument("--hl7-application", metavar="APP", help="MSH-3 of its HL7 v2 messages")
     add.add_argument("--hl7-facility", metavar="FAC", help="MSH-4 of its HL7 v2 messages")
+    add.add_argument(
+        "--mllp-allow",
+        action="append",
+        default=[],
+        metavar="NETWORK",
+        help="an address or network (10.0.0.5/32) it may send MLLP from; repeat for more (default: none, no MLLP)",
+    )
     add_data_dir_arg(add)
     add_kafka_args(add)
     add.set_defaults(run=sources_add, sync=True)
@@ -217,6 +280,14 @@ def add_gateway_commands(commands: Any) -> None:
         add_data_dir_arg(parser)
         add_kafka_args(parser)
         parser.set_defaults(run=run, sync=True)
+    allow = sources.add_parser(
+        "mllp-allow", help="set the addresses or networks a source may send MLLP from (none given: no MLLP)"
+    )
+    allow.add_argument("name", help="the source's name")
+    allow.add_argument("networks", nargs="*", metavar="NETWORK", help="e.g. 10.0.0.5/32 or 2001:db8::/48")
+    add_data_dir_arg(allow)
+    add_kafka_args(allow)
+    allow.set_defaults(run=sources_mllp_allow, sync=True)
     listing = sources.add_parser("list", help="list the registered sources and their state (never their keys)")
     add_data_dir_arg(listing)
     listing.set_defaults(run=sources_list, sync=True)

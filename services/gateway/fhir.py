@@ -105,7 +105,9 @@ class FhirResult:
     def outcome(self) -> OperationOutcome:
         """The OperationOutcome to answer with: one issue per problem, or information issues."""
         issues: list[dict[str, Any]] = [
-            {"severity": "error", "code": p.code, "diagnostics": p.diagnostics, "expression": [p.expression]}
+            # FHIR forbids an empty string: a problem of the whole body has no expression.
+            {"severity": "error", "code": p.code, "diagnostics": p.diagnostics}
+            | ({"expression": [p.expression]} if p.expression else {})
             for p in self.problems
         ]
         if not issues:

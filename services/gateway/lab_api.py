@@ -43,6 +43,47 @@ def _admission_problems(problems: list[Problem], entry: Callable[[int], str]) ->
     return [FhirProblem(f"{entry(p.position)}", f"{p.field}: {p.problem}", "business-rule") for p in problems]
 
 
+MAX_FHIR_DEPTH = 64
+"""The deepest nesting of objects and arrays in a FHIR body (a Bundle of Observations needs ~10)."""
+
+
+def _not_fhir(why: str) -> FhirProblem:
+    return FhirProblem("", f"the body is not a FHIR resource: {why}", "structure", parse=True)
+
+
+def _fhir_resource(body: bytes) -> dict[str, Any] | FhirProblem:
+    """The body as a JSON object nested at most ``MAX_FHIR_DEPTH`` deep, or the problem (a 400)."""
+    try:
+        text = body.decode("utf-8-sig")  # a byte-order mark is allowed, as json.loads allows it
+    except UnicodeDecodeError as e:
+        return _not_fhir(f"it is not UTF-8 (byte {e.start})")
+    if _depth(text) > MAX_FHIR_DEPTH:
+        return _not_fhir(f"it nests deeper than {MAX_FHIR_DEPTH} levels")
+    try:
+        payload: Any = json.loads(text)
+    except json.JSONDecodeError as e:
+        return _not_fhir(f"it is not JSON (line {e.lineno}, column {e.colno}: {e.msg})")
+    except RecursionError:  # unreachable after _depth, kept so that no body can answer 500
+        return _not_fhir(f"it nests deeper than {MAX_FHIR_DEPTH} levels")
+    if not isinstance(payload, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(payload), "a number")
+        return _not_fhir(f"it is {'null' if payload is None else kind}, not a JSON object")
+    return payload
+
+
+def _depth(text: str) -> int:
+    """How deep brackets nest in JSON text, counted without parsing (brackets in strings too: an
+    over-estimate is safe), so that a body nested a thousand deep never reaches the parser."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 async def _fhir(request: Request, source: Source) -> Response:
     if (busy := unavailable(request)) is not None:
         return busy
@@ -51,16 +92,16 @@ async def _fhir(request: Request, source: Source) -> Response:
         return body
     state = request.app.state
     settings = state.settings
+    payload = _fhir_resource(body)
+    if isinstance(payload, FhirProblem):
+        state.metrics.rejections.labels(reason="fhir").inc()
+        return _outcome(FhirResult((), (), (payload,)))
     try:
-        payload: Any = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        result = FhirResult((), (), (FhirProblem("", "the body is not a JSON object", "structure", parse=True),))
-        return _outcome(result)
-    result = observations_to_events(
-        payload, SourceInfo(source.name, source.site), settings.kafka.study_id, settings.fhir_identifier_system
-    )
+        result = observations_to_events(
+            payload, SourceInfo(source.name, source.site), settings.kafka.study_id, settings.fhir_identifier_system
+        )
+    except RecursionError:
+        return _outcome(FhirResult((), (), (_not_fhir(f"it nests deeper than {MAX_FHIR_DEPTH} levels"),)))
     if result.problems:
         state.metrics.rejections.labels(reason="fhir").inc()
         return _outcome(result)
@@ -114,10 +155,13 @@ async def post_bundle(request: Request, source: CurrentSource) -> Response:
     return await _fhir(request, source)
 
 
-async def handle_hl7(state: Any, message: str, source: Source | None) -> tuple[str, list[ParticipantEvent]]:
+async def handle_hl7(
+    state: Any, message: str, source: Source | None, peer: str | None = None
+) -> tuple[str, list[ParticipantEvent]]:
     """The ACK for one ORU^R01, and the events published for it (none unless the ACK is ``AA``).
 
-    ``source`` None means the sender's MSH-3/MSH-4 names it (the MLLP listener).
+    ``source`` None means the sender's MSH-3/MSH-4 names it (the MLLP listener), and ``peer``, the
+    sender's address, must be in that source's ``mllp_allow`` networks.
 
     Raises:
         PublishError: Kafka did not take the events: send no ACK, so that the sender resends.
@@ -138,6 +182,14 @@ async def handle_hl7(state: Any, message: str, source: Source | None) -> tuple[s
                 code=204,
                 reject=True,
             )
+            return ack(message, "AR", [error]), []
+        if not source.allows_mllp_from(peer or ""):
+            state.metrics.rejections.labels(reason="sender_address").inc()
+            log.warning("mllp_sender_refused", source=source.name, peer=peer)
+            error = Hl7Error(
+                "MSH", 1, 3, f"source {source.name!r} may not send from {peer} (trialguard sources mllp-allow)",
+                code=204, reject=True,
+            )  # fmt: skip
             return ack(message, "AR", [error]), []
     result: Hl7Result = oru_to_events(
         message,
@@ -180,14 +232,15 @@ async def post_hl7(request: Request, source: CurrentSource) -> Response:
     return PlainTextResponse(answer, media_type="x-application/hl7-v2+er7")
 
 
-def mllp_handler(state: Any) -> Callable[[str], Awaitable[str]]:
-    """The MLLP listener's handler: the source is the one registered for MSH-3/MSH-4."""
+def mllp_handler(state: Any) -> Callable[[str, str], Awaitable[str]]:
+    """The MLLP listener's handler: the source is the one registered for MSH-3/MSH-4, and the
+    peer's address must be one it may send from."""
 
-    async def handle(message: str) -> str:
+    async def handle(message: str, peer: str) -> str:
         if (status := state.status()) != "ready":
             # No ACK: the sender keeps the message and sends it again, as it does when we are down.
             raise RuntimeError(f"gateway not ready ({status})")
-        answer, _ = await handle_hl7(state, message, None)
+        answer, _ = await handle_hl7(state, message, None, peer)
         return answer
 
     return handle

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from services.http_limits import add_http_limit_args
 from services.kafka import KafkaSettings
 
 DEFAULT_DATA_DIR: Final = ".trialguard/gateway"
@@ -46,6 +47,12 @@ class GatewaySettings:
         mllp_host: the HL7 v2 MLLP listener's address: loopback, since MLLP has no authentication
             of its own (the sender is identified by MSH-3/MSH-4 only); put a TLS tunnel in front.
         mllp_port: its port (-1: no listener).
+        mllp_max_bytes: the largest MLLP frame (AR and close beyond).
+        mllp_idle_timeout: seconds an MLLP frame may take to arrive whole.
+        mllp_max_connections: MLLP connections at once.
+        mllp_tls_cert: the listener's TLS certificate (PEM); None: plain TCP.
+        mllp_tls_key: its private key (PEM).
+        mllp_tls_client_ca: the CA (PEM) that must have signed each peer's client certificate.
         fhir_identifier_system: the ``Observation.subject.identifier.system`` whose value is the
             participant id.
         hl7_assigning_authority: the PID-3 assigning authority (CX-4) of the participant id; None
@@ -60,6 +67,12 @@ class GatewaySettings:
     max_body_bytes: int = MAX_BODY_BYTES
     mllp_host: str = "127.0.0.1"
     mllp_port: int = 2575
+    mllp_max_bytes: int = 1_048_576
+    mllp_idle_timeout: float = 60.0
+    mllp_max_connections: int = 32
+    mllp_tls_cert: Path | None = None
+    mllp_tls_key: Path | None = None
+    mllp_tls_client_ca: Path | None = None
     fhir_identifier_system: str = "urn:trialguard:participant"
     hl7_assigning_authority: str | None = None
 
@@ -113,8 +126,37 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         "--mllp-host",
         default=os.environ.get("TRIALGUARD_GATEWAY_MLLP_HOST", "127.0.0.1"),
         help="address of the MLLP listener (env TRIALGUARD_GATEWAY_MLLP_HOST; default %(default)s: MLLP carries no "
-        "credentials, so keep it on loopback behind a TLS tunnel)",
+        "credentials; peers must be in a source's --mllp-allow list, and TLS with client certificates is advised)",
     )
+    for option, env, kind, default, what in (
+        (
+            "--mllp-max-bytes",
+            "MLLP_MAX_BYTES",
+            int,
+            1_048_576,
+            "the largest MLLP frame (AR and close beyond)",
+        ),
+        ("--mllp-idle-timeout", "MLLP_IDLE_TIMEOUT", float, 60.0, "seconds an MLLP frame may take to arrive whole"),
+        ("--mllp-max-connections", "MLLP_MAX_CONNECTIONS", int, 32, "MLLP connections at once (more are closed)"),
+    ):
+        parser.add_argument(
+            option,
+            type=kind,
+            default=kind(os.environ.get(f"TRIALGUARD_GATEWAY_{env}") or default),
+            help=f"{what} (env TRIALGUARD_GATEWAY_{env}; default %(default)s)",
+        )
+    for option, env, what in (
+        ("--mllp-tls-cert", "MLLP_TLS_CERT", "PEM certificate of the MLLP listener: TLS instead of plain TCP"),
+        ("--mllp-tls-key", "MLLP_TLS_KEY", "PEM private key of that certificate"),
+        ("--mllp-tls-client-ca", "MLLP_TLS_CLIENT_CA", "PEM CA whose client certificate every MLLP peer must show"),
+    ):
+        parser.add_argument(
+            option,
+            type=Path,
+            default=os.environ.get(f"TRIALGUARD_GATEWAY_{env}") or None,
+            metavar="FILE",
+            help=f"{what} (env TRIALGUARD_GATEWAY_{env})",
+        )
     parser.add_argument(
         "--fhir-identifier-system",
         default=os.environ.get("TRIALGUARD_GATEWAY_FHIR_IDENTIFIER_SYSTEM", "urn:trialguard:participant"),
@@ -125,4 +167,5 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("TRIALGUARD_GATEWAY_HL7_ASSIGNING_AUTHORITY") or None,
         help="the PID-3 assigning authority of participant ids (default: the first PID-3 identifier)",
     )
+    add_http_limit_args(parser, "TRIALGUARD_GATEWAY", MAX_BODY_BYTES)
     add_data_dir_arg(parser)

@@ -10,13 +10,15 @@ the access log before it is kept (``services/access_log.py``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -48,6 +50,38 @@ CREATE TABLE IF NOT EXISTS sources (
 );
 """
 
+_MIGRATIONS: Final = {
+    # column: how a store made before it gets it
+    "enabled": "ALTER TABLE sources ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1",
+    "mllp_allow": "ALTER TABLE sources ADD COLUMN mllp_allow TEXT NOT NULL DEFAULT ''",
+}
+
+
+def parse_networks(values: Iterable[str]) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.0.5``, ``10.0.0.0/24``, ``2001:db8::/32``), normalized.
+
+    Raises:
+        SourceError: a value that is neither, saying which.
+    """
+    networks: list[str] = []
+    for value in values:
+        try:
+            network = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise SourceError(f"--mllp-allow {value[:80]!r}: an IP address or network, such as 10.0.0.5/32") from None
+        if str(network) not in networks:
+            networks.append(str(network))
+    return tuple(networks)
+
+
+def address_in(address: str, networks: Iterable[str]) -> bool:
+    """Whether an IP address is in one of the networks (an address that is not one: never)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n) for n in networks)
+
 
 class SourceError(ValueError):
     """A source that cannot be added as asked."""
@@ -64,6 +98,7 @@ class Source:
         hl7_facility: MSH-4 of its HL7 v2 messages, when it sends any.
         created_at: when it was added (ISO 8601, UTC).
         enabled: whether its key (and HL7 identity) is accepted.
+        mllp_allow: the networks it may send MLLP from; none: it cannot use MLLP.
     """
 
     name: str
@@ -72,6 +107,11 @@ class Source:
     hl7_facility: str | None = None
     created_at: str = ""
     enabled: bool = True
+    mllp_allow: tuple[str, ...] = ()
+
+    def allows_mllp_from(self, address: str) -> bool:
+        """Whether a peer at this address may send this source's messages over MLLP."""
+        return address_in(address, self.mllp_allow)
 
 
 def _key_digest(key: str) -> str:
@@ -82,8 +122,15 @@ def _key_digest(key: str) -> str:
 
 
 def _source(row: sqlite3.Row) -> Source:
+    allowed = tuple(row["mllp_allow"].split())
     return Source(
-        row["name"], row["site"], row["hl7_application"], row["hl7_facility"], row["created_at"], bool(row["enabled"])
+        row["name"],
+        row["site"],
+        row["hl7_application"],
+        row["hl7_facility"],
+        row["created_at"],
+        bool(row["enabled"]),
+        allowed,
     )
 
 
@@ -104,8 +151,9 @@ class SourceStore:
         with self._connect() as connection:
             connection.executescript(_SCHEMA)
             columns = {row["name"] for row in connection.execute("PRAGMA table_info(sources)")}
-            if "enabled" not in columns:  # a file from before sources could be disabled
-                connection.execute("ALTER TABLE sources ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1")
+            for column, statement in _MIGRATIONS.items():
+                if column not in columns:
+                    connection.execute(statement)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -131,6 +179,7 @@ class SourceStore:
         site: str,
         hl7_application: str | None = None,
         hl7_facility: str | None = None,
+        mllp_allow: Iterable[str] = (),
         recorder: AccessRecorder | None = None,
     ) -> tuple[Source, str]:
         """Register a source and make its API key.
@@ -140,6 +189,7 @@ class SourceStore:
             site: the site id its events carry.
             hl7_application: MSH-3 of its HL7 messages; given together with ``hl7_facility``.
             hl7_facility: MSH-4 of its HL7 messages.
+            mllp_allow: addresses or networks it may send MLLP from (needs the HL7 pair).
 
         Returns:
             The source and its API key: the only time the key exists outside the caller.
@@ -158,14 +208,17 @@ class SourceStore:
         for what, hl7 in (("HL7 application", hl7_application), ("HL7 facility", hl7_facility)):
             if hl7 is not None and not HL7_NAMESPACE.fullmatch(hl7):
                 raise SourceError(f"{what} {hl7[:80]!r}: 1-180 characters, none of | ^ ~ \\ & or a line break")
+        networks = parse_networks(mllp_allow)
+        if networks and hl7_application is None:
+            raise SourceError("--mllp-allow needs --hl7-application and --hl7-facility (MLLP messages name the source)")
         key = secrets.token_urlsafe(32)
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
             with self._transaction() as connection:
                 connection.execute(
-                    "INSERT INTO sources (name, site, hl7_application, hl7_facility, key_sha256, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, site, hl7_application, hl7_facility, _key_digest(key), created),
+                    "INSERT INTO sources (name, site, hl7_application, hl7_facility, key_sha256, created_at, "
+                    "mllp_allow) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (name, site, hl7_application, hl7_facility, _key_digest(key), created, " ".join(networks)),
                 )
                 if recorder is not None:
                     recorder.record(AccessAction.SOURCE_ADDED, "source", name, site=site, enabled=True)
@@ -175,8 +228,34 @@ class SourceStore:
             raise SourceError(
                 f"HL7 sending application {hl7_application!r} at {hl7_facility!r} is registered to another source"
             ) from None
-        log.info("source_added", source=name, site=site)
-        return Source(name, site, hl7_application, hl7_facility, created), key
+        log.info("source_added", source=name, site=site, mllp_allow=list(networks))
+        return Source(name, site, hl7_application, hl7_facility, created, True, networks), key
+
+    def allow_mllp(self, name: str, networks: Iterable[str], recorder: AccessRecorder) -> Source:
+        """Replace the networks a source may send MLLP from (none: no MLLP).
+
+        Raises:
+            SourceError: no such source, a source without HL7 ids, or a value that is no network.
+            AccessLogError: Kafka did not take the event (nothing changed).
+        """
+        parsed = parse_networks(networks)
+        source = self.get(name)
+        if source is None:
+            raise SourceError(f"no source named {name[:80]!r}")
+        if parsed and source.hl7_application is None:
+            raise SourceError(f"source {name!r} has no HL7 sending application: MLLP messages could not name it")
+        sql = "UPDATE sources SET mllp_allow=? WHERE name=?"
+        self._changed(name, recorder, AccessAction.SOURCE_MLLP_ALLOWED, sql, " ".join(parsed))
+        log.info("source_mllp_allowed", source=name, mllp_allow=list(parsed))
+        return dataclasses.replace(source, mllp_allow=parsed)
+
+    def mllp_peer_allowed(self, address: str) -> bool:
+        """Whether any source may send MLLP from this address (else its connection is closed)."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT mllp_allow FROM sources WHERE mllp_allow != '' AND enabled = 1"
+            ).fetchall()
+        return any(address_in(address, row["mllp_allow"].split()) for row in rows)
 
     def _changed(self, name: str, recorder: AccessRecorder, action: AccessAction, sql: str, *values: object) -> None:
         with self._transaction() as db:

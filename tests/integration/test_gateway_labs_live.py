@@ -50,7 +50,9 @@ def _call(gateway: GatewayProcess, path: str, body: bytes, key: str, content_typ
 @pytest.fixture
 def lab_gateway(settings: KafkaSettings, tmp_path: Path) -> Iterator[tuple[GatewayProcess, str]]:
     """A gateway whose source lis.gz01 (site GZ-01) also sends HL7 v2 as LABSYS at GZ01LAB."""
-    _, key = SourceStore(tmp_path / "gateway" / "sources.sqlite3").add("lis.gz01", "GZ-01", "LABSYS", "GZ01LAB")
+    _, key = SourceStore(tmp_path / "gateway" / "sources.sqlite3").add(
+        "lis.gz01", "GZ-01", "LABSYS", "GZ01LAB", mllp_allow=["127.0.0.1"]
+    )
     process = GatewayProcess(settings, tmp_path / "gateway", tmp_path / "gateway.log").start()
     yield process, key
     assert process.stop() == 0, process.log()[-3000:]

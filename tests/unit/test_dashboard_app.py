@@ -20,6 +20,7 @@ from contracts import FindingReviewed
 from services.dashboard.app import create_app
 from services.dashboard.settings import DashboardSettings
 from services.dashboard.store import ReadModel, Record
+from services.dashboard.throttle import LoginThrottle
 from services.dashboard.users import UserStore
 from services.kafka import KafkaSettings
 from tests.unit.test_read_model import _finding
@@ -128,6 +129,8 @@ def test_a_login_form_without_its_csrf_token_is_refused(app: Any) -> None:
 
 
 def test_failed_logins_are_throttled(app: Any) -> None:
+    now = [1000.0]
+    app.state.login_throttle = LoginThrottle(clock=lambda: now[0])  # time stands still until moved
     client = _client(app)
     csrf = _csrf(client.get("/login").text)
     codes = [
@@ -137,6 +140,8 @@ def test_failed_logins_are_throttled(app: Any) -> None:
     refused = client.post("/login", data={"name": "monitor", "password": PASSWORD, "csrf": csrf})
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) > 0
+    now[0] += int(refused.headers["retry-after"])
+    assert client.post("/login", data={"name": "monitor", "password": PASSWORD, "csrf": csrf}).status_code == 303
 
 
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example"])

@@ -24,7 +24,7 @@ MESSAGE = "\r".join(
 received: list[str] = []
 
 
-async def fake_handle(message: str) -> str:
+async def fake_handle(message: str, peer: str) -> str:
     received.append(message)
     return ack(message, "AA", [], control_id="ACK1")
 
@@ -84,11 +84,11 @@ async def test_a_frame_without_start_block_gets_an_ar(port: int) -> None:
     assert received == []
 
 
-async def test_a_frame_over_the_limit_closes_the_connection(port: int) -> None:
+async def test_a_frame_over_the_limit_that_is_no_message_closes_the_connection(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"\x0b" + b"x" * 10_000)
     await writer.drain()
-    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, no ACK
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, no ACK: nothing to answer
     writer.close()
     assert received == []
 

@@ -1,4 +1,5 @@
-"""Dashboard users: the permission table, the user store, the login throttle and `trialguard users`."""
+"""Dashboard users: the permission table, the user store and `trialguard users` (the login throttle:
+test_login_throttle.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from services.dashboard.roles import (
     may_read_site,
     may_review,
 )
-from services.dashboard.throttle import LoginThrottle
 from services.dashboard.users import UserError, UserStore
 from services.dashboard.users_cli import add_users_commands, users_add, users_list, users_passwd, users_token
 from tests.access import recording
@@ -231,6 +231,32 @@ def test_bad_users_are_refused(
     assert store.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("password", "advice"),
+    [
+        ("aaaaaaaaaaaa", "Repeats"),
+        (" " * 12, "Repeats"),
+        ("password1234", "very common password"),
+        ("qwertyuiopas", "commonly used"),
+        ("mona.lisa.2025", "too easy to guess"),
+        ("trialguard12", "too easy to guess"),
+    ],
+    ids=["repeated-letter", "twelve-spaces", "common-password", "keyboard-row", "own-name", "product-name"],
+)
+def test_guessable_passwords_of_twelve_characters_or_more_are_refused(
+    store: UserStore, password: str, advice: str
+) -> None:
+    with pytest.raises(UserError, match="too easy to guess") as refused:
+        store.add("mona.lisa", "monitor", password)
+    assert advice in str(refused.value)
+    assert password not in str(refused.value)
+    assert store.count() == 0
+
+
+def test_a_passphrase_is_accepted(store: UserStore) -> None:
+    assert store.add("mona", "monitor", "violet tractor honest lamp").name == "mona"
+
+
 def test_a_duplicate_name_is_refused(store: UserStore) -> None:
     store.add("mona", Role.MONITOR, PASSWORD)
     with pytest.raises(UserError, match="a user named 'mona' already exists"):
@@ -309,86 +335,6 @@ def test_threads_share_one_store(store: UserStore) -> None:
         thread.join()
     assert errors == []
     assert store.count() == 8
-
-
-# --- the login throttle ---------------------------------------------------------------------
-
-
-def fail(throttle: LoginThrottle, key: str, times: int, now: float) -> None:
-    for _ in range(times):
-        throttle.failed(key, now)
-
-
-def test_four_failures_are_allowed_the_fifth_locks_out() -> None:
-    throttle = LoginThrottle(max_failures=5, window=300, base_backoff=30, max_backoff=900)
-    fail(throttle, "mona", 4, now=100.0)
-    assert throttle.retry_after("mona", 100.0) == 0
-    throttle.failed("mona", 101.0)
-    assert throttle.retry_after("mona", 101.0) == 30
-    assert throttle.retry_after("mona", 121.0) == 10
-    assert throttle.retry_after("mona", 131.0) == 0
-    assert throttle.retry_after("dana", 101.0) == 0  # other keys are not affected
-
-
-def test_failures_outside_the_window_do_not_count() -> None:
-    throttle = LoginThrottle(max_failures=5, window=300)
-    fail(throttle, "mona", 4, now=0.0)
-    throttle.failed("mona", 300.0)  # the first four are 300 s old: out of the window
-    assert throttle.retry_after("mona", 300.0) == 0
-
-
-@pytest.mark.parametrize(
-    ("lockout", "expected_backoff"),
-    [(1, 30), (2, 60), (3, 120), (4, 240), (5, 480), (6, 900), (7, 900), (60, 900)],
-)
-def test_each_lockout_doubles_up_to_the_cap(lockout: int, expected_backoff: float) -> None:
-    throttle = LoginThrottle(max_failures=5, window=300, base_backoff=30, max_backoff=900)
-    now = 0.0
-    for _ in range(lockout):
-        now += throttle.retry_after("mona", now)
-        fail(throttle, "mona", 5, now)
-    assert throttle.retry_after("mona", now) == expected_backoff
-
-
-def test_failures_during_a_lockout_do_not_extend_it() -> None:
-    throttle = LoginThrottle(max_failures=5, base_backoff=30)
-    fail(throttle, "mona", 5, now=0.0)
-    fail(throttle, "mona", 20, now=10.0)
-    assert throttle.retry_after("mona", 10.0) == 20
-
-
-def test_success_forgets_the_failures() -> None:
-    throttle = LoginThrottle(max_failures=5, base_backoff=30)
-    fail(throttle, "mona", 5, now=0.0)
-    throttle.succeeded("mona")
-    assert throttle.retry_after("mona", 1.0) == 0
-    fail(throttle, "mona", 5, now=2.0)
-    assert throttle.retry_after("mona", 2.0) == 30  # back to the first backoff
-
-
-def test_a_long_quiet_key_starts_over_and_is_forgotten() -> None:
-    throttle = LoginThrottle(max_failures=5, window=300, base_backoff=30, max_backoff=900)
-    fail(throttle, "mona", 5, now=0.0)
-    fail(throttle, "mona", 5, now=30.0)  # second lockout: 60 s
-    quiet = 30.0 + 300 + 900 + 1
-    throttle.failed("elsewhere", quiet)
-    assert len(throttle) == 1  # "mona" was swept
-    fail(throttle, "mona", 5, now=quiet)
-    assert throttle.retry_after("mona", quiet) == 30
-
-
-def test_memory_is_bounded() -> None:
-    throttle = LoginThrottle(max_keys=100)
-    for number in range(1_000):
-        throttle.failed(f"10.0.{number // 256}.{number % 256}", now=float(number))
-    assert len(throttle) == 100
-
-
-def test_bad_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="max_failures"):
-        LoginThrottle(max_failures=0)
-    with pytest.raises(ValueError, match="base_backoff"):
-        LoginThrottle(base_backoff=60, max_backoff=30)
 
 
 # --- trialguard users -----------------------------------------------------------------------
