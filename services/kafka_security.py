@@ -215,6 +215,8 @@ def add_security_args(parser: argparse.ArgumentParser) -> None:
         help=f"file holding the SCRAM password (env {ENV_PREFIX}PASSWORD_FILE; or the password itself in "
         f"{ENV_PREFIX}PASSWORD)",
     )
+    # Also keeps argparse from taking "--kafka-password SECRET" as an abbreviation of --kafka-password-file.
+    group.add_argument("--kafka-password", nargs="?", action=_RefusePasswordFlag, help=argparse.SUPPRESS)
     group.add_argument(
         "--kafka-ssl-cafile", dest="ssl_cafile", metavar="FILE", help=f"CA bundle (env {ENV_PREFIX}SSL_CAFILE)"
     )
@@ -230,6 +232,16 @@ def add_security_args(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"private key of the client certificate (env {ENV_PREFIX}SSL_KEYFILE)",
     )
+
+
+class _RefusePasswordFlag(argparse.Action):
+    """``--kafka-password``: refused, without repeating its value."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        parser.error(
+            f"--kafka-password: a password on the command line is visible to every local user; use "
+            f"{ENV_PREFIX}PASSWORD or --kafka-password-file"
+        )
 
 
 def security_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> KafkaSecurity:
