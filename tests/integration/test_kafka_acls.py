@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
+    GroupAuthorizationFailedError,
     KafkaConnectionError,
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailed,
@@ -97,6 +98,20 @@ async def test_the_gateway_cannot_take_over_the_rules_services_transactions(brok
             json.loads(example_lines()[0]),
             transactional_id=f"{TOPICS.consumer_group}.p0",
         )
+
+
+@pytest.mark.parametrize("user", ["dashboard", "gateway", "operator"])
+async def test_no_one_but_the_rules_service_commits_offsets_for_its_group(broker: Broker, user: str) -> None:
+    # Committing the rules group's offsets past the end would make the rules service skip events.
+    consumer = AIOKafkaConsumer(**broker.settings_as(user).client_kwargs(), group_id=TOPICS.consumer_group)
+    await consumer.start()
+    try:
+        tp = TopicPartition(TOPICS.participant_events, 0)
+        consumer.assign([tp])
+        with pytest.raises(GroupAuthorizationFailedError):
+            await consumer.commit({tp: 1_000_000})
+    finally:
+        await consumer.stop()
 
 
 @pytest.mark.parametrize(
