@@ -157,7 +157,7 @@ def _check_created(response: Any) -> None:
     rules service or an operator creates the topics; see README, Secured deployment).
     """
     for name, code, *_ in response.topic_errors:
-        if code:
+        if code and code != TopicAlreadyExistsError.errno:  # created meanwhile by another process
             raise for_code(code)(f"creating topic {name}")
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,8 @@ def forged_review(finding_id: str, role: str = "site", action: str = "close") ->
 
 async def produce(settings: KafkaSettings, topic: str, value: dict[str, Any], **producer: Any) -> None:
     client = AIOKafkaProducer(**settings.client_kwargs(), acks="all", **producer)
-    await client.start()
     try:
+        await client.start()  # a refused login fails here: stop() still closes what start() opened
         await client.send_and_wait(topic, json.dumps(value).encode(), key=b"P-001")
     finally:
         await client.stop()
@@ -98,6 +99,14 @@ async def test_the_gateway_cannot_take_over_the_rules_services_transactions(brok
             json.loads(example_lines()[0]),
             transactional_id=f"{TOPICS.consumer_group}.p0",
         )
+
+
+@pytest.mark.parametrize("user", ["dashboard", "gateway"])
+async def test_the_dashboard_and_the_gateway_cannot_create_topics(broker: Broker, user: str) -> None:
+    # Creating a study's topics first would let a component choose their retention and partitions.
+    other_study = replace(broker.settings_as(user), study_id="NCT00000000")
+    with pytest.raises(TopicAuthorizationFailedError, match="creating topic"):
+        await ensure_topics(other_study)
 
 
 @pytest.mark.parametrize("user", ["dashboard", "gateway", "operator"])
