@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
-.PHONY: help setup lint test test-unit test-integration demo demo-stop bench-dashboard kafka-up kafka-down kafka-fetch schemas bench bench-live clean
+.PHONY: help setup lint test test-unit test-integration demo demo-stop bench-dashboard kafka-up kafka-secure-up kafka-down kafka-fetch schemas bench bench-live clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ kafka-fetch: ## fetch the Kafka broker jars with Maven into .cache/ (once)
 
 kafka-up: ## start the local single-node Kafka on 127.0.0.1:$(KAFKA_PORT)
 	scripts/kafka.sh up
+
+kafka-secure-up: ## start a secured local Kafka: SCRAM users and ACLs per component (README, Secured deployment)
+	scripts/kafka.sh secure-up
 
 kafka-down: ## stop the local Kafka started by kafka-up
 	scripts/kafka.sh down

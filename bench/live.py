@@ -59,7 +59,7 @@ def events(n: int) -> list[tuple[bytes, bytes]]:
 
 
 async def produce(settings: KafkaSettings, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
+    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=20,
                                 max_batch_size=256 * 1024)  # fmt: skip
     await producer.start()
     try:
@@ -176,7 +176,7 @@ async def through_two_instances(settings: KafkaSettings, messages: list[tuple[by
     instances are ready: the group has then given each its partitions, and neither could read any
     event before (read_committed), so the one that joined first has no head start."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20, max_batch_size=256 * 1024,
+    producer = AIOKafkaProducer(**settings.client_kwargs(), linger_ms=20, max_batch_size=256 * 1024,
                                 transactional_id=f"{settings.namespace}.preload", enable_idempotence=True,
                                 transaction_timeout_ms=600_000)  # fmt: skip
     await producer.start()
@@ -209,7 +209,7 @@ async def findings(settings: KafkaSettings) -> Counter[tuple[str, ...]]:
     """The findings on the deviations topic (read_committed), counted by identity: a finding's id,
     or a supersession's finding id and correction. Records that are no findings are left out."""
     found: Counter[tuple[str, ...]] = Counter()
-    async for record in read_to_end(settings.bootstrap_servers, settings.topics.deviations):
+    async for record in read_to_end(settings, settings.topics.deviations):
         body = json.loads(record.value or b"{}")
         if "deviation_id" in body or "alert_id" in body:
             found[(body.get("deviation_id") or body["alert_id"],)] += 1
@@ -223,12 +223,12 @@ async def through_pass_through(settings: KafkaSettings, total: int) -> float:
     and batch one transaction with the records copied to an output topic and the offsets."""
     group = f"{settings.namespace}.passthrough"
     topic = settings.topics.participant_events
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap_servers, group_id=group,
+    consumer = AIOKafkaConsumer(topic, **settings.client_kwargs(), group_id=group,
                                 enable_auto_commit=False, isolation_level="read_committed",
                                 auto_offset_reset="earliest", max_poll_records=BATCH)  # fmt: skip
     producers: dict[int, AIOKafkaProducer] = {}
-    for p in await partition_ids(settings.bootstrap_servers, topic):
-        producers[p] = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5,
+    for p in await partition_ids(settings, topic):
+        producers[p] = AIOKafkaProducer(**settings.client_kwargs(), linger_ms=5,
                                         transactional_id=f"{group}.p{p}", enable_idempotence=True)  # fmt: skip
         await producers[p].start()
     await consumer.start()
@@ -356,13 +356,13 @@ async def latency(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], 
     timed: set[str] = set()
     alerts_timed: set[str] = set()
     result = Latencies()
-    consumer = AIOKafkaConsumer(settings.topics.deviations, bootstrap_servers=settings.bootstrap_servers,
+    consumer = AIOKafkaConsumer(settings.topics.deviations, **settings.client_kwargs(),
                                 isolation_level="read_committed", auto_offset_reset="earliest",
                                 fetch_max_wait_ms=10)  # fmt: skip
     try:
         await ready(port)
         await consumer.start()
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
+        producer = AIOKafkaProducer(**settings.client_kwargs(), linger_ms=0)
         await producer.start()
 
         async def read() -> None:

@@ -68,7 +68,7 @@ def check_copies(states: list[ParticipantState]) -> None:
 
 async def produce_snapshots(settings: KafkaSettings, snapshot_pairs: Iterator[tuple[str, bytes]]) -> tuple[int, int]:
     """Produce the snapshots to participant-state, keyed by participant id; (records, bytes)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
+    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=20,
                                 max_batch_size=1024 * 1024, max_request_size=4 * 1024 * 1024)  # fmt: skip
     await producer.start()
     records = size = 0
@@ -87,7 +87,7 @@ async def read_only(settings: KafkaSettings, partition: int) -> tuple[int, int]:
     """``restore_snapshots`` without the decoding: the latest value of each key; (records, bytes)."""
     latest: dict[bytes, bytes | None] = {}
     read = size = 0
-    async for record in read_partition(settings.bootstrap_servers, settings.topics.participant_state, partition):
+    async for record in read_partition(settings, settings.topics.participant_state, partition):
         read += 1
         size += len(record.value or b"")
         if record.key is not None:
@@ -142,7 +142,7 @@ async def restore_benchmark(
         check_copies(states)
         await ensure_topics(settings)
         records, size = await produce_snapshots(settings, copies(states, participants))
-        partitions = await partition_ids(settings.bootstrap_servers, settings.topics.participant_state)
+        partitions = await partition_ids(settings, settings.topics.participant_state)
         print(f"  (restore set-up: {len(states):,} real participant states from the first {history_events:,} "
               f"events, {records:,} snapshots ({size / 1e6:,.0f} MB) produced to {len(partitions)} partitions in "
               f"{time.perf_counter() - prepared:.0f} s)")  # fmt: skip

@@ -113,7 +113,7 @@ async def publish_to_kafka(settings: KafkaSettings, event: AccessChanged, second
         AccessLogError: the broker did not take it within ``seconds``.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.client_kwargs(),
         acks="all",
         enable_idempotence=True,
         client_id="trialguard-access-log",

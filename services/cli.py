@@ -45,7 +45,7 @@ async def _publish(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     await ensure_topics(settings)
     source: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115, ASYNC230
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", enable_idempotence=True)
     await producer.start()
     sent = rejected = 0
     try:
@@ -103,7 +103,7 @@ async def _deviations(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.wait and not await _wait_for_rules_service(settings, args.wait):
         return 1
-    async for record in read_to_end(settings.bootstrap_servers, settings.topics.deviations):
+    async for record in read_to_end(settings, settings.topics.deviations):
         finding = json.loads(record.value or b"{}")
         if args.format == "table":
             pid, rule, at = finding["participant_id"], finding["rule_id"], finding["occurred_at"]
@@ -367,9 +367,13 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 
 def _configuration_errors() -> tuple[type[BaseException], ...]:
-    """ConfigurationError, when the rules stack that raises it was imported (offline: never)."""
+    """ConfigurationError and KafkaSecurityError, when the modules that raise them were imported
+    (offline: never)."""
     weather = sys.modules.get("services.rules.weather")
-    return () if weather is None else (weather.ConfigurationError,)
+    security = sys.modules.get("services.kafka_security")
+    return (() if weather is None else (weather.ConfigurationError,)) + (
+        () if security is None else (security.KafkaSecurityError,)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,13 +8,16 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from faststream.security import BaseSecurity
 
 from events import Topics
 from services.defaults import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
+from services.kafka_security import KafkaSecurity, add_security_args, security_from_args
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,9 @@ class KafkaSettings:
     """Where the broker is and which study's topics to use.
 
     Defaults come from TRIALGUARD_BOOTSTRAP_SERVERS, TRIALGUARD_STUDY_ID and
-    TRIALGUARD_TOPIC_NAMESPACE, then from the constants above.
+    TRIALGUARD_TOPIC_NAMESPACE, then from the constants above; ``security`` from the
+    ``TRIALGUARD_KAFKA_*`` variables (see :mod:`services.kafka_security`), PLAINTEXT when unset.
+    Every Kafka client is built from :meth:`client_kwargs` or :meth:`faststream_security`.
     """
 
     bootstrap_servers: str = field(
@@ -32,15 +37,26 @@ class KafkaSettings:
     namespace: str = field(default_factory=lambda: os.environ.get("TRIALGUARD_TOPIC_NAMESPACE", "trialguard"))
     shadow: str | None = None
     """A candidate protocol version run in shadow: its outputs and group are its own (see Topics)."""
+    security: KafkaSecurity = field(default_factory=KafkaSecurity.from_env)
+    """How the clients authenticate (SASL/SCRAM) and encrypt (TLS); PLAINTEXT by default."""
 
     @property
     def topics(self) -> Topics:
         return Topics(self.study_id, self.namespace, self.shadow)
 
+    def client_kwargs(self) -> dict[str, Any]:
+        """``bootstrap_servers`` and the security keyword arguments of an aiokafka client."""
+        return {"bootstrap_servers": self.bootstrap_servers, **self.security.aiokafka_kwargs()}
+
+    def faststream_security(self) -> BaseSecurity | None:
+        """The ``security=`` of a FastStream ``KafkaBroker`` on these settings."""
+        return self.security.faststream_security()
+
 
 def add_kafka_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--bootstrap-servers``, ``--study`` and ``--namespace`` (defaults from :class:`KafkaSettings`)."""
-    defaults = KafkaSettings()
+    """Add ``--bootstrap-servers``, ``--study``, ``--namespace`` (defaults from :class:`KafkaSettings`)
+    and the ``--kafka-*`` security options (:func:`~services.kafka_security.add_security_args`)."""
+    defaults = KafkaSettings(security=KafkaSecurity())  # the variables are read by settings_from_args
     parser.add_argument(
         "--bootstrap-servers",
         default=defaults.bootstrap_servers,
@@ -56,11 +72,16 @@ def add_kafka_args(parser: argparse.ArgumentParser) -> None:
         default=defaults.namespace,
         help="first part of topic names (env TRIALGUARD_TOPIC_NAMESPACE; default %(default)s)",
     )
+    add_security_args(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> KafkaSettings:
-    """The settings given by the options of :func:`add_kafka_args`."""
-    return KafkaSettings(args.bootstrap_servers, args.study, args.namespace)
+    """The settings given by the options of :func:`add_kafka_args`.
+
+    Raises:
+        KafkaSecurityError: security options that cannot work (the message names them).
+    """
+    return KafkaSettings(args.bootstrap_servers, args.study, args.namespace, security=security_from_args(args))
 
 
 INPUT_PARTITIONS = 4
@@ -84,9 +105,9 @@ BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}
 ``--as-of`` reads it as "when TrialGuard could have known". Set on new topics only (see README, Audit)."""
 
 
-async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
+async def partition_ids(settings: KafkaSettings, topic: str) -> list[int]:
     """The partition numbers of ``topic`` (empty when it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -103,7 +124,7 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
     snapshot matters.
     """
     topics = settings.topics
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -123,11 +144,22 @@ async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITI
         missing = [t for t in wanted if t.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another process
-                await admin.create_topics(missing)
+                _check_created(await admin.create_topics(missing))
             await _wait_for_leaders(admin, [t.name for t in missing])
     finally:
         with contextlib.suppress(Exception):  # a client that never connected closes with an error
             await admin.close()
+
+
+def _check_created(response: Any) -> None:
+    """aiokafka answers a refused creation without raising: raise the first topic's error.
+
+    On a secured broker, a principal without CREATE gets TopicAuthorizationFailedError here (the
+    rules service or an operator creates the topics; see README, Secured deployment).
+    """
+    for name, code, *_ in response.topic_errors:
+        if code and code != TopicAlreadyExistsError.errno:  # created meanwhile by another process
+            raise for_code(code)(f"creating topic {name}")
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], seconds: float = 30) -> None:
@@ -140,28 +172,28 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], second
             await asyncio.sleep(0.1)
 
 
-async def read_to_end(bootstrap_servers: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+async def read_to_end(settings: KafkaSettings, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every committed record of ``topic`` from the beginning to its current end, then stop."""
-    tps = [TopicPartition(topic, p) for p in await partition_ids(bootstrap_servers, topic)]
-    async for record in _read(bootstrap_servers, tps):
+    tps = [TopicPartition(topic, p) for p in await partition_ids(settings, topic)]
+    async for record in _read(settings, tps):
         yield record
 
 
 async def read_partition(
-    bootstrap_servers: str, topic: str, partition: int, start: int = 0
+    settings: KafkaSettings, topic: str, partition: int, start: int = 0
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every committed record of one partition from offset ``start`` to its current end, in order."""
-    async for record in _read(bootstrap_servers, [TopicPartition(topic, partition)], start):
+    async for record in _read(settings, [TopicPartition(topic, partition)], start):
         yield record
 
 
 async def _read(
-    bootstrap_servers: str, tps: list[TopicPartition], start: int = 0
+    settings: KafkaSettings, tps: list[TopicPartition], start: int = 0
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     if not tps:
         return
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **settings.client_kwargs(),
         isolation_level="read_committed",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -204,11 +236,9 @@ async def group_lag(settings: KafkaSettings, group_id: str) -> dict[int, int] | 
     None while the broker cannot say yet (a new broker still creating its offsets topic).
     """
     topic = settings.topics.participant_events
-    tps = [TopicPartition(topic, p) for p in await partition_ids(settings.bootstrap_servers, topic)]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed", enable_auto_commit=False
-    )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    tps = [TopicPartition(topic, p) for p in await partition_ids(settings, topic)]
+    consumer = AIOKafkaConsumer(**settings.client_kwargs(), isolation_level="read_committed", enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await consumer.start()
     await admin.start()
     try:

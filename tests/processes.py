@@ -14,7 +14,11 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
+from pydantic import SecretStr
+
+from events import Topics
 from services.kafka import KafkaSettings
+from services.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,11 +32,18 @@ def free_port() -> int:
 class Broker:
     """A single-node Kafka of the test's own (scripts/kafka.sh), on free ports, in ``folder``.
 
-    ``properties`` are extra server.properties lines.
+    ``properties`` are extra server.properties lines. With ``secure``, the broker takes SASL/SCRAM
+    only and grants the ACLs of ``secure``'s topics (a study's namespace and id) to the users
+    rules, dashboard, gateway and operator (scripts/kafka.sh secure-up); :meth:`settings_as`
+    gives the settings of one of them.
     """
 
-    def __init__(self, folder: Path, properties: str = "", port: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, properties: str = "", port: int | None = None, secure: Topics | None = None
+    ) -> None:
         self.port = port or free_port()
+        self.folder = folder
+        self.secure = secure
         self.env = {
             **os.environ,
             "KAFKA_PORT": str(self.port),
@@ -40,7 +51,34 @@ class Broker:
             "KAFKA_DIR": str(folder),
             "KAFKA_EXTRA_PROPERTIES": properties,
         }
+        if secure is not None:
+            self.env |= {
+                "KAFKA_SECURE": "1",
+                "TRIALGUARD_TOPIC_NAMESPACE": secure.namespace,
+                "TRIALGUARD_STUDY_ID": secure.study_id,
+            }
         self.pidfile = folder / "kafka.pid"
+
+    def password_file(self, user: str) -> Path:
+        """The file holding ``user``'s SCRAM password (secured broker only)."""
+        return self.folder / "secrets" / f"{user}.password"
+
+    def settings_as(self, user: str, password: str | None = None) -> KafkaSettings:
+        """Settings of the secured broker's study, authenticated as ``user`` (its own password
+        unless ``password`` is given)."""
+        assert self.secure is not None, "settings_as is for a secured broker"
+        secret = self.password_file(user).read_text().strip() if password is None else password
+        security = KafkaSecurity(SecurityProtocol.SASL_PLAINTEXT, SaslMechanism.SCRAM_SHA_512, user, SecretStr(secret))
+        return KafkaSettings(self.bootstrap, self.secure.study_id, self.secure.namespace, security=security)
+
+    def security_env(self, user: str) -> dict[str, str]:
+        """The environment that makes a TrialGuard command connect as ``user`` (password from its file)."""
+        return {
+            "TRIALGUARD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "TRIALGUARD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "TRIALGUARD_KAFKA_USERNAME": user,
+            "TRIALGUARD_KAFKA_PASSWORD_FILE": str(self.password_file(user)),
+        }
 
     @property
     def bootstrap(self) -> str:

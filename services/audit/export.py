@@ -72,7 +72,7 @@ async def export_events(
         OSError: the file cannot be written.
     """
     topic = settings.topics.participant_events
-    partitions = await partition_ids(settings.bootstrap_servers, topic)
+    partitions = await partition_ids(settings, topic)
     if not partitions:
         raise ExportError(f"topic {topic} does not exist (or has no partitions)")
     checkpoints: list[ExportedCheckpoint] = []
@@ -81,7 +81,7 @@ async def export_events(
     with atomic_text(out) as f:
         for partition in partitions:
             chain = Chain(topic, partition)
-            async for record in read_partition(settings.bootstrap_servers, topic, partition):
+            async for record in read_partition(settings, topic, partition):
                 value = record.value or b""
                 head = chain.append(record.offset, record.timestamp, record.key, value)
                 exported = ExportedRecord(

@@ -193,8 +193,8 @@ def records_from_file(path: Path, study_id: str) -> Iterator[InputRecord]:
 async def records_from_topic(settings: KafkaSettings) -> AsyncIterator[InputRecord]:
     """participant-events from offset 0, read_committed, partition by partition in offset order."""
     topic = settings.topics.participant_events
-    for partition in await partition_ids(settings.bootstrap_servers, topic):
-        async for r in read_partition(settings.bootstrap_servers, topic, partition):
+    for partition in await partition_ids(settings, topic):
+        async for r in read_partition(settings, topic, partition):
             yield InputRecord(
                 r.partition,
                 r.offset,

@@ -81,7 +81,7 @@ async def recompute_from(args: argparse.Namespace) -> tuple[Recomputed, int | No
     cutoff = None if args.as_of is None else as_of_ms(args.as_of)
     if args.events is None:
         source = settings.topics.participant_events
-        if not await partition_ids(settings.bootstrap_servers, source):
+        if not await partition_ids(settings, source):
             raise UsageError(f"topic {source} does not exist")
         out = Recomputed(source, replay)
         async for record in records_from_topic(settings):
@@ -157,10 +157,10 @@ async def _replay(args: argparse.Namespace) -> int:
 
 async def _committed(settings: KafkaSettings, topic: str) -> list[object]:
     """The committed records of a findings topic, decoded; unreadable ones as a short description."""
-    if not await partition_ids(settings.bootstrap_servers, topic):
+    if not await partition_ids(settings, topic):
         raise UsageError(f"topic {topic} does not exist")
     out: list[object] = []
-    async for r in read_to_end(settings.bootstrap_servers, topic):
+    async for r in read_to_end(settings, topic):
         try:
             out.append(json.loads(r.value or b""))
         except ValueError:

@@ -99,13 +99,13 @@ def _access_changes(values: Iterable[bytes]) -> tuple[AccessChanged, ...]:
 
 async def _from_broker(settings: KafkaSettings, public_key: Path | None) -> ReportInputs:
     topics = settings.topics
-    if not await partition_ids(settings.bootstrap_servers, topics.participant_events):
+    if not await partition_ids(settings, topics.participant_events):
         raise ValueError(f"topic {topics.participant_events} does not exist")
     records = [r async for r in records_from_topic(settings)]
     recomputed = Recomputed(topics.participant_events, new_replay(settings.study_id))
     for record in records:
         recomputed.add(record, None)
-    committed = [json.loads(r.value or b"{}") async for r in read_to_end(settings.bootstrap_servers, topics.deviations)]
+    committed = [json.loads(r.value or b"{}") async for r in read_to_end(settings, topics.deviations)]
     diff = compare(
         recomputed.finish().finding_objects(), committed, expected_name="recomputed", actual_name=topics.deviations
     )
@@ -127,18 +127,16 @@ async def _from_broker(settings: KafkaSettings, public_key: Path | None) -> Repo
             )
             head = chain.append(record.offset, record.timestamp_ms or 0, record.key, record.value)
             verified.heads.setdefault((chain.topic, chain.partition), []).append(head.hex())
-        compared, problems = await check_live(
-            settings.bootstrap_servers, topics.audit_checkpoints, verified, load_public_key(public_key)
-        )
+        compared, problems = await check_live(settings, topics.audit_checkpoints, verified, load_public_key(public_key))
         verification = CheckResult(
             not problems and compared > 0,
             f"{compared} live checkpoints compared with the chain of the log as it is now",
             tuple(problems),
         )
-    reviews = [r.value or b"" async for r in read_to_end(settings.bootstrap_servers, topics.finding_reviews)]
-    has_access_log = bool(await partition_ids(settings.bootstrap_servers, topics.access_log))
-    access = [r.value or b"" async for r in read_to_end(settings.bootstrap_servers, topics.access_log)]
-    has_reviews = bool(await partition_ids(settings.bootstrap_servers, topics.finding_reviews))
+    reviews = [r.value or b"" async for r in read_to_end(settings, topics.finding_reviews)]
+    has_access_log = bool(await partition_ids(settings, topics.access_log))
+    access = [r.value or b"" async for r in read_to_end(settings, topics.access_log)]
+    has_reviews = bool(await partition_ids(settings, topics.finding_reviews))
     return ReportInputs(
         study_id=settings.study_id,
         generated_at=dt.datetime.now(dt.UTC),

@@ -173,7 +173,7 @@ async def read_broker(settings: KafkaSettings) -> Inputs:
     """The committed findings, participant events and reviews of the study, each to its end."""
     inputs = Inputs()
     topics = settings.topics
-    async for record in read_to_end(settings.bootstrap_servers, topics.deviations):
+    async for record in read_to_end(settings, topics.deviations):
         where = f"{record.topic}[{record.partition}]@{record.offset}"
         try:
             kind = json.loads(record.value or b"{}").get("event_type")
@@ -183,13 +183,13 @@ async def read_broker(settings: KafkaSettings) -> Inputs:
                 inputs.findings.append(FindingSuperseded.model_validate_json(record.value or b""))
         except (ValueError, AttributeError) as e:  # pydantic's ValidationError is a ValueError
             inputs.rejected.append(f"{where}: not a finding ({type(e).__name__})")
-    async for record in read_to_end(settings.bootstrap_servers, topics.participant_events):
+    async for record in read_to_end(settings, topics.participant_events):
         try:
             inputs.events.append(parse_event(record.value or b""))
         except ContractError:
             continue  # dead-lettered by the rules service: it raised no finding, it has no epoch
     with contextlib.suppress(KafkaError):  # no dashboard yet: no topic, every deviation is open
-        async for record in read_to_end(settings.bootstrap_servers, topics.finding_reviews):
+        async for record in read_to_end(settings, topics.finding_reviews):
             _add_review(inputs, f"{record.topic}[{record.partition}]@{record.offset}", record.value)
     return inputs
 

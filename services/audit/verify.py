@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from services.audit.chain import Chain, checkpoint_message
 from services.audit.export_format import ExportedCheckpoint, ExportedRecord, ExportFormatError, parse_line, read_lines
 from services.audit.keys import KeyFileError, key_id, load_public_key
-from services.kafka import add_kafka_args, partition_ids, read_to_end, settings_from_args
+from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_to_end, settings_from_args
 
 log = structlog.get_logger("trialguard.audit.verify")
 
@@ -172,7 +172,7 @@ def _check_checkpoint(
 
 
 async def check_live(
-    bootstrap_servers: str, topic: str, verified: Verified, public_key: Ed25519PublicKey
+    settings: KafkaSettings, topic: str, verified: Verified, public_key: Ed25519PublicKey
 ) -> tuple[int, list[str]]:
     """Compare the live checkpoints on ``topic`` with the export's chains.
 
@@ -185,9 +185,9 @@ async def check_live(
     kid = key_id(public_key)
     compared = 0
     problems: list[str] = []
-    if not await partition_ids(bootstrap_servers, topic):
+    if not await partition_ids(settings, topic):
         return 0, [f"topic {topic} does not exist"]
-    async for record in read_to_end(bootstrap_servers, topic):
+    async for record in read_to_end(settings, topic):
         where_live = f"{topic} partition {record.partition} offset {record.offset}"
         try:
             live = parse_line((record.value or b"").decode("utf-8", "replace"), record.offset)
@@ -231,9 +231,7 @@ async def _verify(args: argparse.Namespace) -> int:
     if args.bootstrap_servers is not None:
         settings = settings_from_args(args)
         try:
-            compared, problems = await check_live(
-                settings.bootstrap_servers, settings.topics.audit_checkpoints, verified, public_key
-            )
+            compared, problems = await check_live(settings, settings.topics.audit_checkpoints, verified, public_key)
         except KafkaError as e:
             print(f"trialguard audit verify: Kafka error: {type(e).__name__}", file=sys.stderr)
             return 2

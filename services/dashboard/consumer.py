@@ -46,6 +46,7 @@ class ReadModelConsumer:
         # The broker also publishes reviews: idempotent, acks=all, so "done" means Kafka has it.
         self.broker = KafkaBroker(
             settings.bootstrap_servers,
+            security=settings.faststream_security(),
             logger=None,
             client_id="trialguard-dashboard",
             acks="all",
@@ -69,10 +70,7 @@ class ReadModelConsumer:
         """Create the study's topics when absent, subscribe, start, and seek to the stored offsets."""
         await ensure_topics(self.settings)
         for topic in self.topic_names:
-            partitions = [
-                TopicPartition(topic, p, declare=False)
-                for p in await partition_ids(self.settings.bootstrap_servers, topic)
-            ]
+            partitions = [TopicPartition(topic, p, declare=False) for p in await partition_ids(self.settings, topic)]
             subscriber = self.broker.subscriber(
                 partitions=partitions,
                 batch=True,

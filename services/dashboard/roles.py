@@ -6,6 +6,10 @@ below only look things up in it; none of them does I/O.
 
 Site scoping: a ``site`` user works for one investigational site and sees and comments on only
 that site's findings. Every other role works across all sites.
+
+The same table judges reviews twice: when a user asks (``check_may_review``), and when the read
+model folds a ``FindingReviewed`` from Kafka (``check_review_authority``), because a review on the
+topic may not have come through the dashboard at all.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from contracts import ReviewAction
+from contracts import FindingReviewed, ReviewAction
 
 
 class Role(StrEnum):
@@ -144,4 +148,39 @@ def check_may_review(user: User, action: Action, site_id: str) -> None:
     if not may_read_site(user, site_id):
         raise PermissionDeniedError(
             f"role {user.role.value!r} of site {user.site!r} may not {action.value} findings of site {site_id!r}"
+        )
+
+
+class ReviewAuthorityError(Exception):
+    """A review on the topic that its claimed role could not have taken; the message says why."""
+
+
+def check_review_authority(review: FindingReviewed, finding_site: str) -> None:
+    """Guard the fold: return only when the review's own claims allow it on this finding.
+
+    The read model applies a review to a finding's status only after this check. It uses what the
+    review claims (its role) and what the read model knows (the finding's site), so a review that
+    reached the topic without the dashboard (a forged or buggy producer) changes nothing unless its
+    claims pass the same table ``check_may_review`` uses. Whether the actor really holds that role
+    (and, for a ``site`` user, that site) at ``reviewed_at`` is a check of the user directory;
+    it belongs beside this one.
+
+    Args:
+        review: The review as read from the finding-reviews topic.
+        finding_site: The site of the finding reviewed, from the deviations topic.
+
+    Raises:
+        ReviewAuthorityError: the role is not a dashboard role, the role may not take the action,
+            or the review names another site than the finding's.
+    """
+    try:
+        role = Role(review.role)
+    except ValueError:
+        raise ReviewAuthorityError(f"role {review.role[:40]!r} is not a dashboard role") from None
+    action = Action(review.action.value)
+    if action not in GRANTS[role].review:
+        raise ReviewAuthorityError(f"role {role.value!r} may not {action.value} findings")
+    if review.site_id != finding_site:
+        raise ReviewAuthorityError(
+            f"the review names site {review.site_id[:40]!r}, the finding is of site {finding_site[:40]!r}"
         )

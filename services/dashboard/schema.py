@@ -3,7 +3,7 @@ file is rebuilt from the topics."""
 
 from typing import Final
 
-SCHEMA_VERSION: Final = "5"
+SCHEMA_VERSION: Final = "6"
 """Bumped whenever the tables change: an older file is dropped and rebuilt from the topics."""
 
 SCHEMA: Final = """

@@ -36,6 +36,7 @@ from contracts import (
 from contracts.reviews import ReviewTransitionError, check_transition
 from events import Topics
 from services.dashboard.access import fold_access_change
+from services.dashboard.roles import ReviewAuthorityError, check_review_authority
 from services.dashboard.schema import SCHEMA, SCHEMA_VERSION
 
 log = structlog.get_logger("trialguard.dashboard.store")
@@ -300,15 +301,26 @@ class ReadModel:
 
     def _refold(self, db: sqlite3.Connection, finding_id: str) -> None:
         """A finding's status and assignee: the fold of its reviews in log order."""
-        finding = db.execute("SELECT kind FROM findings WHERE finding_id=?", (finding_id,)).fetchone()
+        finding = db.execute("SELECT kind, site_id FROM findings WHERE finding_id=?", (finding_id,)).fetchone()
         if finding is None:
             return
         status, status_at, assignee = ReviewStatus.OPEN, None, None
         reviews = db.execute(
-            "SELECT review_id, action, reviewed_at, assignee FROM reviews WHERE finding_id=? ORDER BY position",
+            "SELECT review_id, action, reviewed_at, assignee, body FROM reviews WHERE finding_id=? ORDER BY position",
             (finding_id,),
         ).fetchall()
         for review in reviews:
+            try:
+                # A review that its claimed role could not have taken (it did not come through
+                # the dashboard's checks) stays in the history, marked as not applied.
+                check_review_authority(FindingReviewed.model_validate_json(review["body"]), finding["site_id"])
+            except ReviewAuthorityError as refused:
+                log.warning("review_not_authorized", review_id=review["review_id"])
+                db.execute(
+                    "UPDATE reviews SET outcome=? WHERE review_id=?",
+                    (f"not authorized: {refused}", review["review_id"]),
+                )
+                continue
             try:
                 after = check_transition(status, ReviewAction(review["action"]))
             except ReviewTransitionError as refused:

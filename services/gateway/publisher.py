@@ -68,7 +68,7 @@ class KafkaPublisher:
     async def start(self) -> None:
         """Start the producer; the broker aborts what an earlier process with this id left open."""
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            **self.settings.kafka.client_kwargs(),
             transactional_id=self.settings.transactional_id,
             enable_idempotence=True,
             acks="all",

@@ -107,7 +107,12 @@ class RegistryConsumer:
     def __init__(self, settings: KafkaSettings, registry: ParticipantRegistry) -> None:
         self.settings = settings
         self.registry = registry
-        self.broker = KafkaBroker(settings.bootstrap_servers, logger=None, client_id="trialguard-gateway")
+        self.broker = KafkaBroker(
+            settings.bootstrap_servers,
+            security=settings.faststream_security(),
+            logger=None,
+            client_id="trialguard-gateway",
+        )
         self._subscriber: Any = None
         self.caught_up = asyncio.Event()
         self._watch: asyncio.Task[None] | None = None
@@ -118,9 +123,7 @@ class RegistryConsumer:
         The study's topics must exist (the gateway creates them first).
         """
         topic = self.settings.topics.participant_events
-        partitions = [
-            TopicPartition(topic, p, declare=False) for p in await partition_ids(self.settings.bootstrap_servers, topic)
-        ]
+        partitions = [TopicPartition(topic, p, declare=False) for p in await partition_ids(self.settings, topic)]
         subscriber = self.broker.subscriber(
             partitions=partitions,
             batch=True,

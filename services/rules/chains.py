@@ -76,7 +76,7 @@ async def restore_chain(
     if latest is not None:
         chain = Chain(topic, partition, bytes.fromhex(latest.head), latest.count, latest.last_offset)
     read = 0
-    async for record in read_partition(settings.bootstrap_servers, topic, partition, start=chain.last_offset + 1):
+    async for record in read_partition(settings, topic, partition, start=chain.last_offset + 1):
         if record.offset >= upto:
             break
         chain.append(record.offset, record.timestamp, record.key, record.value or b"")
@@ -89,7 +89,7 @@ async def _latest_checkpoint(
 ) -> ExportedCheckpoint | None:
     kid = key_id(checkpointer.key.public_key())
     latest: ExportedCheckpoint | None = None
-    async for record in read_to_end(settings.bootstrap_servers, checkpointer.topic):
+    async for record in read_to_end(settings, checkpointer.topic):
         try:
             line = parse_line((record.value or b"").decode("utf-8", "replace"), record.offset + 1)
         except ExportFormatError:

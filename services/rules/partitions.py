@@ -98,7 +98,7 @@ async def take_over(
         Exception: whatever failed (the producer is stopped then); TimeoutError after ``OPEN_SECONDS``.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.client_kwargs(),
         transactional_id=transactional_id,
         enable_idempotence=True,
         linger_ms=0,  # a transaction sends all it has at once, then waits for its commit

@@ -92,7 +92,7 @@ async def read_snapshots(settings: KafkaSettings, partition: int) -> Snapshots:
     latest: dict[bytes, bytes] = {}
     offset: int | None = None
     read = 0
-    async for record in read_partition(settings.bootstrap_servers, settings.topics.participant_state, partition):
+    async for record in read_partition(settings, settings.topics.participant_state, partition):
         read += 1
         offset = _round_offset(record.headers)
         if record.key is None:
@@ -150,7 +150,7 @@ async def replay(
     if start < upto:
         view = Overlay(states, touched)  # writes land in `touched`
         topic = settings.topics.participant_events
-        async for record in read_partition(settings.bootstrap_servers, topic, partition, start=start):
+        async for record in read_partition(settings, topic, partition, start=start):
             if record.offset >= upto:
                 break
             read += 1

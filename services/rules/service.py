@@ -252,7 +252,7 @@ class RulesService:
         backoff = Backoff(first=0.5, cap=5.0)
         while not stop.is_set():
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap_servers,
+                **self.settings.client_kwargs(),
                 group_id=self.group_id,
                 enable_auto_commit=False,
                 isolation_level="read_committed",

@@ -103,7 +103,7 @@ async def publish_live(
             injected=dict(sorted(summary.injected.items())),
             minutes=minutes,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", enable_idempotence=True)
         await producer.start()
         try:
             report = await _publish(producer, settings.topics.participant_events, cohort, minutes, stop,

@@ -34,7 +34,7 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout:
 async def publish(settings: KafkaSettings, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
     """Produce (key, value) messages to participant-events, in order."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in messages:
@@ -63,14 +63,12 @@ async def wait_until_consumed(settings: KafkaSettings, check_alive: Callable[[],
 
 async def findings(settings: KafkaSettings) -> list[dict[str, Any]]:
     """Every committed finding on the deviations topic."""
-    return [
-        json.loads(r.value or b"") async for r in read_to_end(settings.bootstrap_servers, settings.topics.deviations)
-    ]
+    return [json.loads(r.value or b"") async for r in read_to_end(settings, settings.topics.deviations)]
 
 
 async def dead_letters(settings: KafkaSettings) -> list[ConsumerRecord[bytes, bytes]]:
     """Every committed record on the dead-letter topic."""
-    return [r async for r in read_to_end(settings.bootstrap_servers, settings.topics.dead_letter)]
+    return [r async for r in read_to_end(settings, settings.topics.dead_letter)]
 
 
 def rule_ids_by_participant(found: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -82,7 +80,7 @@ def rule_ids_by_participant(found: list[dict[str, Any]]) -> dict[str, list[str]]
 
 async def committed_offsets(settings: KafkaSettings) -> dict[int, int]:
     """The rules group's committed offset of each participant-events partition."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(rules_group_id(settings))

@@ -83,7 +83,7 @@ async def test_cli_changes_reach_the_read_model_with_their_operator_and_no_secre
     assert rows[-1]["token_id"] == token.token_id
     assert authority_at(history, dt.datetime.now(dt.UTC)) == ("site", "GZ-01", False)
 
-    values = [r.value or b"" async for r in read_to_end(settings.bootstrap_servers, settings.topics.access_log)]
+    values = [r.value or b"" async for r in read_to_end(settings, settings.topics.access_log)]
     assert len(values) == len(steps) + 1
     assert all(secret and secret.encode() not in value for secret in secrets for value in values)
 

@@ -28,10 +28,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "three-participants
 
 
 async def _checkpoints(settings: KafkaSettings) -> list[dict[str, object]]:
-    return [
-        json.loads(r.value or b"")
-        async for r in read_to_end(settings.bootstrap_servers, settings.topics.audit_checkpoints)
-    ]
+    return [json.loads(r.value or b"") async for r in read_to_end(settings, settings.topics.audit_checkpoints)]
 
 
 async def test_live_checkpoints_agree_with_a_later_export_across_a_restart(
@@ -56,9 +53,7 @@ async def test_live_checkpoints_agree_with_a_later_export_across_a_restart(
     public_key = load_public_key(public_path(key))
     verified = check_export(export, public_key)
     assert verified.records == len(lines)
-    compared, problems = await check_live(
-        settings.bootstrap_servers, settings.topics.audit_checkpoints, verified, public_key
-    )
+    compared, problems = await check_live(settings, settings.topics.audit_checkpoints, verified, public_key)
     assert problems == []
     assert compared == len(everything)
 

@@ -45,7 +45,7 @@ async def diff_json(settings: KafkaSettings, *options: str) -> tuple[int, dict[s
 async def timestamp_types(settings: KafkaSettings) -> set[int]:
     """The timestamp types of participant-events' records (0 CreateTime, 1 LogAppendTime)."""
     topic = settings.topics.participant_events
-    return {r.timestamp_type async for r in read_to_end(settings.bootstrap_servers, topic)}
+    return {r.timestamp_type async for r in read_to_end(settings, topic)}
 
 
 async def test_recomputed_findings_are_the_committed_ones(
@@ -99,7 +99,7 @@ async def test_recomputed_findings_are_the_committed_ones(
     # A forged finding published straight to the deviations topic is extra.
     forged = {**committed[0], "deviation_id": "00000000-0000-4000-8000-000000000000", "alert_id": None}
     forged = {k: v for k, v in forged.items() if v is not None}
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(settings.topics.deviations, json.dumps(forged).encode(), key=b"forged")

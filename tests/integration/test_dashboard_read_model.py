@@ -22,9 +22,7 @@ N = 40
 
 async def _produce(settings: KafkaSettings, findings: list[dict[str, Any]], *, abort: bool = False) -> None:
     """Findings in one transaction, committed or aborted (as the rules service writes them)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, transactional_id=f"test-{uuid.uuid4().hex}"
-    )
+    producer = AIOKafkaProducer(**settings.client_kwargs(), transactional_id=f"test-{uuid.uuid4().hex}")
     await producer.start()
     try:
         await producer.begin_transaction()

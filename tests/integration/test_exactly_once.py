@@ -134,7 +134,7 @@ async def test_an_older_round_plus_the_tail_equals_a_rebuild_and_a_kill_9_betwee
         assert restored.states == rebuilt, f"partition {partition}"
         assert restored.events_read == upto - rounds[partition]
         topic = settings.topics.participant_events
-        after = [r async for r in read_partition(settings.bootstrap_servers, topic, partition, rounds[partition])]
+        after = [r async for r in read_partition(settings, topic, partition, rounds[partition])]
         assert restored.changed == {(r.key or b"").decode() for r in after if r.offset < upto}, "marked changed"
         assert restored.snapshots_read + restored.events_read < events_read, f"partition {partition}"
 

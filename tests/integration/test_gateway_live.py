@@ -70,7 +70,7 @@ async def _count_at_least(settings: KafkaSettings, count: int) -> bool:
 
 
 async def _published(settings: KafkaSettings) -> list[tuple[bytes | None, dict[str, Any]]]:
-    records = read_to_end(settings.bootstrap_servers, settings.topics.participant_events)
+    records = read_to_end(settings, settings.topics.participant_events)
     return [(r.key, json.loads(r.value or b"")) async for r in records]
 
 
@@ -174,6 +174,6 @@ async def test_another_sites_key_cannot_write_into_a_participant_live(
 
     published = [
         parse_event(record.value or b"").event_id
-        async for record in read_to_end(settings.bootstrap_servers, settings.topics.participant_events)
+        async for record in read_to_end(settings, settings.topics.participant_events)
     ]
     assert published == [parse_event(registration).event_id]

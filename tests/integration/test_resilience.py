@@ -124,7 +124,7 @@ async def test_a_fenced_producer_reopens_its_partition_and_goes_on(
         # bumps the epoch: the service's producer of partition 0 is fenced, a zombie.
         tp = TopicPartition(settings.topics.participant_events, 0)
         intruder = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **settings.client_kwargs(),
             transactional_id=instance.service.transactional_id(tp),
             enable_idempotence=True,
         )

@@ -148,7 +148,7 @@ async def test_a_restarted_service_does_not_raise_the_same_deviation_twice(
     assert rule_ids_by_participant(await findings(settings)) == {"E-03": ["CONSENT-01"]}
     service.stop(how)
     if lose_snapshots is True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        admin = AIOKafkaAdminClient(**settings.client_kwargs())
         await admin.start()
         await admin.delete_topics([settings.topics.participant_state])
         await admin.close()
@@ -157,7 +157,7 @@ async def test_a_restarted_service_does_not_raise_the_same_deviation_twice(
         # needs it (states are decoded when first asked for). Same key, same partition count:
         # the same partition as E-03's own snapshots, and the latest there.
         broken = b'{"snapshot_version":4,"participant_id":"E-03"}'
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+        producer = AIOKafkaProducer(**settings.client_kwargs())
         await producer.start()
         await producer.send_and_wait(settings.topics.participant_state, broken, key=b"E-03")
         await producer.stop()

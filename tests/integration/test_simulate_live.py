@@ -45,7 +45,7 @@ def occurred(line: str | bytes) -> dt.datetime:
 
 
 async def records(settings: KafkaSettings) -> list[ConsumerRecord[bytes, bytes]]:
-    return [r async for r in read_to_end(settings.bootstrap_servers, settings.topics.participant_events)]
+    return [r async for r in read_to_end(settings, settings.topics.participant_events)]
 
 
 def start_live(settings: KafkaSettings, participants: int, seed: int, log_path: Path) -> subprocess.Popen[bytes]:
