@@ -18,7 +18,8 @@ from typing import Final
 import structlog
 from pydantic import ValidationError
 
-from contracts import AccessAction, AccessChanged
+from contracts import AccessAction, AccessChanged, FindingReviewed
+from services.dashboard.roles import ReviewAuthorityError
 
 log = structlog.get_logger("trialguard.dashboard.access")
 
@@ -82,13 +83,42 @@ def authority_history(db: sqlite3.Connection, user: str) -> list[Authority]:
     ]
 
 
-def fold_access_change(db: sqlite3.Connection, value: bytes | None, position: int) -> bool:
-    """Keep one access-log record; False for one that breaks the contract (logged, skipped)."""
+def check_actor_authority(review: FindingReviewed, history: Sequence[Authority]) -> None:
+    """Guard the fold: the reviewer held the role (and site) the review claims when they acted.
+
+    ``history`` is the actor's authority over time (``authority_history``). An actor the access
+    log has never named is judged by the review's claims alone (``roles.check_review_authority``):
+    users made before the access log existed have no history, and their reviews must keep their
+    effect. Inventing a name gains nothing in a secured deployment: only the dashboard may write
+    reviews and the access log alike (see the README's ACL table), and without ACLs whoever can
+    forge a review can forge an access-log entry too.
+
+    Raises:
+        ReviewAuthorityError: the actor was not a user then (not yet added, or removed), was
+            disabled, held another role, or, as a site user, another site.
+    """
+    if not history:
+        return
+    actor, when = review.actor, review.reviewed_at.astimezone(dt.UTC).isoformat(timespec="seconds")
+    held = authority_at(history, review.reviewed_at)
+    if held is None:
+        raise ReviewAuthorityError(f"{actor!r} was not a user at {when} (access log)")
+    role, site, enabled = held
+    if not enabled:
+        raise ReviewAuthorityError(f"{actor!r} was disabled at {when} (access log)")
+    if role != review.role:
+        raise ReviewAuthorityError(f"{actor!r} was {role!r}, not {review.role!r}, at {when} (access log)")
+    if role == "site" and site != review.site_id:
+        raise ReviewAuthorityError(f"{actor!r} was a user of site {site!r}, not {review.site_id!r}, at {when}")
+
+
+def fold_access_change(db: sqlite3.Connection, value: bytes | None, position: int) -> AccessChanged | None:
+    """Keep one access-log record; None for one that breaks the contract (logged, skipped)."""
     try:
         change = AccessChanged.model_validate_json(value or b"")
     except ValidationError as error:
         log.warning("access_change_unreadable", position=position, problems=error.error_count())
-        return False
+        return None
     db.execute(
         "INSERT OR IGNORE INTO access_log (position, change_id, changed_at, action, operator, via, subject_kind,"
         " subject, generation, role, site, enabled, token_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -108,7 +138,7 @@ def fold_access_change(db: sqlite3.Connection, value: bytes | None, position: in
             change.token_id,
         ),
     )
-    return True
+    return change
 
 
 def recent_changes(db: sqlite3.Connection, limit: int = SHOWN) -> list[sqlite3.Row]:

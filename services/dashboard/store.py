@@ -26,17 +26,14 @@ from pydantic import ValidationError
 from contracts import (
     ContractError,
     DeviationRaised,
-    FindingReviewed,
     FindingSuperseded,
-    ReviewAction,
     ReviewStatus,
     SafetyAlertRaised,
     parse_event,
 )
-from contracts.reviews import ReviewTransitionError, check_transition
 from events import Topics
 from services.dashboard.access import fold_access_change
-from services.dashboard.roles import ReviewAuthorityError, check_review_authority
+from services.dashboard.review_fold import keep_review, refold, refold_reviews_by, status_priority, utc_text
 from services.dashboard.schema import SCHEMA, SCHEMA_VERSION
 
 log = structlog.get_logger("trialguard.dashboard.store")
@@ -76,11 +73,6 @@ class Applied:
 
     def __bool__(self) -> bool:
         return bool(self.findings or self.reviews or self.events or self.dead_letters or self.access_changes)
-
-
-def utc_text(value: dt.datetime) -> str:
-    """An aware time as sortable UTC text (``2026-03-02T00:15:00+00:00``)."""
-    return value.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def _kafka_time(timestamp_ms: int) -> str:
@@ -206,7 +198,11 @@ class ReadModel:
             self._dead_letter(db, record)
             applied.dead_letters += 1
         elif record.topic == topics.access_log:
-            applied.access_changes += fold_access_change(db, record.value, _position(record))
+            change = fold_access_change(db, record.value, _position(record))
+            if change is not None:
+                applied.access_changes += 1
+                if change.subject_kind == "user":  # a review read before its actor's change is judged again
+                    refold_reviews_by(db, change.subject)
 
     def _finding(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
         finding = _parse_finding(record)
@@ -244,7 +240,7 @@ class ReadModel:
                 finding.occurred_at.isoformat(),
                 utc_text(finding.occurred_at),
                 _kafka_time(record.timestamp_ms),
-                _priority(kind, ReviewStatus.OPEN),
+                status_priority(kind, ReviewStatus.OPEN),
             ),
         ).rowcount
         if inserted:
@@ -252,7 +248,7 @@ class ReadModel:
             db.execute("INSERT INTO finding_bodies VALUES (?, ?)", (finding_id, finding.model_dump_json()))
             applied.findings.append(finding_id)
             applied.sites.append(_site_of(db, finding_id))
-            self._refold(db, finding_id)  # reviews may have been read before their finding
+            refold(db, finding_id)  # reviews may have been read before their finding
 
     def _superseded(self, db: sqlite3.Connection, superseded: FindingSuperseded, applied: Applied) -> None:
         """A lab correction means the finding no longer holds: marked, never edited or deleted.
@@ -270,73 +266,11 @@ class ReadModel:
             applied.sites.append(_site_of(db, finding_id))
 
     def _review(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
-        try:
-            review = FindingReviewed.model_validate_json(record.value or b"")
-        except ValidationError as error:
-            log.warning(
-                "review_unreadable", partition=record.partition, offset=record.offset, problems=error.error_count()
-            )
-            return
-        inserted = db.execute(
-            "INSERT OR IGNORE INTO reviews (review_id, finding_id, position, action, actor, role, reviewed_at,"
-            " comment, reason, assignee, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                str(review.review_id),
-                str(review.finding_id),
-                _position(record),
-                review.action.value,
-                review.actor,
-                review.role,
-                utc_text(review.reviewed_at),
-                review.comment,
-                review.reason,
-                review.assignee,
-                review.model_dump_json(),
-            ),
-        ).rowcount
-        if inserted:
+        review = keep_review(db, record.value, _position(record), (record.partition, record.offset))
+        if review is not None:
             applied.reviews.append(str(review.review_id))
             applied.sites.append(_site_of(db, str(review.finding_id)) or review.site_id)
-            self._refold(db, str(review.finding_id))
-
-    def _refold(self, db: sqlite3.Connection, finding_id: str) -> None:
-        """A finding's status and assignee: the fold of its reviews in log order."""
-        finding = db.execute("SELECT kind, site_id FROM findings WHERE finding_id=?", (finding_id,)).fetchone()
-        if finding is None:
-            return
-        status, status_at, assignee = ReviewStatus.OPEN, None, None
-        reviews = db.execute(
-            "SELECT review_id, action, reviewed_at, assignee, body FROM reviews WHERE finding_id=? ORDER BY position",
-            (finding_id,),
-        ).fetchall()
-        for review in reviews:
-            try:
-                # A review that its claimed role could not have taken (it did not come through
-                # the dashboard's checks) stays in the history, marked as not applied.
-                check_review_authority(FindingReviewed.model_validate_json(review["body"]), finding["site_id"])
-            except ReviewAuthorityError as refused:
-                log.warning("review_not_authorized", review_id=review["review_id"])
-                db.execute(
-                    "UPDATE reviews SET outcome=? WHERE review_id=?",
-                    (f"not authorized: {refused}", review["review_id"]),
-                )
-                continue
-            try:
-                after = check_transition(status, ReviewAction(review["action"]))
-            except ReviewTransitionError as refused:
-                # Two people acted at once: the later review stays in the history, marked as not applied.
-                db.execute("UPDATE reviews SET outcome=? WHERE review_id=?", (str(refused), review["review_id"]))
-                continue
-            db.execute("UPDATE reviews SET outcome=NULL WHERE review_id=?", (review["review_id"],))
-            if review["action"] == "assign":
-                assignee = review["assignee"]
-            if after is not status:
-                status, status_at = after, review["reviewed_at"]
-        db.execute(
-            "UPDATE findings SET status=?, status_at=?, assignee=?,"
-            " priority=CASE WHEN superseded_by IS NULL THEN ? ELSE 1 END WHERE finding_id=?",
-            (status.value, status_at, assignee, _priority(finding["kind"], status), finding_id),
-        )
+            refold(db, str(review.finding_id))
 
     def _event(self, db: sqlite3.Connection, record: Record, applied: Applied) -> None:
         try:
@@ -409,11 +343,6 @@ def _site_of(db: sqlite3.Connection, finding_id: str) -> str:
     """The registered site a finding is shown under ("" while the finding is not read yet)."""
     row = db.execute("SELECT site_id FROM findings WHERE finding_id=?", (finding_id,)).fetchone()
     return "" if row is None else str(row["site_id"])
-
-
-def _priority(kind: str, status: ReviewStatus | str) -> int:
-    """0 for a safety alert nobody has resolved or closed: it comes first by default."""
-    return 0 if kind == "alert" and status in (ReviewStatus.OPEN, ReviewStatus.ACKNOWLEDGED) else 1
 
 
 def _parse_finding(record: Record) -> DeviationRaised | SafetyAlertRaised | FindingSuperseded | None:
