@@ -44,6 +44,9 @@ class AccessAction(StrEnum):
     SOURCE_DISABLED = "source-disabled"
     SOURCE_ENABLED = "source-enabled"
     SOURCE_REMOVED = "source-removed"
+    SOURCE_CONFIGURED = "source-configured"
+    """How a source's messages are read changed: its time zone, or strict against filtering
+    results the study does not use (the settings are in the sources store)."""
     SOURCE_MLLP_ALLOWED = "source-mllp-allowed"
     """The networks a source may send HL7 v2 over MLLP from were set (the networks are in the
     sources store; the event says that they changed, by whom)."""

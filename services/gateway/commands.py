@@ -1,4 +1,4 @@
-"""``trialguard gateway serve`` and ``trialguard sources add|list|rotate-key|disable|enable|remove|mllp-allow``.
+"""``trialguard gateway serve`` and ``trialguard sources add|set|list|rotate-key|disable|enable|remove|mllp-allow``.
 
 Wired into ``services/cli.py`` by one line in ``build_parser``: ``add_gateway_commands(commands)``.
 
@@ -168,7 +168,10 @@ def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
     err = stderr or sys.stderr
 
     def add(store: SourceStore, changes: AccessRecorder) -> str:
-        source, key = store.add(args.name, args.site, args.hl7_application, args.hl7_facility, args.mllp_allow, changes)
+        source, key = store.add(
+            args.name, args.site, args.hl7_application, args.hl7_facility, args.mllp_allow, changes,
+            time_zone=args.time_zone, strict=args.strict,
+        )  # fmt: skip
         print(f"source {source.name} added for site {source.site}; its API key (shown once, keep it safe):", file=err)
         return key
 
@@ -214,9 +217,21 @@ def sources_mllp_allow(args: argparse.Namespace, stdout: TextIO | None = None, s
     return _source_change(args, allow, stdout, stderr, recorder)
 
 
+def sources_set(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
+                recorder: AccessRecorder | None = None) -> int:  # fmt: skip
+    """``trialguard sources set NAME [--time-zone ZONE] [--strict | --filter]``: how its messages are read."""
+
+    def configure(store: SourceStore, changes: AccessRecorder) -> str:
+        source = store.configure(args.name, changes, time_zone=args.time_zone, strict=args.strict)
+        mode = "strict" if source.strict else "filter"
+        return f"source {source.name}: time zone {source.time_zone or '(none)'}, {mode}"
+
+    return _source_change(args, configure, stdout, stderr, recorder)
+
+
 def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """``trialguard sources list``: name, site, HL7 sending application and facility, MLLP networks,
-    added, state (no keys)."""
+    time zone, strict or filter, added, state (no keys)."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         sources = _store(args).list_sources()
@@ -226,8 +241,32 @@ def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
     for s in sources:
         state = "enabled" if s.enabled else "disabled"
         hl7 = f"{s.hl7_application or '-'}\t{s.hl7_facility or '-'}"
-        print(f"{s.name}\t{s.site}\t{hl7}\t{','.join(s.mllp_allow) or '-'}\t{s.created_at}\t{state}", file=stdout)
+        reading = f"{s.time_zone or '-'}\t{'strict' if s.strict else 'filter'}"
+        print(f"{s.name}\t{s.site}\t{hl7}\t{','.join(s.mllp_allow) or '-'}\t{reading}\t{s.created_at}\t{state}",
+              file=stdout)  # fmt: skip
     return 0
+
+
+def _reading_args(parser: argparse.ArgumentParser, default_strict: bool | None) -> None:
+    parser.add_argument(
+        "--time-zone",
+        metavar="ZONE",
+        help="IANA time zone (Asia/Shanghai) its times without a UTC offset are read in; without one they are refused",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--strict",
+        dest="strict",
+        action="store_true",
+        default=default_strict,
+        help="refuse a whole message that carries a result the study does not use",
+    )
+    mode.add_argument(
+        "--filter",
+        dest="strict",
+        action="store_false",
+        help="publish the study's results and acknowledge the others as not used (the default)",
+    )
 
 
 def add_gateway_commands(commands: Any) -> None:
@@ -261,9 +300,18 @@ def add_gateway_commands(commands: Any) -> None:
         metavar="NETWORK",
         help="an address or network (10.0.0.5/32) it may send MLLP from; repeat for more (default: none, no MLLP)",
     )
+    _reading_args(add, default_strict=False)
     add_data_dir_arg(add)
     add_kafka_args(add)
     add.set_defaults(run=sources_add, sync=True)
+    settings = sources.add_parser(
+        "set", help="change how a source's messages are read: its time zone, strict or filter (the rest unchanged)"
+    )
+    settings.add_argument("name", help="the source's name")
+    _reading_args(settings, default_strict=None)
+    add_data_dir_arg(settings)
+    add_kafka_args(settings)
+    settings.set_defaults(run=sources_set, sync=True)
     for action, what, run in (
         (
             "rotate-key",

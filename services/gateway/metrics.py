@@ -31,6 +31,12 @@ class GatewayMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.results_not_used = Counter(
+            "trialguard_gateway_results_not_used",
+            "Lab results received and not published because the study does not use them (format: fhir, hl7v2)",
+            ["format"],
+            registry=self.registry,
+        )
         self.events_published = Counter(
             "trialguard_gateway_events_published",
             "Events published (committed) to participant-events",

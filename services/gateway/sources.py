@@ -27,6 +27,7 @@ import structlog
 
 from contracts import AccessAction
 from services.access_log import AccessRecorder
+from services.gateway.local_time import LocalTimeError, check_time_zone
 
 log = structlog.get_logger("trialguard.gateway.sources")
 
@@ -54,6 +55,8 @@ _MIGRATIONS: Final = {
     # column: how a store made before it gets it
     "enabled": "ALTER TABLE sources ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1",
     "mllp_allow": "ALTER TABLE sources ADD COLUMN mllp_allow TEXT NOT NULL DEFAULT ''",
+    "time_zone": "ALTER TABLE sources ADD COLUMN time_zone TEXT",
+    "strict": "ALTER TABLE sources ADD COLUMN strict INTEGER NOT NULL DEFAULT 0",
 }
 
 
@@ -99,6 +102,10 @@ class Source:
         created_at: when it was added (ISO 8601, UTC).
         enabled: whether its key (and HL7 identity) is accepted.
         mllp_allow: the networks it may send MLLP from; none: it cannot use MLLP.
+        time_zone: the IANA time zone its local times (without a UTC offset) are read in; None:
+            such times are refused (``services.gateway.local_time``).
+        strict: refuse a whole message that carries a result the study does not use; by default
+            (False) such results are left out and acknowledged as not used by the study.
     """
 
     name: str
@@ -108,6 +115,8 @@ class Source:
     created_at: str = ""
     enabled: bool = True
     mllp_allow: tuple[str, ...] = ()
+    time_zone: str | None = None
+    strict: bool = False
 
     def allows_mllp_from(self, address: str) -> bool:
         """Whether a peer at this address may send this source's messages over MLLP."""
@@ -121,6 +130,13 @@ def _key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _checked_zone(name: str | None) -> str | None:
+    try:
+        return None if name is None else check_time_zone(name)
+    except LocalTimeError as e:
+        raise SourceError(f"--time-zone: {e}") from None
+
+
 def _source(row: sqlite3.Row) -> Source:
     allowed = tuple(row["mllp_allow"].split())
     return Source(
@@ -131,6 +147,8 @@ def _source(row: sqlite3.Row) -> Source:
         row["created_at"],
         bool(row["enabled"]),
         allowed,
+        row["time_zone"],
+        bool(row["strict"]),
     )
 
 
@@ -181,6 +199,9 @@ class SourceStore:
         hl7_facility: str | None = None,
         mllp_allow: Iterable[str] = (),
         recorder: AccessRecorder | None = None,
+        *,
+        time_zone: str | None = None,
+        strict: bool = False,
     ) -> tuple[Source, str]:
         """Register a source and make its API key.
 
@@ -190,13 +211,15 @@ class SourceStore:
             hl7_application: MSH-3 of its HL7 messages; given together with ``hl7_facility``.
             hl7_facility: MSH-4 of its HL7 messages.
             mllp_allow: addresses or networks it may send MLLP from (needs the HL7 pair).
+            time_zone: the IANA zone its local times are read in.
+            strict: refuse messages carrying results the study does not use.
 
         Returns:
             The source and its API key: the only time the key exists outside the caller.
 
         Raises:
-            SourceError: a bad name, site or HL7 id, only one of the HL7 pair, a name taken, or an
-                HL7 pair already registered to another source.
+            SourceError: a bad name, site, HL7 id or time zone, only one of the HL7 pair, a name
+                taken, or an HL7 pair already registered to another source.
         """
         for what, value in (("source name", name), ("site", site)):
             if not IDENTIFIER.fullmatch(value):
@@ -211,15 +234,17 @@ class SourceStore:
         networks = parse_networks(mllp_allow)
         if networks and hl7_application is None:
             raise SourceError("--mllp-allow needs --hl7-application and --hl7-facility (MLLP messages name the source)")
+        zone = _checked_zone(time_zone)
         key = secrets.token_urlsafe(32)
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
             with self._transaction() as connection:
                 connection.execute(
                     "INSERT INTO sources (name, site, hl7_application, hl7_facility, key_sha256, created_at, "
-                    "mllp_allow) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (name, site, hl7_application, hl7_facility, _key_digest(key), created, " ".join(networks)),
-                )
+                    "mllp_allow, time_zone, strict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, site, hl7_application, hl7_facility, _key_digest(key), created, " ".join(networks),
+                     zone, int(strict)),
+                )  # fmt: skip
                 if recorder is not None:
                     recorder.record(AccessAction.SOURCE_ADDED, "source", name, site=site, enabled=True)
         except sqlite3.IntegrityError:
@@ -229,7 +254,7 @@ class SourceStore:
                 f"HL7 sending application {hl7_application!r} at {hl7_facility!r} is registered to another source"
             ) from None
         log.info("source_added", source=name, site=site, mllp_allow=list(networks))
-        return Source(name, site, hl7_application, hl7_facility, created, True, networks), key
+        return Source(name, site, hl7_application, hl7_facility, created, True, networks, zone, strict), key
 
     def allow_mllp(self, name: str, networks: Iterable[str], recorder: AccessRecorder) -> Source:
         """Replace the networks a source may send MLLP from (none: no MLLP).
@@ -248,6 +273,28 @@ class SourceStore:
         self._changed(name, recorder, AccessAction.SOURCE_MLLP_ALLOWED, sql, " ".join(parsed))
         log.info("source_mllp_allowed", source=name, mllp_allow=list(parsed))
         return dataclasses.replace(source, mllp_allow=parsed)
+
+    def configure(
+        self, name: str, recorder: AccessRecorder, *, time_zone: str | None = None, strict: bool | None = None
+    ) -> Source:
+        """Set how a source's messages are read: its time zone, strict or filtering (None: unchanged).
+
+        Raises:
+            SourceError: no such source, or not a time zone.
+            AccessLogError: Kafka did not take the event (nothing changed).
+        """
+        zone = _checked_zone(time_zone)
+        source = self.get(name)
+        if source is None:
+            raise SourceError(f"no source named {name[:80]!r}")
+        changed = dataclasses.replace(
+            source,
+            time_zone=source.time_zone if zone is None else zone,
+            strict=source.strict if strict is None else strict,
+        )
+        sql = "UPDATE sources SET time_zone=?, strict=? WHERE name=?"
+        self._changed(name, recorder, AccessAction.SOURCE_CONFIGURED, sql, changed.time_zone, int(changed.strict))
+        return changed
 
     def mllp_peer_allowed(self, address: str) -> bool:
         """Whether any source may send MLLP from this address (else its connection is closed)."""

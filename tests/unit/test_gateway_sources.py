@@ -5,6 +5,7 @@ the source and carrying no key; with the access log away, nothing changes."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import sqlite3
@@ -16,7 +17,14 @@ from fastapi.testclient import TestClient
 
 from contracts import AccessChanged
 from services.gateway.app import create_app
-from services.gateway.commands import add_gateway_commands, sources_add, sources_list, sources_rotate_key, sources_state
+from services.gateway.commands import (
+    add_gateway_commands,
+    sources_add,
+    sources_list,
+    sources_rotate_key,
+    sources_set,
+    sources_state,
+)
 from services.gateway.registry import ParticipantRegistry
 from services.gateway.settings import GatewaySettings
 from services.gateway.sources import SourceError, SourceStore
@@ -147,3 +155,22 @@ def test_a_sources_file_from_before_the_lifecycle_keeps_its_sources_enabled(tmp_
     db.close()
     (source,) = SourceStore(path).list_sources()
     assert source.enabled
+
+
+def test_how_a_sources_messages_are_read_is_set_and_logged(tmp_path: Path) -> None:
+    store = SourceStore(tmp_path / "sources.sqlite3")
+    source, _ = store.add("lis.gz01", "GZ-01", time_zone="Asia/Shanghai")
+    assert (source.time_zone, source.strict) == ("Asia/Shanghai", False)
+    with pytest.raises(SourceError, match="--time-zone: 'Mars/Base' is not an IANA time zone name"):
+        store.add("lis.mars", "GZ-01", time_zone="Mars/Base")
+    events: list[AccessChanged] = []
+    args = argparse.Namespace(name="lis.gz01", time_zone=None, strict=True, data_dir=tmp_path, action="set")
+    out, err = io.StringIO(), io.StringIO()
+    assert sources_set(args, stdout=out, stderr=err, recorder=recording(events, ADMIN)) == 0
+    assert out.getvalue() == "source lis.gz01: time zone Asia/Shanghai, strict\n"
+    (event,) = events
+    assert (event.action.value, event.subject, event.operator) == ("source-configured", "lis.gz01", ADMIN)
+    assert store.get("lis.gz01") == dataclasses.replace(source, strict=True)
+    listed = io.StringIO()
+    sources_list(argparse.Namespace(data_dir=tmp_path), stdout=listed)
+    assert "\tAsia/Shanghai\tstrict\t" in listed.getvalue()
