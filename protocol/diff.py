@@ -1,7 +1,10 @@
 """What an amendment changes between two versions of a protocol: rules, parameters, schedule, steps.
 
 Rules are compared by id (condition in words, severity, category and the rest of the
-declaration), parameters by name, visit windows by code. Pure.
+declaration), parameters by name, visit windows by code. Each change is listed once, where it was
+made: a new limit is its parameter's change, not also a change of every rule that compares with
+it (a rule is listed when its declaration differs with the parameters' values left out); a new
+visit window is the visit's change, not also one of the parameter that holds the schedule. Pure.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.model import Parameter, Protocol, RuleSpec
-from protocol.wording import condition_words
+from protocol.wording import condition_form, condition_words
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,9 @@ class Change:
 def diff(before: Protocol, after: Protocol) -> list[Change]:
     """The changes from ``before`` to ``after``, rules first, each group in ``after``'s order."""
     return [
-        *_keyed("rule", {r.rule_id: _rule(r, before) for r in before.rules},
-                {r.rule_id: _rule(r, after) for r in after.rules}),
-        *_keyed("parameter", {p.name: _parameter(p) for p in before.parameters},
-                {p.name: _parameter(p) for p in after.parameters}),
+        *_rules(before, after),
+        *_keyed("parameter", {p.name: _parameter(p, before) for p in before.parameters},
+                {p.name: _parameter(p, after) for p in after.parameters}),
         *_keyed("visit", {w.code: {"day": w.day, "window_days": w.window_days} for w in before.schedule},
                 {w.code: {"day": w.day, "window_days": w.window_days} for w in after.schedule}),
         *_keyed("step", {s.event_type: {"after": s.after} for s in before.steps},
@@ -52,6 +54,24 @@ def diff(before: Protocol, after: Protocol) -> list[Change]:
         *_keyed("arm", {a.name: {"target_cells_per_kg": a.target_cells_per_kg} for a in before.arms},
                 {a.name: {"target_cells_per_kg": a.target_cells_per_kg} for a in after.arms}),
     ]  # fmt: skip
+
+
+def _rules(before: Protocol, after: Protocol) -> list[Change]:
+    """Rules added, removed, or whose declaration changed beyond the values of its parameters."""
+    changes = _keyed("rule", {r.rule_id: _rule(r, before) for r in before.rules},
+                     {r.rule_id: _rule(r, after) for r in after.rules})  # fmt: skip
+    return [
+        c
+        for c in changes
+        if c.change != "changed" or _declaration(before.rule(c.name), before) != _declaration(after.rule(c.name), after)
+    ]
+
+
+def _declaration(rule: RuleSpec, protocol: Protocol) -> dict[str, Any]:
+    """A rule as declared, its parameters by name only."""
+    declared = _rule(rule, protocol)
+    del declared["parameter_values"]
+    return {**declared, "condition": condition_form(rule, protocol)}
 
 
 def _rule(rule: RuleSpec, protocol: Protocol) -> dict[str, Any]:
@@ -69,9 +89,10 @@ def _rule(rule: RuleSpec, protocol: Protocol) -> dict[str, Any]:
     }
 
 
-def _parameter(parameter: Parameter) -> dict[str, Any]:
+def _parameter(parameter: Parameter, protocol: Protocol) -> dict[str, Any]:
+    schedule = parameter.value == protocol.schedule and isinstance(parameter.value, tuple) and bool(protocol.schedule)
     return {
-        "value": _plain(parameter.value),
+        "value": "the visit schedule (see its visits)" if schedule else _plain(parameter.value),
         "unit": parameter.unit,
         "source": parameter.source,
         "assumption": parameter.assumption,

@@ -113,9 +113,3 @@ PARAMETERS = (
     EQUIVOCAL_IS_POSITIVE,
     FACT_DECIMALS,
 )
-
-
-def rounded(value: float) -> float:
-    """A derived value as the rules compare it (see FACT_DECIMALS)."""
-    decimals: int = FACT_DECIMALS.value
-    return round(value, decimals)
