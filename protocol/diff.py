@@ -9,11 +9,12 @@ visit window is the visit's change, not also one of the parameter that holds the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.model import Parameter, Protocol, RuleSpec
-from protocol.wording import condition_form, condition_words
+from protocol.wording import condition_words
 
 
 @dataclass(frozen=True)
@@ -60,18 +61,45 @@ def _rules(before: Protocol, after: Protocol) -> list[Change]:
     """Rules added, removed, or whose declaration changed beyond the values of its parameters."""
     changes = _keyed("rule", {r.rule_id: _rule(r, before) for r in before.rules},
                      {r.rule_id: _rule(r, after) for r in after.rules})  # fmt: skip
-    return [
-        c
-        for c in changes
-        if c.change != "changed" or _declaration(before.rule(c.name), before) != _declaration(after.rule(c.name), after)
-    ]
+    return [c for c in changes if c.change != "changed" or not _only_values(c, before, after)]
 
 
-def _declaration(rule: RuleSpec, protocol: Protocol) -> dict[str, Any]:
-    """A rule as declared, its parameters by name only."""
-    declared = _rule(rule, protocol)
-    del declared["parameter_values"]
-    return {**declared, "condition": condition_form(rule, protocol)}
+def _only_values(change: Change, before: Protocol, after: Protocol) -> bool:
+    """Whether a rule changed only as the values of the parameters it names did: the same
+    declaration, and each constant of its condition that was a parameter's value is that
+    parameter's value still, whether it changed or not (a limit compiled into the condition)."""
+    if set(change.fields) - {"condition", "parameter_values"}:
+        return False
+    old, new = before.rule(change.name), after.rule(change.name)
+    return _same_but_values(
+        old.when.define(),
+        new.when.define(),
+        _by_value(before.parameters_of(old.rule_id)),
+        _by_value(after.parameters_of(new.rule_id)),
+    )
+
+
+def _same_but_values(old: Any, new: Any, old_values: dict[str, set[str]], new_values: dict[str, set[str]]) -> bool:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return old.keys() == new.keys() and all(_same_but_values(old[k], new[k], old_values, new_values) for k in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(
+            _same_but_values(a, b, old_values, new_values) for a, b in zip(old, new, strict=True)
+        )
+    was = old_values.get(json.dumps(old), set())
+    if type(old) is type(new) and old == new and not was:
+        return True  # a constant of its own, not a parameter's
+    return bool(was & new_values.get(json.dumps(new), set()))  # a parameter's value, before and after
+
+
+def _by_value(parameters: tuple[Parameter, ...]) -> dict[str, set[str]]:
+    """Parameter names by the JSON of each value they hold (a range's ends each count)."""
+    names: dict[str, set[str]] = {}
+    for p in parameters:
+        for value in p.value if isinstance(p.value, tuple) else (p.value,):
+            if isinstance(value, bool | int | float | str):
+                names.setdefault(json.dumps(value), set()).add(p.name)
+    return names
 
 
 def _rule(rule: RuleSpec, protocol: Protocol) -> dict[str, Any]:
