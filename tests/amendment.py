@@ -16,7 +16,7 @@ from durable.lang import m
 
 from contracts import Category, ParticipantEvent, Severity
 from protocol import ProtocolHistory, Version, amended
-from protocol.model import RuleSpec, deviation
+from protocol.model import deviation
 from protocol.nct06904729 import PROTOCOL
 from protocol.registry import versions_for
 from tests.journey import journey
@@ -99,8 +99,3 @@ EXPECTED = [
     ("P-0004", "ELIG-IN12", "1.1"),
 ]
 """(participant, rule, version decided under) of every finding of ``stream()``, in order."""
-
-
-def rule_of(rule_id: str) -> RuleSpec:
-    """A rule of v1.1."""
-    return V11.protocol.rule(rule_id)
