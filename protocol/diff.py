@@ -1,11 +1,15 @@
 """What an amendment changes between two versions of a protocol: rules, parameters, schedule, steps.
 
 Rules are compared by id (condition in words, severity, category and the rest of the
-declaration), parameters by name, visit windows by code. Pure.
+declaration), parameters by name, visit windows by code. Each change is listed once, where it was
+made: a new limit is its parameter's change, not also a change of every rule that compares with
+it (a rule is listed when its declaration differs with the parameters' values left out); a new
+visit window is the visit's change, not also one of the parameter that holds the schedule. Pure.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,10 +45,9 @@ class Change:
 def diff(before: Protocol, after: Protocol) -> list[Change]:
     """The changes from ``before`` to ``after``, rules first, each group in ``after``'s order."""
     return [
-        *_keyed("rule", {r.rule_id: _rule(r, before) for r in before.rules},
-                {r.rule_id: _rule(r, after) for r in after.rules}),
-        *_keyed("parameter", {p.name: _parameter(p) for p in before.parameters},
-                {p.name: _parameter(p) for p in after.parameters}),
+        *_rules(before, after),
+        *_keyed("parameter", {p.name: _parameter(p, before) for p in before.parameters},
+                {p.name: _parameter(p, after) for p in after.parameters}),
         *_keyed("visit", {w.code: {"day": w.day, "window_days": w.window_days} for w in before.schedule},
                 {w.code: {"day": w.day, "window_days": w.window_days} for w in after.schedule}),
         *_keyed("step", {s.event_type: {"after": s.after} for s in before.steps},
@@ -52,6 +55,51 @@ def diff(before: Protocol, after: Protocol) -> list[Change]:
         *_keyed("arm", {a.name: {"target_cells_per_kg": a.target_cells_per_kg} for a in before.arms},
                 {a.name: {"target_cells_per_kg": a.target_cells_per_kg} for a in after.arms}),
     ]  # fmt: skip
+
+
+def _rules(before: Protocol, after: Protocol) -> list[Change]:
+    """Rules added, removed, or whose declaration changed beyond the values of its parameters."""
+    changes = _keyed("rule", {r.rule_id: _rule(r, before) for r in before.rules},
+                     {r.rule_id: _rule(r, after) for r in after.rules})  # fmt: skip
+    return [c for c in changes if c.change != "changed" or not _only_values(c, before, after)]
+
+
+def _only_values(change: Change, before: Protocol, after: Protocol) -> bool:
+    """Whether a rule changed only as the values of the parameters it names did: the same
+    declaration, and each constant of its condition that was a parameter's value is that
+    parameter's value still, whether it changed or not (a limit compiled into the condition)."""
+    if set(change.fields) - {"condition", "parameter_values"}:
+        return False
+    old, new = before.rule(change.name), after.rule(change.name)
+    return _same_but_values(
+        old.when.define(),
+        new.when.define(),
+        _by_value(before.parameters_of(old.rule_id)),
+        _by_value(after.parameters_of(new.rule_id)),
+    )
+
+
+def _same_but_values(old: Any, new: Any, old_values: dict[str, set[str]], new_values: dict[str, set[str]]) -> bool:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return old.keys() == new.keys() and all(_same_but_values(old[k], new[k], old_values, new_values) for k in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(
+            _same_but_values(a, b, old_values, new_values) for a, b in zip(old, new, strict=True)
+        )
+    was = old_values.get(json.dumps(old), set())
+    if type(old) is type(new) and old == new and not was:
+        return True  # a constant of its own, not a parameter's
+    return bool(was & new_values.get(json.dumps(new), set()))  # a parameter's value, before and after
+
+
+def _by_value(parameters: tuple[Parameter, ...]) -> dict[str, set[str]]:
+    """Parameter names by the JSON of each value they hold (a range's ends each count)."""
+    names: dict[str, set[str]] = {}
+    for p in parameters:
+        for value in p.value if isinstance(p.value, tuple) else (p.value,):
+            if isinstance(value, bool | int | float | str):
+                names.setdefault(json.dumps(value), set()).add(p.name)
+    return names
 
 
 def _rule(rule: RuleSpec, protocol: Protocol) -> dict[str, Any]:
@@ -69,9 +117,10 @@ def _rule(rule: RuleSpec, protocol: Protocol) -> dict[str, Any]:
     }
 
 
-def _parameter(parameter: Parameter) -> dict[str, Any]:
+def _parameter(parameter: Parameter, protocol: Protocol) -> dict[str, Any]:
+    schedule = parameter.value == protocol.schedule and isinstance(parameter.value, tuple) and bool(protocol.schedule)
     return {
-        "value": _plain(parameter.value),
+        "value": "the visit schedule (see its visits)" if schedule else _plain(parameter.value),
         "unit": parameter.unit,
         "source": parameter.source,
         "assumption": parameter.assumption,

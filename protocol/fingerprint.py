@@ -56,10 +56,7 @@ def canonical(protocol: Protocol) -> str:
         "parameters": [[p.name, _plain(p.value), p.unit] for p in protocol.parameters],
         "schedule": [[w.code, w.day, w.window_days] for w in protocol.schedule],
         "steps": [[s.event_type, s.after] for s in protocol.steps],
-        "fact_sources": [
-            [f"{s.derive.__module__}.{s.derive.__qualname__}", None if s.on is None else sorted(s.on)]
-            for s in protocol.fact_sources
-        ],
+        "fact_sources": [[s.name, None if s.on is None else sorted(s.on)] for s in protocol.fact_sources],
         "rules": [_rule(r) for r in protocol.rules],
         "sources": [[name, source_digest(name)] for name in source_modules(protocol)],
     }
@@ -100,7 +97,7 @@ def _plain(value: Any) -> Any:
 def source_modules(protocol: Protocol) -> list[str]:
     """The modules whose source is part of the fingerprint, sorted: every module of the packages
     that define the protocol's fact derivations, and the generic ones."""
-    packages = sorted({s.derive.__module__.rpartition(".")[0] for s in protocol.fact_sources})
+    packages = sorted({s.declared.__module__.rpartition(".")[0] for s in protocol.fact_sources})
     names = set(GENERIC_MODULES)
     for package in packages:
         folder = Path(_file_of(package)).parent

@@ -48,7 +48,7 @@ class Kit:
 
 def package_of(protocol: Protocol) -> str:
     """The package that defines a protocol version (the package of its fact derivations)."""
-    packages = sorted({s.derive.__module__.rpartition(".")[0] for s in protocol.fact_sources})
+    packages = sorted({s.declared.__module__.rpartition(".")[0] for s in protocol.fact_sources})
     if len(packages) != 1:
         raise KitError(f"{protocol.study_id} v{protocol.version}: its facts come from {packages}, not one package")
     return packages[0]

@@ -10,13 +10,12 @@ the parameters its decision depends on (``Protocol.parameters_of`` gives them wi
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from contracts import Category, ParticipantEvent, Severity
 from protocol.state import ParticipantState
@@ -29,25 +28,63 @@ None, so a condition on it does not hold."""
 
 Derive = Callable[[ParticipantState, ParticipantEvent], Facts]
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class FactSource:
-    """A protocol section's derivation of facts for the event types it reads.
+    """A protocol section's derivation of facts for the event types it reads, in one version.
 
     Attributes:
-        on: the event types it has something to say about (None: every type).
         derive: the facts, given the state before the event; {} when there is nothing to say.
+        on: the event types it has something to say about (None: every type).
+        function: the function as its section declares it (``FactDerivation``), which ``derive``
+            calls with the version's terms; None when ``derive`` is that function itself.
     """
 
     derive: Derive
     on: frozenset[str] | None = None
+    function: Callable[..., Facts] | None = None
+
+    @property
+    def declared(self) -> Callable[..., Facts]:
+        """The function as written in its module (its name, module and docstring identify it)."""
+        return self.function if self.function is not None else self.derive
+
+    @property
+    def name(self) -> str:
+        """``module.qualname`` of the declared function."""
+        return f"{self.declared.__module__}.{self.declared.__qualname__}"
 
 
-def facts_on(*event_types: str) -> Callable[[Derive], FactSource]:
-    """Declare a fact derivation for some event types (none given: every type)."""
+@dataclass(frozen=True)
+class FactDerivation(Generic[T]):
+    """A section's derivation of facts as declared: a function of one version's terms (the values
+    it decides with, of a type its package defines), the state before the event and the event.
 
-    def declare(derive: Derive) -> FactSource:
-        return FactSource(derive, frozenset(event_types) if event_types else None)
+    Bound to a version's terms when the version is built (``bound``), so two versions of a
+    protocol derive their facts each with its own values, side by side, with nothing shared.
+    """
+
+    function: Callable[[T, ParticipantState, ParticipantEvent], Facts]
+    on: frozenset[str] | None = None
+
+    def bound(self, terms: T) -> FactSource:
+        """The derivation with ``terms`` given: what a version's ``fact_sources`` holds."""
+        return FactSource(functools.partial(self.function, terms), self.on, self.function)
+
+
+def facts_on(
+    *event_types: str,
+) -> Callable[[Callable[[T, ParticipantState, ParticipantEvent], Facts]], FactDerivation[T]]:
+    """Declare a fact derivation for some event types (none given: every type).
+
+    The function takes the version's terms first: the values it derives with come from the
+    version being decided, never from a module constant.
+    """
+
+    def declare(function: Callable[[T, ParticipantState, ParticipantEvent], Facts]) -> FactDerivation[T]:
+        return FactDerivation(function, frozenset(event_types) if event_types else None)
 
     return declare
 
@@ -79,45 +116,6 @@ class Parameter:
     unit: str
     source: str
     assumption: str | None = None
-
-
-_AMENDED: ContextVar[Mapping[str, Any] | None] = ContextVar("protocol_amended_parameters", default=None)
-"""The parameter values the version deriving facts right now changed, by name (None: none).
-
-Section modules read their parameters as module constants (``SCREENING_WINDOW_DAYS.value``),
-written once for the version they were written for. An amended version
-(``protocol.versions.amended``) reuses those modules with other values: while it derives facts,
-its values are what ``Parameter.value`` reads. A context variable, not a global, so concurrent
-decisions under different versions (threads, tasks) never see each other's values; it is set
-only around ``Protocol.facts`` and reset after, so nothing outlives one derivation."""
-
-
-class _InForce:
-    """``Parameter.value``: the declared value, or the amended one while an amended version derives."""
-
-    def __get__(self, parameter: Parameter | None, owner: type | None = None) -> Any:
-        if parameter is None:
-            return self
-        amended = _AMENDED.get()
-        if amended is not None and parameter.name in amended:
-            return amended[parameter.name]
-        return parameter.__dict__["value"]
-
-    def __set__(self, parameter: Parameter, value: Any) -> None:
-        parameter.__dict__["value"] = value  # only dataclass __init__ sets it: the class is frozen
-
-
-# After @dataclass, so that the dataclass still sees ``value`` as a plain field.
-setattr(Parameter, "value", _InForce())  # noqa: B010 - mypy would refuse an assignment to a field
-
-
-@contextlib.contextmanager
-def _amended_values(values: Mapping[str, Any]) -> Iterator[None]:
-    token = _AMENDED.set(values)
-    try:
-        yield
-    finally:
-        _AMENDED.reset(token)
 
 
 @dataclass(frozen=True)
@@ -270,9 +268,11 @@ class Protocol:
     steps: tuple[Step, ...]
     fact_sources: tuple[FactSource, ...]
     rules: tuple[RuleSpec, ...]
-    amends: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    """Parameter values this version changed from those its section modules were written with
-    (by name); empty for a version written as modules. Made by ``protocol.versions.amended``."""
+    rebuild: Callable[[str, tuple[Parameter, ...]], Protocol] | None = field(default=None, compare=False, repr=False)
+    """The builder that made this version (its package's ``build``): given a version name and
+    parameters, the same protocol with those values compiled into its rule conditions and bound
+    to its fact derivations. ``protocol.versions.amended`` uses it; None for a protocol written
+    by hand, whose parameters then cannot be amended."""
     _by_id: Mapping[str, RuleSpec] = field(init=False, repr=False, compare=False)
     _parameters_by_name: Mapping[str, Parameter] = field(init=False, repr=False, compare=False)
     _sources_by_type: dict[str, tuple[Derive, ...]] = field(init=False, repr=False, compare=False)
@@ -322,14 +322,8 @@ class Protocol:
     def facts(self, state: ParticipantState, event: ParticipantEvent) -> Facts:
         """Every fact the protocol derives for ``event``, given the state before it."""
         facts: Facts = {"event_type": event.event_type}
-        sources = self._sources_for(event.event_type)
-        if not self.amends:
-            for derive in sources:
-                facts.update(derive(state, event))
-            return facts
-        with _amended_values(self.amends):
-            for derive in sources:
-                facts.update(derive(state, event))
+        for derive in self._sources_for(event.event_type):
+            facts.update(derive(state, event))
         return facts
 
     def _sources_for(self, event_type: str) -> tuple[Derive, ...]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.model import Parameter, Protocol
+from protocol.model import Parameter, Protocol, RuleSpec
 
 
 class VersionError(ValueError):
@@ -178,67 +178,119 @@ def amended(
     base: Protocol,
     version: str,
     effective: dt.date,
-    changes: Mapping[str, Any],
+    changes: Mapping[str, Any] | None = None,
     *,
     at_sites: Mapping[str, dt.date] | None = None,
+    remove_rules: Iterable[str] = (),
+    add_rules: Iterable[RuleSpec] = (),
+    rule_changes: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Version:
-    """``base``, amended: these parameters changed, effective from a date.
+    """``base``, amended: a new version, compiled as a rule set of its own, effective from a date.
 
-    The amended version keeps ``base``'s rules and fact derivations; they read the changed values
-    while it derives facts (see ``protocol.model.Parameter``). A value a rule's condition compares
-    with is compiled into the condition when its section module is imported, so changing one
-    needs a version written as modules, not an amendment of parameters: refused.
+    Anything may change: any parameter (a limit compiled into a rule's condition, the visit
+    schedule, a window the facts are derived with), the rules (removed, added) and any field of a
+    rule's declaration but its id (severity, category, term, ...). The new version is built by
+    ``base``'s builder (``Protocol.rebuild``) from the changed parameters, so every condition and
+    fact derivation reads the new values; what ``base`` itself changed from what its builder makes
+    (rules it removed, added or edited) carries over; then this amendment's rule changes apply.
+    ``base`` is left as it was: both versions decide side by side.
 
     Args:
-        base: the version amended.
+        base: the version amended (the one in force before, usually).
         version: the amended version's name.
         effective: its first local date in force.
-        changes: new values by parameter name.
+        changes: new values by parameter name (a visit schedule is the value of its parameter).
         at_sites: other first dates at some sites.
+        remove_rules: ids of rules the amendment removes.
+        add_rules: rules it adds, after the others.
+        rule_changes: by rule id, new values of its declaration's fields (``{"severity": ...}``).
 
     Raises:
-        VersionError: an unknown parameter, an unchanged name, or a value compiled into a condition.
+        VersionError: nothing changed; an unknown parameter or a value of another type; parameter
+            changes to a protocol without a builder; a rule removed or changed that ``base`` does
+            not have, or added that it has; a field that is not a rule's, or its id; a result
+            the protocol refuses (an added rule naming an unknown parameter, ...).
     """
-    check_amendable(base, changes)
-    parameters = tuple(
-        dataclasses.replace(p, value=changes[p.name]) if p.name in changes else p for p in base.parameters
-    )
-    protocol = dataclasses.replace(base, version=version, parameters=parameters, amends={**base.amends, **changes})
+    changes, rule_changes = dict(changes or {}), {k: dict(v) for k, v in (rule_changes or {}).items()}
+    removed, added = tuple(remove_rules), tuple(add_rules)
+    check_amendable(base, changes, removed, added, rule_changes)
+    name = f"{base.study_id} v{version}"
+    try:
+        protocol = _rebuilt(base, version, changes) if changes else dataclasses.replace(base, version=version)
+        rules = [r for r in protocol.rules if r.rule_id not in removed]
+        rules = [dataclasses.replace(r, **rule_changes[r.rule_id]) if r.rule_id in rule_changes else r for r in rules]
+        protocol = dataclasses.replace(protocol, rules=(*rules, *added))
+    except ValueError as e:
+        raise VersionError(f"{name}: {e}") from None
     return Version(protocol, effective, tuple(sorted((at_sites or {}).items())))
 
 
-def check_amendable(base: Protocol, changes: Mapping[str, Any]) -> None:
-    """Refuse a change ``amended`` cannot make take effect (see there).
+def _rebuilt(base: Protocol, version: str, changes: Mapping[str, Any]) -> Protocol:
+    """``base`` built again with changed parameters: each of its rules as the builder now makes
+    it, with what ``base`` changed in it from what the builder made (a severity, ...) kept; its
+    rules the builder does not make (added by an amendment) kept as they are; in ``base``'s order."""
+    assert base.rebuild is not None  # check_amendable
+    parameters = tuple(
+        dataclasses.replace(p, value=changes[p.name]) if p.name in changes else p for p in base.parameters
+    )
+    made_before = {r.rule_id: r for r in base.rebuild(base.version, base.parameters).rules}
+    built = base.rebuild(version, parameters)
+    made_now = {r.rule_id: r for r in built.rules}
+    rules = []
+    for rule in base.rules:
+        before, now = made_before.get(rule.rule_id), made_now.get(rule.rule_id)
+        if before is not None and now is not None:
+            edited = {k: v for k, v in _declared(rule).items() if v != _declared(before)[k]}
+            rule = dataclasses.replace(now, **{k: getattr(rule, k) for k in edited})
+        rules.append(rule)
+    return dataclasses.replace(built, rules=tuple(rules))
+
+
+def _declared(rule: RuleSpec) -> dict[str, Any]:
+    """A rule's declaration as comparable values (its condition as durable_rules defines it)."""
+    fields = {f.name: getattr(rule, f.name) for f in dataclasses.fields(rule)}
+    fields["when"] = json.dumps(rule.when.define(), sort_keys=True)
+    return fields
+
+
+_RULE_FIELDS = frozenset(f.name for f in dataclasses.fields(RuleSpec)) - {"rule_id"}
+
+
+def check_amendable(
+    base: Protocol,
+    changes: Mapping[str, Any],
+    remove_rules: tuple[str, ...] = (),
+    add_rules: tuple[RuleSpec, ...] = (),
+    rule_changes: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Refuse an amendment ``amended`` cannot make (see there).
 
     Raises:
-        VersionError: an unknown parameter, a version unchanged, or a value compiled into the
-            condition of a rule that names the parameter.
+        VersionError: what ``amended`` raises, but for what only building the version shows.
     """
-    if base.amends:
-        raise VersionError(f"{base.study_id} v{base.version}: amend the version written as modules, not an amendment")
-    if not changes:
-        raise VersionError(f"{base.study_id} v{base.version}: an amendment changes at least one parameter")
-    for name, value in changes.items():
+    name = f"{base.study_id} v{base.version}"
+    rule_changes = rule_changes or {}
+    if not (changes or remove_rules or add_rules or rule_changes):
+        raise VersionError(f"{name}: an amendment changes at least one parameter or rule")
+    if changes and base.rebuild is None:
+        raise VersionError(f"{name} has no builder (Protocol.rebuild): its parameters cannot be recompiled")
+    for parameter, value in changes.items():
         try:
-            old: Parameter = base.parameter(name)
+            old: Parameter = base.parameter(parameter)
         except KeyError:
-            raise VersionError(f"{base.study_id} v{base.version} has no parameter {name!r}") from None
-        old_values = old.value if isinstance(old.value, tuple) else (old.value,)
-        for rule in base.rules:
-            if name in rule.parameters and any(_compares_with(rule.when.define(), v) for v in old_values):
-                raise VersionError(
-                    f"{base.study_id} v{base.version}: {name} = {old.value!r} is compiled into the condition of "
-                    f"{rule.rule_id}; a new value needs a version written as modules"
-                )
+            raise VersionError(f"{name} has no parameter {parameter!r}") from None
         if type(value) is not type(old.value):
-            raise VersionError(f"{name}: {value!r} is not a {type(old.value).__name__} like {old.value!r}")
-
-
-def _compares_with(definition: Any, value: Any) -> bool:
-    """Whether a durable_rules condition definition holds ``value`` as a constant anywhere."""
-    needle = json.dumps(value)
-    if isinstance(definition, dict):
-        return any(_compares_with(v, value) for v in definition.values())
-    if isinstance(definition, list):
-        return any(_compares_with(v, value) for v in definition)
-    return json.dumps(definition) == needle
+            raise VersionError(f"{parameter}: {value!r} is not a {type(old.value).__name__} like {old.value!r}")
+    ids = {r.rule_id for r in base.rules}
+    for rule_id in (*remove_rules, *rule_changes):
+        if rule_id not in ids:
+            raise VersionError(f"{name} has no rule {rule_id!r} to remove or change")
+    if both := sorted(set(remove_rules) & set(rule_changes)):
+        raise VersionError(f"{name}: {', '.join(both)} both removed and changed")
+    for rule in add_rules:
+        if rule.rule_id in ids and rule.rule_id not in remove_rules:
+            raise VersionError(f"{name} already has a rule {rule.rule_id}: change it, or remove it and add the new one")
+    for rule_id, fields in rule_changes.items():
+        if unknown := sorted(set(fields) - _RULE_FIELDS):
+            raise VersionError(f"{rule_id}: {', '.join(unknown)} cannot be changed (a rule's fields: "
+                               f"{', '.join(sorted(_RULE_FIELDS))})")  # fmt: skip

@@ -1,4 +1,8 @@
-"""Study design: the two dose arms, the treatment sequence and the follow-up schedule."""
+"""Study design: the two dose arms, the treatment sequence and the follow-up schedule, as in v1.0.
+
+A version's own schedule and arm targets are the values of its ``visit_schedule`` and
+``arm_target_cells_per_kg`` parameters (``Terms.schedule``, ``Terms.target_cells_per_kg``).
+"""
 
 from __future__ import annotations
 
@@ -34,7 +38,6 @@ SCHEDULE = (
     VisitWindow("M18", 545, 14),
     VisitWindow("M24", 730, 14),
 )
-SCHEDULE_BY_CODE = {v.code: v for v in SCHEDULE}
 VISIT_SCHEDULE = Parameter(
     "visit_schedule",
     SCHEDULE,

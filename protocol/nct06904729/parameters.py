@@ -2,6 +2,10 @@
 
 Sources: the registry record (docs/protocol-NCT06904729.md) and the decisions in
 docs/clinical-reference.md.
+
+These are the declarations (name, unit, source, ASSUMPTION) with v1.0's values. Rules and fact
+derivations never read ``.value`` here: they read the value of the version they decide for from
+its ``Terms`` (``terms[SLEDAI_MIN]``), so an amendment's values take effect (see ``build``).
 """
 
 from __future__ import annotations
@@ -113,9 +117,3 @@ PARAMETERS = (
     EQUIVOCAL_IS_POSITIVE,
     FACT_DECIMALS,
 )
-
-
-def rounded(value: float) -> float:
-    """A derived value as the rules compare it (see FACT_DECIMALS)."""
-    decimals: int = FACT_DECIMALS.value
-    return round(value, decimals)

@@ -64,10 +64,7 @@ def spec_context(version: Version, criteria: Sequence[Criterion], outcomes: Sequ
         "rules": rules,
         "not_encoded": [c for c in criteria if c.not_encoded is not None],
         "partial": [c for c in criteria if c.rules and c.note],
-        "fact_sources": [
-            (f"{s.derive.__module__}.{s.derive.__qualname__}", (s.derive.__doc__ or "").strip().split("\n")[0])
-            for s in protocol.fact_sources
-        ],
+        "fact_sources": [(s.name, (s.declared.__doc__ or "").strip().split("\n")[0]) for s in protocol.fact_sources],
         "scenarios_run": len(outcomes),
         "scenarios_failed": sum(1 for o in outcomes if not o.passed),
     }

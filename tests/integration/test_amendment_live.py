@@ -1,8 +1,9 @@
 """A protocol amendment live on a real broker: the rules service decides each event under the
 version in force at its local date and site, as replay does, and names that version.
 
-The amendment (v1.1, a 42-day screening window) exists only in this test and is injected into an
-in-process ``RulesService``: the seam is its ``protocol`` argument, a ``ProtocolHistory``.
+The amendments (v1.1, a 42-day screening window; and tests/amendment.py's, which changes limits,
+schedule and rules at once) exist only in the tests and are injected into an in-process
+``RulesService``: the seam is its ``protocol`` argument, a ``ProtocolHistory``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from protocol.nct06904729 import PROTOCOL
 from protocol.registry import versions_for
 from services.kafka import KafkaSettings
 from services.rules import RulesService
+from tests import amendment
 from tests.integration.kafka_support import findings, publish, run_until_consumed
 from tests.journey import journey
 
@@ -65,3 +67,27 @@ async def test_the_live_service_decides_under_the_version_in_force_like_replay(s
     # The same stream under v1.0 alone: P-0002's labs are outdated too.
     only_v10 = Replay(versions_for("NCT06904729"))
     assert [f.participant_id for e in events for f in only_v10.feed(e)] == ["P-0001", "P-0002"]
+
+
+async def test_an_amendment_of_limits_schedule_and_rules_switches_live_at_its_date_and_site(
+    settings: KafkaSettings,
+) -> None:
+    """The test amendment of tests/amendment.py (transaminase limit raised, M3 window widened,
+    ELIG-IN10 removed, ELIG-IN12 added), live: each finding is decided under the version in force
+    at its event's date and site and names it, exactly as replay decides."""
+    events = amendment.stream()
+    await publish(settings, [(e.participant_id.encode(), encode(e)) for e in events])
+    service = RulesService(settings, amendment.HISTORY, session_timeout_ms=6_000)
+    await run_until_consumed(service, settings)
+
+    # Partitions are read one after the other: each participant's findings in order, participants in any.
+    live = sorted(await findings(settings), key=lambda f: str(f["participant_id"]))
+    assert [(f["participant_id"], f["rule_id"], f["protocol_version"]) for f in live] == amendment.EXPECTED
+    for f in live:
+        assert f["ruleset_fingerprint"] == fingerprint(amendment.HISTORY.version(f["protocol_version"]))
+    visit = next(f for f in live if f["rule_id"] == "VISIT-01")
+    assert visit["evidence"]["visit_window"] == "day 83..97"  # v1.0's M3 window, P-0002's visit before the date
+
+    replay = Replay(amendment.HISTORY)
+    replayed = [json.loads(encode(f)) for e in events for f in replay.feed(e)]
+    assert live == sorted(replayed, key=lambda f: str(f["participant_id"]))

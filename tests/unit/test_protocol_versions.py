@@ -7,20 +7,23 @@ registry record shows none, so v1.0 is the only version shipped.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
-from contracts import Finding, FindingSuperseded, ParticipantEvent
+from contracts import Finding, FindingSuperseded, ParticipantEvent, Severity
 from events import process
 from events.replay import Replay
-from protocol import ParticipantState, ProtocolHistory, Version, VersionError, amended
+from protocol import ParticipantState, Protocol, ProtocolHistory, Version, VersionError, amended
 from protocol.engine import engine_for
-from protocol.fingerprint import fingerprint
+from protocol.fingerprint import canonical, fingerprint
 from protocol.nct06904729 import PROTOCOL
 from protocol.registry import protocol_for, versions_for
 from tests.builders import event
@@ -136,30 +139,53 @@ def test_the_registry_ships_v1_0_only_and_keeps_protocol_for() -> None:
         shipped.version("9.9")
 
 
-def test_an_amendment_changes_only_its_parameters_and_not_the_base() -> None:
+def test_an_amendment_is_a_rule_set_of_its_own_and_leaves_the_base_as_it_was() -> None:
     v11 = amendment(ENROLLED_ON).protocol
     assert (v11.version, v11.parameter("screening_window_days").value) == ("1.1", 42)
     assert PROTOCOL.parameter("screening_window_days").value == 28
-    assert v11.rules == PROTOCOL.rules
+    assert canonical_rules(v11) == canonical_rules(PROTOCOL)  # the window decides facts, not conditions
     assert v11.schedule == PROTOCOL.schedule
     assert engine_for(v11) is not engine_for(PROTOCOL)
     assert engine_for(v11).protocol is v11
     assert engine_for(PROTOCOL).protocol is PROTOCOL
 
 
+def canonical_rules(protocol: Protocol) -> list[object]:
+    return json.loads(canonical(protocol))["rules"]  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize(
-    ("changes", "error"),
+    ("changes", "rules", "error"),
     [
-        ({"sledai_min": 6}, "compiled into the condition of ELIG-IN04"),
-        ({"infusion_days_after_lymphodepletion": (1, 14)}, "compiled into the condition of DOSE-02|compiled"),
-        ({"no_such_parameter": 1}, "has no parameter 'no_such_parameter'"),
-        ({"screening_window_days": 42.0}, "is not a int"),
-        ({}, "at least one parameter"),
+        ({"no_such_parameter": 1}, {}, "has no parameter 'no_such_parameter'"),
+        ({"screening_window_days": 42.0}, {}, "is not a int"),
+        ({}, {}, "at least one parameter or rule"),
+        ({}, {"remove_rules": ["NO-SUCH"]}, "has no rule 'NO-SUCH'"),
+        ({}, {"rule_changes": {"NO-SUCH": {"severity": Severity.MINOR}}}, "has no rule 'NO-SUCH'"),
+        ({}, {"rule_changes": {"DOSE-01": {"rule_id": "DOSE-02"}}}, "rule_id cannot be changed"),
+        ({}, {"rule_changes": {"DOSE-01": {"colour": "red"}}}, "colour cannot be changed"),
+        ({}, {"rule_changes": {"DOSE-01": {"severity": None}}}, "a deviation has a category and a severity"),
+        ({}, {"remove_rules": ["DOSE-01"], "rule_changes": {"DOSE-01": {"term": "x"}}}, "both removed and changed"),
+        ({}, {"add_rules": [PROTOCOL.rule("DOSE-01")]}, "already has a rule DOSE-01"),
+        (
+            {},
+            {"add_rules": [dataclasses.replace(PROTOCOL.rule("DOSE-01"), rule_id="DOSE-02", parameters=("nope",))]},
+            "DOSE-02 names unknown parameters",
+        ),
     ],
 )
-def test_an_amendment_that_could_not_take_effect_is_refused(changes: dict[str, object], error: str) -> None:
+def test_an_amendment_that_could_not_take_effect_is_refused(
+    changes: dict[str, object], rules: dict[str, Any], error: str
+) -> None:
     with pytest.raises(VersionError, match=error):
-        amended(PROTOCOL, "1.1", ENROLLED_ON, changes)
+        amended(PROTOCOL, "1.1", ENROLLED_ON, changes, **rules)
+
+
+def test_a_protocol_without_a_builder_cannot_change_its_parameters() -> None:
+    by_hand = dataclasses.replace(PROTOCOL, rebuild=None)
+    with pytest.raises(VersionError, match="has no builder"):
+        amended(by_hand, "1.1", ENROLLED_ON, {"sledai_min": 6})
+    assert amended(by_hand, "1.1", ENROLLED_ON, remove_rules=["RELAPSE"]).protocol.rules == PROTOCOL.rules[:-1]
 
 
 V11 = amendment(ENROLLED_ON)
@@ -197,7 +223,7 @@ def test_a_history_that_could_not_decide_every_event_is_refused(versions: list[V
 
 FINGERPRINT_SCRIPT = """
 import datetime as dt
-from protocol.fingerprint import fingerprint
+from protocol.fingerprint import canonical, fingerprint
 from protocol.nct06904729 import PROTOCOL
 from protocol.versions import amended
 v = amended(PROTOCOL, "1.1", dt.date(2025, 11, 13), {"screening_window_days": 42})
