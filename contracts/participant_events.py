@@ -56,6 +56,11 @@ class Source(_Strict):
 
     system: Identifier
     actor: Identifier | None = None
+    recorded_at_from: Literal["receipt"] | None = Field(
+        default=None,
+        description="'receipt' when the sender gave no record time (a FHIR Observation without issued, an OBX "
+        "without OBX-19 and a message without MSH-7) and recorded_at is when the gateway received it",
+    )
 
 
 class _Envelope(_Strict):
