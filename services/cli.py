@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from contracts import ContractError, parse_event
-from protocol.registry import UnknownStudyError
+from protocol.registry import ProtocolLookupError
 from services.defaults import DEFAULT_STUDY
 from services.logging import configure_logging
 from services.replay import run as run_replay
@@ -389,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "sync", False):
             return int(args.run(args))
         return int(asyncio.run(args.run(args)))
-    except UnknownStudyError as e:
+    except ProtocolLookupError as e:
         print(f"trialguard: {e.args[0]}", file=sys.stderr)
         return 2
     except _configuration_errors() as e:

@@ -19,7 +19,7 @@ from typing import IO, TextIO
 from contracts import ContractError, parse_event
 from events.jsonl import BinaryWriter, read_lines, write_line
 from events.replay import Replay
-from protocol.registry import UnknownStudyError, versions_for
+from protocol.registry import ProtocolLookupError, versions_for
 from services.audit.export_format import ExportFormatError, is_export, participant_event_lines
 from services.files import atomic_output
 
@@ -280,7 +280,7 @@ def run(
         return fail(stderr, f"--jobs {jobs}: must be at least 1")
     try:
         history = versions_for(study)
-    except UnknownStudyError as e:
+    except ProtocolLookupError as e:
         return fail(stderr, e.args[0])
     if problem := _check_paths(source, out):
         return fail(stderr, problem)

@@ -2,6 +2,9 @@
 
 One module per protocol section; each contributes the facts it derives and its rules, in
 catalogue order. Registry record: docs/protocol-NCT06904729.md.
+
+A protocol package: ``HISTORY`` is what its ``trialguard.protocols`` entry point gives the engine
+(``pyproject.toml``); nothing outside protocol packages, tests and benchmarks imports this module.
 """
 
 from protocol.model import Protocol
@@ -16,6 +19,7 @@ from protocol.nct06904729 import (
 )
 from protocol.nct06904729.design import ARM_TARGETS, ARMS, SCHEDULE, STEPS, VISIT_SCHEDULE
 from protocol.nct06904729.parameters import PARAMETERS
+from protocol.versions import ProtocolHistory, Version
 
 PROTOCOL = Protocol(
     study_id="NCT06904729",
@@ -44,3 +48,7 @@ PROTOCOL = Protocol(
         *safety.RULES,
     ),
 )
+
+HISTORY = ProtocolHistory([Version(PROTOCOL)])
+"""The study's versions in order: the registry record shows no amendment, so v1.0 is the only one,
+in force from the beginning."""

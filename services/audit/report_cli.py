@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 
 from contracts import AccessChanged, FindingReviewed, ReviewStatus, ReviewTransitionError, check_transition
 from protocol.fingerprint import fingerprint
-from protocol.registry import UnknownStudyError, versions_for
+from protocol.registry import ProtocolLookupError, versions_for
 from services.audit.chain import Chain
 from services.audit.diff import compare
 from services.audit.export_format import ExportFormatError, is_export
@@ -193,7 +193,7 @@ async def _report(args: argparse.Namespace) -> int:
         html = render(inputs)
         with atomic_text(Path(args.out)) as out:
             out.write(html)
-    except (ValueError, KeyFileError, ExportFormatError, UnknownStudyError, OSError) as e:
+    except (ValueError, KeyFileError, ExportFormatError, ProtocolLookupError, OSError) as e:
         print(f"trialguard audit report: {e}", file=sys.stderr)
         return 2
     except KafkaError as e:
