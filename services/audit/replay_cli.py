@@ -22,7 +22,6 @@ from events.jsonl import write_line
 from protocol.registry import ProtocolLookupError
 from services.audit.diff import EXIT_USAGE, VERSION_FIELDS, compare, render_table, to_json
 from services.audit.diff import finding_id as diff_finding_id
-from services.audit.export_format import ExportFormatError
 from services.audit.recompute import (
     Recomputed,
     as_of_ms,
@@ -33,6 +32,7 @@ from services.audit.recompute import (
 )
 from services.files import atomic_output
 from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_to_end, settings_from_args
+from services.ledger.export_format import ExportFormatError
 
 VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,60}")
 
