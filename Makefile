@@ -35,10 +35,11 @@ kafka-secure-up: ## start a secured local Kafka: SCRAM users and ACLs per compon
 kafka-down: ## stop the local Kafka started by kafka-up
 	scripts/kafka.sh down
 
-lint: setup ## ruff and mypy (strict on contracts/, protocol/, events/)
+lint: setup ## ruff, mypy (strict on contracts/, protocol/, events/) and the layering contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts protocol events services tests bench
+	$(BIN)/lint-imports
 
 test-unit: setup ## the pure core and the contract, no broker
 	$(BIN)/pytest tests/unit

@@ -39,8 +39,14 @@ from live_restore import restore_benchmark  # noqa: E402
 from replay import machine  # noqa: E402
 
 from contracts import parse_event  # noqa: E402
-from services.kafka import KafkaSettings, ensure_topics, group_lag, partition_ids, read_to_end  # noqa: E402
-from services.rules import rules_group_id  # noqa: E402
+from services.kafka import (  # noqa: E402
+    KafkaSettings,
+    ensure_topics,
+    group_lag,
+    partition_ids,
+    read_to_end,
+    rules_group_id,
+)
 
 HISTORY = ROOT / ".cache" / "bench" / "history-1000000-seed7.jsonl"
 BATCH = 500  # as the rules service's max_batch

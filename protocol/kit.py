@@ -3,7 +3,12 @@
 A package ``protocol.x`` (the package of its fact derivations) ships:
 - ``protocol/x/scenarios/*.feature``: its scenario tests;
 - ``protocol.x.kit.steps.VOCABULARY``: the base journeys and overrides they are written in;
-- ``protocol.x.kit.criteria.CRITERIA``: the registry record's criteria and how each is encoded.
+- ``protocol.x.kit.criteria.CRITERIA``: the registry record's criteria and how each is encoded;
+- ``protocol.x.kit.simulation.PROFILE`` (optional): what a cohort simulator needs that the
+  :class:`~protocol.model.Protocol` does not carry (its parameters, schedule and arms it does).
+
+The engine reaches a package's kit from a protocol version found through the registry, never by
+the package's name.
 """
 
 from __future__ import annotations
@@ -46,6 +51,20 @@ class Kit:
         return load_scenarios(paths or [self.scenario_folder], self.vocabulary)
 
 
+@dataclass(frozen=True)
+class SimulationProfile:
+    """What a cohort simulator needs of a protocol package beyond its ``Protocol``.
+
+    Data only: the simulator draws at random, the protocol package never does.
+
+    Attributes:
+        screening_labs: the labs a screening must report, in the order the package lists them
+            (a simulated "missing lab" drops one of these).
+    """
+
+    screening_labs: tuple[str, ...]
+
+
 def package_of(protocol: Protocol) -> str:
     """The package that defines a protocol version (the package of its fact derivations)."""
     packages = sorted({s.declared.__module__.rpartition(".")[0] for s in protocol.fact_sources})
@@ -69,3 +88,20 @@ def kit_of(protocol: Protocol) -> Kit:
     module_file = importlib.import_module(package).__file__
     assert module_file is not None
     return Kit(package, Path(module_file).parent / "scenarios", steps.VOCABULARY, tuple(criteria.CRITERIA))
+
+
+def simulation_profile(protocol: Protocol) -> SimulationProfile:
+    """The simulation profile of the package that defines ``protocol``.
+
+    Raises:
+        KitError: the package has no ``kit.simulation.PROFILE``.
+    """
+    package = package_of(protocol)
+    try:
+        module = importlib.import_module(f"{package}.kit.simulation")
+    except ModuleNotFoundError as e:
+        raise KitError(f"{package} has no simulation profile ({e.name})") from None
+    profile = module.PROFILE
+    if not isinstance(profile, SimulationProfile):
+        raise KitError(f"{package}.kit.simulation.PROFILE is a {type(profile).__name__}, not a SimulationProfile")
+    return profile

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from contracts import ContractError, parse_event
-from protocol.registry import UnknownStudyError
+from protocol.registry import ProtocolLookupError
 from services.defaults import DEFAULT_STUDY
 from services.logging import configure_logging
 from services.replay import run as run_replay
@@ -74,8 +74,7 @@ async def _publish(args: argparse.Namespace) -> int:
 
 async def _wait_for_rules_service(settings: KafkaSettings, seconds: float) -> bool:
     """Wait until the rules service has consumed every published event; report progress."""
-    from services.kafka import group_lag
-    from services.rules import rules_group_id
+    from services.kafka import group_lag, rules_group_id
 
     last: int | None = -1
     try:
@@ -369,9 +368,9 @@ def _command_word(argv: Sequence[str]) -> str | None:
 def _configuration_errors() -> tuple[type[BaseException], ...]:
     """ConfigurationError and KafkaSecurityError, when the modules that raise them were imported
     (offline: never)."""
-    weather = sys.modules.get("services.rules.weather")
+    errors = sys.modules.get("services.errors")
     security = sys.modules.get("services.kafka_security")
-    return (() if weather is None else (weather.ConfigurationError,)) + (
+    return (() if errors is None else (errors.ConfigurationError,)) + (
         () if security is None else (security.KafkaSecurityError,)
     )
 
@@ -389,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "sync", False):
             return int(args.run(args))
         return int(asyncio.run(args.run(args)))
-    except UnknownStudyError as e:
+    except ProtocolLookupError as e:
         print(f"trialguard: {e.args[0]}", file=sys.stderr)
         return 2
     except _configuration_errors() as e:

@@ -226,6 +226,12 @@ LAG_SCAN_LIMIT = 1_000
 exactly; beyond it, the offset difference is the answer (an upper bound)."""
 
 
+def rules_group_id(settings: KafkaSettings) -> str:
+    """The consumer group of a study's rules service (a shadow run's own when ``settings.shadow``);
+    here, not in services.rules, because the dashboard and ``trialguard publish --wait`` read its lag."""
+    return settings.topics.consumer_group
+
+
 async def group_lag(settings: KafkaSettings, group_id: str) -> dict[int, int] | None:
     """Records of participant-events not yet consumed by ``group_id``, per partition.
 

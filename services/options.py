@@ -6,8 +6,8 @@ import argparse
 import os
 import re
 
+from services.errors import ConfigurationError
 from services.kafka import add_kafka_args, settings_from_args
-from services.rules.weather import ConfigurationError
 
 __all__ = ["TOPIC_NAME_PART", "add_kafka_args", "check_names", "env_int", "settings_from_args"]
 

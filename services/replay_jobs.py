@@ -41,9 +41,9 @@ from contracts import ContractError, parse_event
 from events.jsonl import BinaryWriter, read_lines, write_line
 from events.replay import Replay
 from protocol.registry import versions_for
-from services.audit.export_format import ExportFormatError, is_export, participant_event_lines
 from services.files import atomic_output
-from services.replay import (
+from services.ledger.export_format import ExportFormatError, is_export, participant_event_lines
+from services.replay_report import (
     EXIT_OK,
     EXIT_REJECTED,
     LISTED_ERRORS,

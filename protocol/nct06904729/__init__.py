@@ -5,6 +5,9 @@ the version's ``Terms``) and its rules (``rules(terms)``, the version's values c
 conditions), in catalogue order. ``build`` makes a version from its parameters: v1.0 is
 ``build("1.0", PARAMETERS)``, and an amendment (``protocol.versions.amended``) is built the same
 way from its own values, as a rule set of its own. Registry record: docs/protocol-NCT06904729.md.
+
+A protocol package: ``HISTORY`` is what its ``trialguard.protocols`` entry point gives the engine
+(``pyproject.toml``); nothing outside protocol packages, tests and benchmarks imports this module.
 """
 
 from collections.abc import Iterable
@@ -22,6 +25,7 @@ from protocol.nct06904729 import (
 from protocol.nct06904729.design import ARM_TARGETS, ARMS, STEPS, VISIT_SCHEDULE
 from protocol.nct06904729.parameters import PARAMETERS as _NUMBERS
 from protocol.nct06904729.terms import Terms
+from protocol.versions import ProtocolHistory, Version
 
 PARAMETERS: tuple[Parameter, ...] = (*_NUMBERS, ARM_TARGETS, VISIT_SCHEDULE)
 """Every parameter of v1.0, in the order the protocol lists them."""
@@ -73,3 +77,7 @@ def build(version: str, parameters: Iterable[Parameter] = PARAMETERS) -> Protoco
 
 
 PROTOCOL = build("1.0")
+
+HISTORY = ProtocolHistory([Version(PROTOCOL)])
+"""The study's versions in order: the registry record shows no amendment, so v1.0 is the only one,
+in force from the beginning."""

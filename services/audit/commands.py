@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 MODULES: tuple[str, ...] = (
-    "services.audit.keys",
+    "services.audit.keygen",
     "services.audit.export",
     "services.audit.verify",
     "services.audit.sdtm_cli",

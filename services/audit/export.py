@@ -1,7 +1,7 @@
 """``trialguard export events``: participant-events as a signed, hash-chained export file.
 
 Partitions are written one after another, in ascending order, each in offset order, then one
-signed checkpoint per partition (see :mod:`services.audit.export_format`). One partition at a
+signed checkpoint per partition (see :mod:`services.ledger.export_format`). One partition at a
 time rather than interleaved by timestamp: the chain is per partition, the verifier then needs
 one chain in memory at a time, and the file's order is fully determined (a verifier can refuse
 any other order, so swapping lines across partitions is caught too).
@@ -19,8 +19,10 @@ import structlog
 from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.audit.chain import Chain
-from services.audit.export_format import (
+from services.files import atomic_text
+from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_partition, settings_from_args
+from services.ledger.chain import Chain
+from services.ledger.export_format import (
     ExportedCheckpoint,
     ExportedRecord,
     ExportFormatError,
@@ -28,9 +30,8 @@ from services.audit.export_format import (
     read_lines,
     record_line,
 )
-from services.audit.keys import KeyFileError, key_id, load_private_key
-from services.files import atomic_text
-from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_partition, settings_from_args
+from services.ledger.keys import KeyFileError, load_private_key
+from services.ledger.signatures import sign
 
 log = structlog.get_logger("trialguard.audit.export")
 
@@ -39,20 +40,6 @@ PROGRESS_SECONDS = 2.0
 
 class ExportError(Exception):
     """The export cannot be made (the topic does not exist)."""
-
-
-def sign(chain: Chain, private_key: Ed25519PrivateKey) -> ExportedCheckpoint:
-    """A signed checkpoint of ``chain`` as it stands."""
-    kid = key_id(private_key.public_key())
-    return ExportedCheckpoint(
-        topic=chain.topic,
-        partition=chain.partition,
-        last_offset=chain.last_offset,
-        count=chain.count,
-        head=chain.head.hex(),
-        key_id=kid,
-        signature=private_key.sign(chain.message(kid)),
-    )
 
 
 async def export_events(

@@ -26,9 +26,9 @@ from typing import Any
 from contracts import Output, encode, parse_event
 from events.replay import Replay
 from protocol.registry import versions_for
-from services.audit.export_format import is_export, read_export
 from services.kafka import KafkaSettings, partition_ids, read_partition
-from services.rules.records import check_message
+from services.ledger.export_format import is_export, read_export
+from services.participant_records import check_message
 
 TIMESTAMP_TYPES = {0: "CreateTime", 1: "LogAppendTime"}
 """Kafka's record timestamp types; CreateTime is the producer's claim, LogAppendTime the broker's."""
@@ -174,7 +174,7 @@ def records_from_file(path: Path, study_id: str) -> Iterator[InputRecord]:
     ``….<study>.participant-events`` are input. Plain lines carry neither key nor timestamp.
 
     Raises:
-        services.audit.export_format.ExportFormatError: a malformed export line.
+        services.ledger.export_format.ExportFormatError: a malformed export line.
         OSError: the file cannot be read.
     """
     if is_export(path):

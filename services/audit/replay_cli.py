@@ -19,10 +19,9 @@ from typing import Any, TextIO
 from aiokafka.errors import KafkaError
 
 from events.jsonl import write_line
-from protocol.registry import UnknownStudyError
+from protocol.registry import ProtocolLookupError
 from services.audit.diff import EXIT_USAGE, VERSION_FIELDS, compare, render_table, to_json
 from services.audit.diff import finding_id as diff_finding_id
-from services.audit.export_format import ExportFormatError
 from services.audit.recompute import (
     Recomputed,
     as_of_ms,
@@ -33,6 +32,7 @@ from services.audit.recompute import (
 )
 from services.files import atomic_output
 from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_to_end, settings_from_args
+from services.ledger.export_format import ExportFormatError
 
 VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,60}")
 
@@ -139,7 +139,7 @@ async def _replay(args: argparse.Namespace) -> int:
         if args.out is not None and not Path(args.out).parent.is_dir():
             raise UsageError(f"--out {args.out}: folder {Path(args.out).parent} does not exist")
         done, _ = await recompute_from(args)
-    except (UsageError, UnknownStudyError) as e:
+    except (UsageError, ProtocolLookupError) as e:
         return _fail(sys.stderr, "replay", str(e.args[0]))
     except KafkaError as e:
         return _fail(sys.stderr, "replay", f"broker {args.bootstrap_servers}: {e}")
@@ -209,7 +209,7 @@ async def _diff(args: argparse.Namespace) -> int:
             ignore = VERSION_FIELDS
             actual_topic = shadow_deviations_topic(settings, args.shadow)
         actual = await _committed(settings, actual_topic)
-    except (UsageError, UnknownStudyError) as e:
+    except (UsageError, ProtocolLookupError) as e:
         return _fail(sys.stderr, "diff", str(e.args[0]))
     except KafkaError as e:
         return _fail(sys.stderr, "diff", f"broker {args.bootstrap_servers}: {e}")

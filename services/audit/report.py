@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from contracts import AccessChanged
-from services.dashboard.charts import findings_per_week_svg
+from services.presentation.charts import findings_per_week_svg
 
 TEMPLATES = Path(__file__).parent / "templates"
 ALERT_CATEGORY = "SAFETY ALERT"

@@ -22,16 +22,16 @@ from aiokafka.errors import KafkaError
 
 from contracts import AccessChanged, FindingReviewed, ReviewStatus, ReviewTransitionError, check_transition
 from protocol.fingerprint import fingerprint
-from protocol.registry import UnknownStudyError, versions_for
-from services.audit.chain import Chain
+from protocol.registry import ProtocolLookupError, versions_for
 from services.audit.diff import compare
-from services.audit.export_format import ExportFormatError, is_export
-from services.audit.keys import KeyFileError, load_public_key
 from services.audit.recompute import InputRecord, Recomputed, new_replay, records_from_file, records_from_topic
 from services.audit.report import CheckResult, PartitionExtent, ReportInputs, VersionRow, render
 from services.audit.verify import VerificationError, Verified, check_export, check_live
 from services.files import atomic_text
 from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_to_end, settings_from_args
+from services.ledger.chain import Chain
+from services.ledger.export_format import ExportFormatError, is_export
+from services.ledger.keys import KeyFileError, load_public_key
 
 NOT_CHECKED = CheckResult(None, "give --public-key to check the chain and its signed checkpoints")
 
@@ -193,7 +193,7 @@ async def _report(args: argparse.Namespace) -> int:
         html = render(inputs)
         with atomic_text(Path(args.out)) as out:
             out.write(html)
-    except (ValueError, KeyFileError, ExportFormatError, UnknownStudyError, OSError) as e:
+    except (ValueError, KeyFileError, ExportFormatError, ProtocolLookupError, OSError) as e:
         print(f"trialguard audit report: {e}", file=sys.stderr)
         return 2
     except KafkaError as e:

@@ -21,7 +21,7 @@ Choices (SDTMIG 3.4, DV domain):
   back to its category's term in ``DECOD_BY_CATEGORY``.
 * **DVSCAT** is the protocol section the rule enforces (``Inclusion 8``, ``Interventions: dose``).
 * **EPOCH** is the epoch the participant was in when the trigger happened: the lifecycle
-  (``services.dashboard.timeline.lifecycle``) of their events strictly before the trigger in event
+  (``services.presentation.lifecycle.lifecycle``) of their events strictly before the trigger in event
   time (at the same instant: earlier in the log), the trigger excluded. Before enrollment:
   SCREENING; enrolled to lymphodepletion: TREATMENT; after the CAR-T infusion: FOLLOW-UP. A
   late-recorded event that happened before a trigger can move that row's EPOCH in a later export:
@@ -51,7 +51,7 @@ from typing import Any
 from contracts import DeviationRaised, FindingReviewed, FindingSuperseded, Output, ParticipantEvent, ReviewStatus
 from contracts.reviews import ReviewTransitionError, check_transition
 from protocol.model import Protocol
-from services.dashboard.timeline import lifecycle
+from services.presentation.lifecycle import lifecycle
 
 MAX_NAME, MAX_LABEL, MAX_VALUE_BYTES = 8, 40, 200
 """SAS XPORT version 5 limits: variable names, variable labels, character values (bytes)."""

@@ -36,10 +36,10 @@ from contracts import (
 )
 from events.replay import Replay
 from protocol.registry import protocol_for
-from services.audit.export_format import is_export
 from services.audit.sdtm import DV_LABELS, SUPPDV_LABELS, DvRow, SdtmDv, SuppRow, build, check_limits, columns
 from services.files import atomic_path, atomic_text
 from services.kafka import KafkaSettings, add_kafka_args, read_to_end, settings_from_args
+from services.ledger.export_format import is_export
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 LISTED = 20
@@ -152,7 +152,7 @@ def _jsonl(path: Path) -> Iterator[tuple[str, bytes]]:
 
 def _export_records(path: Path, study_id: str, inputs: Inputs) -> Iterator[tuple[str, bytes]]:
     """The export's participant events (yielded) and reviews (kept in ``inputs``), in file order."""
-    from services.audit.export_format import read_export  # late: only offline exports need it
+    from services.ledger.export_format import read_export  # late: only offline exports need it
 
     for record in read_export(path):
         where = f"{record.topic}[{record.partition}]@{record.offset}"

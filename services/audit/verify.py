@@ -17,13 +17,13 @@ from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.audit.chain import Chain, checkpoint_message
-from services.audit.export_format import ExportedCheckpoint, ExportedRecord, ExportFormatError, parse_line, read_lines
-from services.audit.keys import KeyFileError, key_id, load_public_key
 from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_to_end, settings_from_args
+from services.ledger.chain import Chain
+from services.ledger.export_format import ExportedCheckpoint, ExportedRecord, ExportFormatError, parse_line, read_lines
+from services.ledger.keys import KeyFileError, key_id, load_public_key
+from services.ledger.signatures import check_signature
 
 log = structlog.get_logger("trialguard.audit.verify")
 
@@ -56,25 +56,6 @@ class Verified:
     records: int = 0
     checkpoints: dict[tuple[str, int], ExportedCheckpoint] = field(default_factory=dict)
     heads: dict[tuple[str, int], list[str]] = field(default_factory=dict)
-
-
-def check_signature(checkpoint: ExportedCheckpoint, public_key: Ed25519PublicKey, expected_key_id: str) -> str | None:
-    """Why a checkpoint's signature does not hold, or None when it does."""
-    if checkpoint.key_id != expected_key_id:
-        return f"checkpoint names key {checkpoint.key_id[:16]}…, not the given public key {expected_key_id[:16]}…"
-    message = checkpoint_message(
-        checkpoint.topic,
-        checkpoint.partition,
-        checkpoint.last_offset,
-        checkpoint.count,
-        checkpoint.head,
-        checkpoint.key_id,
-    )
-    try:
-        public_key.verify(checkpoint.signature, message)
-    except InvalidSignature:
-        return "the checkpoint's signature does not verify with the given public key"
-    return None
 
 
 def check_export(path: Path, public_key: Ed25519PublicKey) -> Verified:

@@ -21,12 +21,11 @@ from services.dashboard import queries
 from services.dashboard.access import recent_changes
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
-from services.dashboard.charts import findings_per_week_svg
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import Action, Role, User, may_review
 from services.dashboard.timeline import cached_svg, timeline_of
-from services.kafka import group_lag
-from services.rules import rules_group_id
+from services.kafka import group_lag, rules_group_id
+from services.presentation.charts import findings_per_week_svg
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,10 +10,10 @@ import structlog
 
 from services.dashboard.app import create_app
 from services.dashboard.settings import DashboardSettings
+from services.errors import ConfigurationError
 from services.http import serve_asgi
 from services.http_limits import limits_from_args
 from services.kafka import KafkaSettings
-from services.rules import ConfigurationError
 
 log = structlog.get_logger("trialguard.dashboard.serve")
 

@@ -23,10 +23,10 @@ from typing import Any, TextIO
 import structlog
 
 from services.access_log import AccessLogError, AccessRecorder, cli_recorder
+from services.errors import ConfigurationError
 from services.gateway.settings import GatewaySettings, add_data_dir_arg, add_serve_args
 from services.gateway.sources import SourceError, SourceStore
 from services.options import add_kafka_args, check_names, settings_from_args
-from services.rules import ConfigurationError
 
 log = structlog.get_logger("trialguard.gateway.serve")
 

@@ -1,7 +1,8 @@
-"""What ``trialguard protocol test|check|docs|diff`` do (their options: ``commands.py``). Offline.
+"""What ``trialguard protocol list|test|check|docs|diff`` do (their options: ``commands.py``). Offline.
 
-Exit status: 0 all is well (scenarios pass, coverage complete, versions equal, document written),
-1 something failed (named on the output), 2 usage error or a scenario that cannot be read.
+Exit status: 0 all is well (packages load, scenarios pass, coverage complete, versions equal,
+document written), 1 something failed (named on the output), 2 usage error or a scenario that
+cannot be read.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from protocol.coverage import gaps
 from protocol.diff import Change, diff
 from protocol.kit import Kit, KitError, kit_of
 from protocol.model import Protocol
-from protocol.registry import versions_for
+from protocol.registry import installed, versions_for
 from protocol.scenarios import ScenarioError
 from protocol.versions import Version, VersionError
 
@@ -151,3 +152,9 @@ def _diff(args: argparse.Namespace) -> int:
         print(f"trialguard protocol diff: {e}", file=sys.stderr)
         return 2
     return report_diff(before, after, args.format, sys.stdout)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from services.protocol_kit.listing import print_listing
+
+    return print_listing(installed(), args.format, sys.stdout)

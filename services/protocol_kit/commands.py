@@ -1,11 +1,12 @@
-"""``trialguard protocol test|check|docs|diff``: the protocol author's commands and their options.
+"""``trialguard protocol list|test|check|docs|diff``: the protocol author's commands and their options.
 
 Only the options are built here: what the commands do (``cli.py``) brings the Gherkin parser, the
 coverage check and Jinja2, which ``trialguard replay`` (built by the same offline parser) should
 not pay for in memory or start time.
 
-Exit status: 0 all is well (scenarios pass, coverage complete, versions equal, document written),
-1 something failed (named on the output), 2 usage error or a scenario that cannot be read.
+Exit status: 0 all is well (packages load, scenarios pass, coverage complete, versions equal,
+document written), 1 something failed (named on the output), 2 usage error or a scenario that
+cannot be read.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def add_protocol_commands(protocol: argparse.ArgumentParser) -> None:
         "default": default_study,
         "help": "the study (env TRIALGUARD_STUDY_ID; default %(default)s)",
     }
+
+    listing = actions.add_parser(
+        "list",
+        help="the installed protocol packages: each study's versions, effective dates and fingerprints",
+        description="List the studies of the installed protocol packages (entry point group trialguard.protocols): "
+        "title, each version with the date it takes effect (and per-site dates) and its ruleset fingerprint. A "
+        "package that fails to load is listed with the reason; the others are still listed. Exit 0 all load, 1 "
+        "one fails to load or none is installed.",
+    )
+    listing.add_argument("--format", choices=["text", "json"], default="text")
+    listing.set_defaults(run=_later("list"), sync=True)
 
     test = actions.add_parser(
         "test",

@@ -2,20 +2,17 @@
 
 from services.rules.records import MAX_DEAD_LETTER_BYTES, MAX_HEADER_CHARS, Outgoing, RecordHandler
 from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY, SNAPSHOT_OFFSET, rebuild_from_log, restore, restore_snapshots
-from services.rules.service import RulesService, rules_group_id
-from services.rules.weather import ConfigurationError
+from services.rules.service import RulesService
 
 __all__ = [
     "DEFAULT_SNAPSHOT_EVERY",
     "MAX_DEAD_LETTER_BYTES",
     "MAX_HEADER_CHARS",
     "SNAPSHOT_OFFSET",
-    "ConfigurationError",
     "Outgoing",
     "RecordHandler",
     "RulesService",
     "rebuild_from_log",
     "restore",
     "restore_snapshots",
-    "rules_group_id",
 ]

@@ -4,7 +4,7 @@ Every N records of a partition, the batch transaction that consumes them also wr
 checkpoint (last offset, count, chain head) to ``audit-checkpoints``: the chain is committed
 together with the offsets that consumed its records, so an export made later can be checked
 against checkpoints written at the time (``trialguard audit verify --bootstrap-servers``). The
-chain is the one ``trialguard export events`` computes (services/audit/chain.py): over every
+chain is the one ``trialguard export events`` computes (services/ledger/chain.py): over every
 committed record in offset order, dead-lettered ones included.
 """
 
@@ -18,12 +18,11 @@ import structlog
 from aiokafka import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.audit.chain import Chain
-from services.audit.export import sign
-from services.audit.export_format import ExportedCheckpoint, ExportFormatError, checkpoint_line, parse_line
-from services.audit.keys import key_id, load_private_key
-from services.audit.verify import check_signature
 from services.kafka import KafkaSettings, read_partition, read_to_end
+from services.ledger.chain import Chain
+from services.ledger.export_format import ExportedCheckpoint, ExportFormatError, checkpoint_line, parse_line
+from services.ledger.keys import key_id, load_private_key
+from services.ledger.signatures import check_signature, sign
 from services.rules.records import Outgoing
 
 log = structlog.get_logger("trialguard.rules.chains")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from protocol.registry import versions_for
 from protocol.versions import ProtocolHistory, VersionError
+from services.errors import ConfigurationError
 from services.http import serve_http
 from services.options import add_kafka_args, check_names, env_int, settings_from_args
 from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY
 from services.rules.service import RulesService
-from services.rules.weather import ConfigurationError
 
 VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,60}")
 

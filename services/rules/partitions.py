@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from protocol import ParticipantState
-from services.audit.chain import Chain
 from services.kafka import KafkaSettings
+from services.ledger.chain import Chain
+from services.participant_records import Record
 from services.rules.chains import Checkpointer, restore_chain
-from services.rules.records import Record, RecordHandler
+from services.rules.records import RecordHandler
 from services.rules.rounds import Restored, restore
 
 OPEN_SECONDS = 300.0

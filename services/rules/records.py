@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from contracts import ContractError, FindingSuperseded, Violation, encode, parse_event
+from contracts import ContractError, FindingSuperseded, encode, parse_event
 from events import process
 from protocol import ParticipantState
 from protocol.versions import Judge, history_of
 from services.kafka import KafkaSettings
+from services.participant_records import Record, check_message
 from services.rules.weather import error_fields
 
 log = structlog.get_logger("trialguard.rules")
@@ -31,21 +32,6 @@ prefix and says so in headers (the original stays on participant-events, where t
 
 MAX_HEADER_CHARS = 1000
 """A dead-letter reason or field header at most (a 500 KB field value never becomes a 500 KB header)."""
-
-
-class Record(typing.Protocol):
-    """The fields of a consumed Kafka record that the service reads."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
 
 
 States = MutableMapping[str, ParticipantState]
@@ -94,33 +80,6 @@ class Outgoing:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
     rule_id: str | None = None
-
-
-def _shown(key: bytes) -> str:
-    return repr(key[:40]) + ("…" if len(key) > 40 else "")
-
-
-def check_message(record: Record, event: typing.Any, study_id: str) -> None:
-    """Guard the topic's own contract: key = participant id, one study per topic.
-
-    Raises:
-        ContractError: the key is absent or differs from the participant id, or the event
-            belongs to another study.
-    """
-    violations = []
-    if record.key is None:
-        violations.append(Violation("<key>", "missing: the message key must be the participant_id", "key_missing"))
-    elif record.key != event.participant_id.encode():
-        problem = f"{_shown(record.key)} differs from participant_id {event.participant_id!r}"
-        violations.append(Violation("<key>", problem, "key_mismatch"))
-    if event.study_id != study_id:
-        violations.append(
-            Violation(
-                "study_id", f"{event.study_id!r} does not belong on the topic of study {study_id!r}", "study_mismatch"
-            )
-        )
-    if violations:
-        raise ContractError(violations, event_type=event.event_type, event_id=str(event.event_id))
 
 
 def _bounded(text: str) -> bytes:

@@ -46,14 +46,16 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from events.snapshots import SnapshotError
 from protocol import ProtocolHistory
 from protocol.versions import Judge, history_of
-from services.kafka import KafkaSettings, ensure_topics
+from services.errors import ConfigurationError
+from services.kafka import KafkaSettings, ensure_topics, rules_group_id
 from services.metrics import Metrics
+from services.participant_records import Record
 from services.rules.chains import Checkpointer
 from services.rules.partitions import OwnedPartition, fetch_lag, stop_producer, take_over
-from services.rules.records import Outgoing, Record, RecordHandler, States
+from services.rules.records import Outgoing, RecordHandler, States
 from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY
 from services.rules.transactions import Batch, Transactions
-from services.rules.weather import Backoff, BrokerWatch, ConfigurationError, error_fields, is_configuration_error
+from services.rules.weather import Backoff, BrokerWatch, error_fields, is_configuration_error
 
 log = structlog.get_logger("trialguard.rules")
 
@@ -74,11 +76,6 @@ does not wait for a transaction that only moves offsets."""
 
 WAITING_BATCHES = 2
 """A partition with this many batches fetched and waiting for its worker is not fetched for."""
-
-
-def rules_group_id(settings: KafkaSettings) -> str:
-    """The consumer group of a study's rules service (a shadow run's own when ``settings.shadow``)."""
-    return settings.topics.consumer_group
 
 
 @dataclass

@@ -21,11 +21,12 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from events import Topics
 from protocol import ParticipantState
-from services.audit.chain import Chain
+from services.ledger.chain import Chain
 from services.metrics import Metrics
+from services.participant_records import Record
 from services.rules.chains import Checkpointer
 from services.rules.partitions import OwnedPartition
-from services.rules.records import Outgoing, Overlay, Record, RecordHandler, States
+from services.rules.records import Outgoing, Overlay, RecordHandler, States
 from services.rules.rounds import snapshot_records
 from services.rules.weather import error_fields
 

@@ -40,10 +40,6 @@ _CONFIGURATION_ERRORS = frozenset(
 )
 
 
-class ConfigurationError(Exception):
-    """A setting that cannot work, named with what is wrong with it; the service exits."""
-
-
 def is_configuration_error(error: BaseException) -> bool:
     """Whether ``error`` says the broker refuses our settings (as opposed to being unavailable)."""
     return isinstance(error, KafkaError) and type(error).__name__ in _CONFIGURATION_ERRORS

@@ -8,12 +8,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from protocol.nct06904729.design import SCHEDULE
 from services.simulator.catalogue import GROUP_OF, RULE_IDS
 from services.simulator.clock import DAY, RECRUITMENT_DAYS, STUDY_ID
 from services.simulator.ids import MAX_SEED
 from services.simulator.injections import inject
 from services.simulator.journey import Ev, Journey
+from services.simulator.study import schedule
 
 
 @dataclass
@@ -106,7 +106,7 @@ def _not_quiet(j: Journey, events: list[Ev]) -> bool:
 def _visit_early(j: Journey) -> None:
     """Make the late visit an early one instead, when something else fell into its quiet days."""
     assert j.quiet is not None
-    windows = {w.code: w for w in SCHEDULE}
+    windows = {w.code: w for w in schedule()}
     visit = next(v for v in j.visits if v.day == j.quiet[1])
     window = windows[visit.code]
     visit.day = j.infusion_day + window.day - window.window_days - j.r.randint(1, 10)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from protocol.nct06904729 import parameters as p
-from protocol.nct06904729.screening import REQUIRED_LABS
 from services.simulator.catalogue import HISTORY_EXCLUSIONS
 from services.simulator.clock import as_date
 from services.simulator.journey import Injection, Journey
+from services.simulator.study import screening_labs, value_of
 
 
 def _in01(j: Journey) -> list[str]:
@@ -82,34 +81,35 @@ def _in09(j: Journey) -> list[str]:
         ("lymphocytes", "wbc", "neutrophils", "hemoglobin", "alt", "ast", "bilirubin", "egfr", "inr", "pt", "gcsf")
     )
     if variant in ("lymphocytes", "wbc", "neutrophils"):
-        threshold = {"lymphocytes": p.LYMPHOCYTES_MIN, "wbc": p.WBC_MIN, "neutrophils": p.NEUTROPHILS_MIN}[variant]
+        threshold = value_of(f"{variant}_min")
         lab = j.labs[variant][-1]
-        loinc, lab.value, lab.unit = j._count((lab.loinc, lab.loinc), threshold.value * r.uniform(0.3, 0.8))
+        loinc, lab.value, lab.unit = j._count((lab.loinc, lab.loinc), threshold * r.uniform(0.3, 0.8))
     elif variant == "hemoglobin":
         lab = j.labs["hemoglobin"][-1]
-        lab.loinc, lab.value, lab.unit = j._hemoglobin(p.HEMOGLOBIN_MIN.value * r.uniform(0.65, 0.9))
+        lab.loinc, lab.value, lab.unit = j._hemoglobin(value_of("hemoglobin_min") * r.uniform(0.65, 0.9))
     elif variant in ("alt", "ast"):
         lab = j.labs[variant][-1]
         assert lab.uln is not None
-        lab.value = float(round(lab.uln * p.TRANSAMINASE_MAX_ULN.value * r.uniform(1.12, 2.5)))
+        lab.value = float(round(lab.uln * value_of("transaminase_max_uln") * r.uniform(1.12, 2.5)))
     elif variant == "bilirubin":
         assert j.history is not None
-        limit = p.BILIRUBIN_MAX_ULN_GILBERT if j.history["gilbert_syndrome"] else p.BILIRUBIN_MAX_ULN
+        limit = value_of("bilirubin_max_uln_gilbert" if j.history["gilbert_syndrome"] else "bilirubin_max_uln")
         j.labs.pop("total_bilirubin")
-        loinc, value, unit, uln = j._bilirubin(limit.value * r.uniform(1.15, 1.9))
+        loinc, value, unit, uln = j._bilirubin(limit * r.uniform(1.15, 1.9))
         j._put("total_bilirubin", loinc, value, unit, uln)
     elif variant == "egfr":
         j.labs.pop("creatinine")
-        j._put("creatinine", *j._creatinine(p.EGFR_MIN.value * r.uniform(0.35, 0.85)))
+        j._put("creatinine", *j._creatinine(value_of("egfr_min") * r.uniform(0.35, 0.85)))
     elif variant == "inr":
         j.labs.pop("inr")
         inr_uln: float | None = r.choice((None, 1.1, 1.2))
-        j._inr((inr_uln or p.INR_DEFAULT_ULN.value) * p.COAGULATION_MAX_ULN.value * r.uniform(1.12, 1.6), inr_uln)
+        limit = (inr_uln or value_of("inr_default_uln")) * value_of("coagulation_max_uln")
+        j._inr(limit * r.uniform(1.12, 1.6), inr_uln)
     elif variant == "pt":
         j.labs.pop("pt")
-        j._pt(p.COAGULATION_MAX_ULN.value * r.uniform(1.1, 1.6))
+        j._pt(value_of("coagulation_max_uln") * r.uniform(1.1, 1.6))
     else:  # G-CSF within two weeks before the neutrophil sample (or still going)
-        j.gcsf = (-r.randint(13, 25), None if r.random() < 0.3 else -r.randint(0, p.GCSF_FREE_DAYS.value - 2))
+        j.gcsf = (-r.randint(13, 25), None if r.random() < 0.3 else -r.randint(0, value_of("gcsf_free_days") - 2))
     return ["ELIG-IN09"]
 
 
@@ -162,7 +162,7 @@ def _missing(j: Journey) -> list[str]:
     r = j.r
     variant = r.choice(("lab", "lab", "uln", "hbv_dna", "hcv_rna", "assessment", "outdated"))
     if variant == "lab":
-        j.labs.pop(r.choice(REQUIRED_LABS))
+        j.labs.pop(r.choice(screening_labs()))
     elif variant == "uln":
         j.labs[r.choice(("alt", "ast", "total_bilirubin", "pt"))][-1].uln = None
     elif variant == "hbv_dna":
@@ -184,7 +184,7 @@ def _missing(j: Journey) -> list[str]:
         else:
             j.biopsy_day = None
     else:  # enrolled more than 28 days after the screening assessments
-        j.enroll_off = r.randint(p.SCREENING_WINDOW_DAYS.value + 12, p.SCREENING_WINDOW_DAYS.value + 27)
+        j.enroll_off = r.randint(value_of("screening_window_days") + 12, value_of("screening_window_days") + 27)
     return ["ELIG-MISSING"]
 
 

@@ -8,13 +8,12 @@ protocol computes.
 
 from __future__ import annotations
 
-from protocol.nct06904729 import parameters as p
-from protocol.nct06904729.design import SCHEDULE
 from services.simulator.catalogue import GROUP_OF, REGIMEN, RULE_IDS, SERIOUS_AES, STAGES, WITHDRAWAL_REASONS
 from services.simulator.clock import CUTOFF_DAY, DAY
 from services.simulator.eligibility import ELIGIBILITY_INJECTIONS
 from services.simulator.journey import Ev, Injection, Journey
 from services.simulator.labs import Lab
+from services.simulator.study import schedule, value_of
 
 
 def _in08(j: Journey) -> list[str]:
@@ -138,13 +137,13 @@ def _seq03(j: Journey) -> list[str]:
 
 
 def _seq04(j: Journey) -> list[str]:
-    low, high = p.INFUSION_DAYS_AFTER_LYMPHODEPLETION.value
+    low, high = value_of("infusion_days_after_lymphodepletion")
     j.infusion_off = low - 1 if j.r.random() < 0.4 else j.r.randint(high + 2, high + 10)
     return ["SEQ-04"]
 
 
 def _dose01(j: Journey) -> list[str]:
-    tolerance = p.DOSE_TOLERANCE.value
+    tolerance = value_of("dose_tolerance")
     variant = j.r.choice(("low", "high", "other arm"))
     if variant == "low":
         j.dose_ratio = j.r.uniform(0.45, 1 - tolerance * 1.4)
@@ -157,7 +156,7 @@ def _dose01(j: Journey) -> list[str]:
 
 def _visit01(j: Journey) -> list[str]:
     r = j.r
-    windows = {w.code: w for w in SCHEDULE}
+    windows = {w.code: w for w in schedule()}
     inf = j.infusion_day
     late = [v for v in j.visits if v.code.startswith("M")
             and inf + windows[v.code].day + windows[v.code].window_days + 6 < CUTOFF_DAY - 1]  # fmt: skip

@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.nct06904729 import parameters as p
-from protocol.nct06904729.design import SCHEDULE, TARGET_CELLS_PER_KG
 from services.simulator.catalogue import GROWTH, IMMUNOSUPPRESSANTS, MILD_AES, REGIMEN, SCREEN_FAILURE_RULES
 from services.simulator.clock import CUTOFF_DAY, DAY, TICK_EVERY_DAYS, as_date, completed_years, date_text
 from services.simulator.labs import ScreeningLabs
+from services.simulator.study import schedule, target_cells_per_kg, value_of
 
 
 class Ev:
@@ -111,7 +110,7 @@ class Journey(ScreeningLabs):
 
     def _set_age(self, age_days: float) -> None:
         self.birth = as_date(self.c) - dt.timedelta(days=round(age_days))
-        self.minor = completed_years(self.birth, as_date(self.c)) < p.AGE_OF_CONSENT.value
+        self.minor = completed_years(self.birth, as_date(self.c)) < value_of("age_of_consent")
         self.height, self.weight = self._body(age_days / 365.25)
 
     def _body(self, age: float) -> tuple[float, float]:
@@ -220,7 +219,7 @@ class Journey(ScreeningLabs):
         self.visits, self.aes, self.relapses = [], [], []
         if not self.enrolled:
             return
-        for window in SCHEDULE:
+        for window in schedule():
             jitter = round(r.triangular(-window.window_days, window.window_days, 0))
             day = inf + window.day + jitter
             minute = r.randint(540, 960)
@@ -333,7 +332,7 @@ class Journey(ScreeningLabs):
         return self._finish(ev)
 
     def _infusion(self, ratio: float, number: int) -> dict[str, Any]:
-        target = TARGET_CELLS_PER_KG[self.arm]
+        target = target_cells_per_kg(self.arm)
         total = float(round(target * self.infusion_weight * ratio / 1e5) * 100000)
         lot = f"CART{self.index + 1:05d}-{number}"
         return {"total_cells": total, "weight_kg": self.infusion_weight, "product_lot": lot}

@@ -11,8 +11,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end
-from services.rules import rules_group_id
+from services.kafka import KafkaSettings, ensure_topics, group_lag, read_to_end, rules_group_id
 
 
 class Alive(Protocol):

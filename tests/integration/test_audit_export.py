@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from services.audit.export import export_events
-from services.audit.export_format import read_export
-from services.audit.keys import generate, load_private_key, load_public_key
 from services.audit.verify import VerificationError, check_export
 from services.kafka import KafkaSettings
+from services.ledger.export_format import read_export
+from services.ledger.keys import generate, load_private_key, load_public_key
 from tests.integration.kafka_support import keyed, publish
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "three-participants.jsonl"

@@ -14,10 +14,10 @@ import pytest
 from contracts import encode
 from protocol import ProtocolHistory
 from services.audit.export import export_events
-from services.audit.keys import generate, load_private_key, load_public_key, public_path
 from services.audit.verify import check_export, check_live
 from services.cli import main
 from services.kafka import KafkaSettings, read_to_end
+from services.ledger.keys import generate, load_private_key, load_public_key, public_path
 from services.rules import RulesService
 from tests.integration.kafka_support import findings, keyed, publish, run_until_consumed
 from tests.integration.test_amendment_live import HISTORY, stream

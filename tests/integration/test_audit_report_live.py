@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from protocol.registry import versions_for
-from services.audit.keys import generate, public_path
 from services.cli import main
 from services.kafka import KafkaSettings
+from services.ledger.keys import generate, public_path
 from services.rules import RulesService
 from tests.integration.kafka_support import keyed, publish, run_until_consumed
 

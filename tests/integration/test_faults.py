@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaError
 
-from services.kafka import KafkaSettings, group_lag
-from services.rules import rules_group_id
+from services.kafka import KafkaSettings, group_lag, rules_group_id
 from tests.integration.cohort import compare, replayed, simulated
 from tests.integration.conftest import REPORT, Broker, ServiceProcess, seed_for
 from tests.integration.kafka_support import committed_total, findings, http_get, keyed, publish, wait_for

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.audit.chain import Chain, encode_record, genesis
-from services.audit.export import reexport, sign
-from services.audit.export_format import (
+from services.audit.export import reexport
+from services.audit.verify import VerificationError, check_export
+from services.ledger.chain import Chain, encode_record, genesis
+from services.ledger.export_format import (
     ExportedRecord,
     ExportFormatError,
     checkpoint_line,
@@ -22,8 +23,8 @@ from services.audit.export_format import (
     read_export,
     record_line,
 )
-from services.audit.keys import KeyFileError, generate, key_id, load_private_key, load_public_key
-from services.audit.verify import VerificationError, check_export
+from services.ledger.keys import KeyFileError, generate, key_id, load_private_key, load_public_key
+from services.ledger.signatures import sign
 
 TOPIC = "trialguard.NCT06904729.participant-events"
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from services.audit.diff import VERSION_FIELDS, compare, render_table, to_json
-from services.audit.export_format import ExportedRecord, record_line
 from services.audit.recompute import as_of_ms, new_replay, parse_as_of, recompute, records_from_file
 from services.audit.replay_cli import in_scope
 from services.cli import main
+from services.ledger.export_format import ExportedRecord, record_line
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import pytest
 
 from contracts import Category
 from protocol.nct06904729 import PROTOCOL
-from services.dashboard.charts import (
+from services.presentation.charts import (
     CATEGORIES,
     SAFETY_ALERT,
     findings_per_week_svg,

@@ -18,7 +18,8 @@ from events.jsonl import read_lines, write_lines
 from events.replay import Replay
 from protocol.nct06904729 import PROTOCOL
 from services.files import atomic_output
-from services.replay import Progress, progress_for, run
+from services.replay import run
+from services.replay_report import Progress, progress_for
 from tests.builders import EXAMPLE_EVENTS, consent, example_lines, expected_rules, lab
 
 ROOT = Path(__file__).resolve().parents[2]

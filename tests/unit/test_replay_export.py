@@ -6,8 +6,8 @@ import io
 import json
 from pathlib import Path
 
-from services.audit.chain import Chain
-from services.audit.export_format import ExportedRecord, record_line
+from services.ledger.chain import Chain
+from services.ledger.export_format import ExportedRecord, record_line
 from services.replay import run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "three-participants.jsonl"

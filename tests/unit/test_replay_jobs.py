@@ -21,8 +21,8 @@ import pytest
 from contracts import ParticipantEvent, parse_event
 from events.replay import Replay
 from services import replay_jobs, simulator
-from services.audit.chain import Chain
-from services.audit.export_format import ExportedRecord, record_line
+from services.ledger.chain import Chain
+from services.ledger.export_format import ExportedRecord, record_line
 from services.replay import run
 from services.replay_jobs import Task, owner, route
 

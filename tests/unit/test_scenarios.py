@@ -10,12 +10,12 @@ import pytest
 
 from events.scenarios import describe, run
 from protocol.kit import kit_of
-from protocol.registry import HISTORIES
+from protocol.registry import studies, versions_for
 
 RUNS = [
     pytest.param(version.protocol, scenario, id=f"{study} v{version.name} {scenario.feature}: {scenario.name}")
-    for study, history in sorted(HISTORIES.items())
-    for version in history.versions
+    for study in studies()
+    for version in versions_for(study).versions
     for scenario in kit_of(version.protocol).scenarios()
     if scenario.applies_to(version.name)
 ]

@@ -17,10 +17,10 @@ from events.replay import Replay
 from protocol.nct06904729 import PROTOCOL
 from protocol.registry import protocol_for
 from services.audit import sdtm
-from services.audit.export_format import ExportedRecord, record_line
 from services.audit.sdtm_cli import run
 from services.cli import main
 from services.kafka import KafkaSettings
+from services.ledger.export_format import ExportedRecord, record_line
 from tests.builders import EXAMPLE_EVENTS, STUDY, example_lines
 
 ALERTS = {r.rule_id for r in PROTOCOL.rules if r.kind.value == "alert"}

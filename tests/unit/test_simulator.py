@@ -301,3 +301,26 @@ def test_progress_is_reported_for_large_cohorts(tmp_path: Path) -> None:
     lines = [line for line in progress.getvalue().splitlines() if "% (" in line]
     assert len(lines) == 10
     assert lines[-1].startswith("simulate: 100%")
+
+
+def test_the_simulator_reads_its_study_through_the_registry_not_the_trial_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from protocol import registry
+    from protocol.kit import SimulationProfile, simulation_profile
+    from protocol.nct06904729.screening import REQUIRED_LABS
+    from services.simulator import study
+
+    assert study.simulated_protocol() is PROTOCOL
+    assert study.screening_labs() == REQUIRED_LABS
+    assert simulation_profile(PROTOCOL) == SimulationProfile(REQUIRED_LABS)
+    assert [study.target_cells_per_kg(a.name) for a in PROTOCOL.arms] == [5e5, 1e6]
+
+    # A study whose package does not load cannot be simulated: the registry's error, not a stale copy.
+    monkeypatch.setattr(registry, "REGISTRY", registry.Registry(list))
+    study.simulated_protocol.cache_clear()
+    try:
+        with pytest.raises(registry.UnknownStudyError):
+            study.simulated_protocol()
+    finally:
+        study.simulated_protocol.cache_clear()

@@ -9,7 +9,7 @@ Format (one JSON object per line, UTF-8, ``\\n``-terminated):
 
   ``value`` is the base64 of the record's exact bytes: those bytes are what is hashed, so an
   export never re-encodes an event. ``chain`` is the partition's hash chain after this record
-  (see :mod:`services.audit.chain`).
+  (see :mod:`services.ledger.chain`).
 
 * checkpoint line, one per exported partition, after every record line::
 
@@ -17,7 +17,7 @@ Format (one JSON object per line, UTF-8, ``\\n``-terminated):
      "count": int, "head": hex SHA-256, "key_id": hex SHA-256 of the raw Ed25519 public key,
      "signature": base64 Ed25519 signature}
 
-  The signature covers :func:`services.audit.chain.checkpoint_message` of the other fields.
+  The signature covers :func:`services.ledger.chain.checkpoint_message` of the other fields.
 
 Each line must be exactly as :func:`record_line` / :func:`checkpoint_line` write it (keys
 sorted, no spaces, canonical base64), and carries no other fields: then every changed byte of a

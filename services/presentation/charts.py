@@ -1,4 +1,4 @@
-"""The dashboard's two pictures as pure functions: plain data in, inline SVG text out.
+"""The pictures of the dashboard and the audit report as pure functions: plain data in, inline SVG text out.
 
 Both are drawn by matplotlib (never by hand) on a bare ``Figure`` with the SVG canvas: pyplot
 keeps global figure state, and the web app renders in threads. Text stays text
@@ -34,7 +34,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Affine2D
 
 from contracts import Category
-from services.dashboard.schedule import VisitWindowSpan, field, visit_windows
+from services.presentation.schedule import VisitWindowSpan, field, visit_windows
 
 __all__ = [
     "CATEGORIES",
