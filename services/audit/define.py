@@ -52,8 +52,10 @@ def _q(namespace: str, tag: str) -> str:
 
 
 def _description(parent: ET.Element, text: str) -> None:
-    description = ET.SubElement(parent, "Description")
-    ET.SubElement(description, "TranslatedText", {_q("http://www.w3.org/XML/1998/namespace", "lang"): "en"}).text = text
+    description = ET.SubElement(parent, _q(ODM, "Description"))
+    ET.SubElement(
+        description, _q(ODM, "TranslatedText"), {_q("http://www.w3.org/XML/1998/namespace", "lang"): "en"}
+    ).text = text
 
 
 def define_xml(
@@ -74,7 +76,7 @@ def define_xml(
         The XML document, UTF-8, with its declaration.
     """
     odm = ET.Element(
-        "ODM",
+        _q(ODM, "ODM"),
         {
             "FileType": "Snapshot",
             "FileOID": f"TrialGuard.{study.study_id}.define",
@@ -84,14 +86,14 @@ def define_xml(
             _q(DEF, "Context"): "Submission",
         },
     )
-    study_el = ET.SubElement(odm, "Study", {"OID": f"ST.{study.study_id}"})
-    globals_el = ET.SubElement(study_el, "GlobalVariables")
-    ET.SubElement(globals_el, "StudyName").text = study.study_id
-    ET.SubElement(globals_el, "StudyDescription").text = title
-    ET.SubElement(globals_el, "ProtocolName").text = study.study_id
+    study_el = ET.SubElement(odm, _q(ODM, "Study"), {"OID": f"ST.{study.study_id}"})
+    globals_el = ET.SubElement(study_el, _q(ODM, "GlobalVariables"))
+    ET.SubElement(globals_el, _q(ODM, "StudyName")).text = study.study_id
+    ET.SubElement(globals_el, _q(ODM, "StudyDescription")).text = title
+    ET.SubElement(globals_el, _q(ODM, "ProtocolName")).text = study.study_id
     mdv = ET.SubElement(
         study_el,
-        "MetaDataVersion",
+        _q(ODM, "MetaDataVersion"),
         {
             "OID": "MDV.TrialGuard.SDTMIG.3.4",
             "Name": "TrialGuard SDTM export",
@@ -108,7 +110,7 @@ def define_xml(
     for dataset, table, file_name in tables:
         group = ET.SubElement(
             mdv,
-            "ItemGroupDef",
+            _q(ODM, "ItemGroupDef"),
             {
                 "OID": f"IG.{dataset.name}",
                 "Name": dataset.name,
@@ -132,7 +134,7 @@ def define_xml(
             }
             if variable.name in dataset.keys:
                 attributes["KeySequence"] = str(dataset.keys.index(variable.name) + 1)
-            ET.SubElement(group, "ItemRef", attributes)
+            ET.SubElement(group, _q(ODM, "ItemRef"), attributes)
             items[oid] = (variable, length(variable, table.get(variable.name, [])), dataset.name)
         ET.SubElement(group, _q(DEF, "Class"), {"Name": dataset.sdtm_class})
         leaf = ET.SubElement(group, _q(DEF, "leaf"), {"ID": f"LF.{dataset.name}", _q(XLINK, "href"): file_name})
@@ -140,7 +142,7 @@ def define_xml(
     for oid, (variable, size, _dataset) in items.items():
         item = ET.SubElement(
             mdv,
-            "ItemDef",
+            _q(ODM, "ItemDef"),
             {
                 "OID": oid,
                 "Name": variable.name,
@@ -151,7 +153,7 @@ def define_xml(
         )
         _description(item, variable.label)
         if variable.name in CODELISTS:
-            ET.SubElement(item, "CodeListRef", {"CodeListOID": f"CL.{variable.name}"})
+            ET.SubElement(item, _q(ODM, "CodeListRef"), {"CodeListOID": f"CL.{variable.name}"})
         origin = ET.SubElement(item, _q(DEF, "Origin"), {"Type": variable.origin})
         comment = variable.comment
         if variable.name == "COUNTRY":
@@ -161,10 +163,10 @@ def define_xml(
         if comment:
             _description(origin, comment)
     for name, (label, code, terms) in CODELISTS.items():
-        codelist = ET.SubElement(mdv, "CodeList", {"OID": f"CL.{name}", "Name": label, "DataType": "text"})
+        codelist = ET.SubElement(mdv, _q(ODM, "CodeList"), {"OID": f"CL.{name}", "Name": label, "DataType": "text"})
         for term in terms:
-            ET.SubElement(codelist, "EnumeratedItem", {"CodedValue": term})
-        ET.SubElement(codelist, "Alias", {"Context": "nci:ExtCodeID", "Name": code})
+            ET.SubElement(codelist, _q(ODM, "EnumeratedItem"), {"CodedValue": term})
+        ET.SubElement(codelist, _q(ODM, "Alias"), {"Context": "nci:ExtCodeID", "Name": code})
     ET.indent(odm)
     body: bytes = ET.tostring(odm, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
