@@ -22,20 +22,25 @@ Choices (SDTMIG 3.4, DV domain):
 * **DVSCAT** is the protocol section the rule enforces (``Inclusion 8``, ``Interventions: dose``).
 * **EPOCH** is the epoch the participant was in when the trigger happened: the lifecycle
   (``services.presentation.lifecycle.lifecycle``) of their events strictly before the trigger in event
-  time (at the same instant: earlier in the log), the trigger excluded. Before enrollment:
-  SCREENING; enrolled to lymphodepletion: TREATMENT; after the CAR-T infusion: FOLLOW-UP. A
+  time (at the same instant: earlier in the log), the trigger excluded, mapped by the study's
+  ``SdtmStudy.epochs``. NCT06904729: before enrollment SCREENING; enrolled to lymphodepletion
+  TREATMENT; after the CAR-T infusion FOLLOW-UP. A
   late-recorded event that happened before a trigger can move that row's EPOCH in a later export:
   the row then tells what really happened.
 * **DVSTDTC** is the trigger's event time in ISO 8601 with its UTC offset, as the source recorded it.
+* **DVSTDY** is DVSTDTC's study day from the participant's reference start (DM.RFSTDTC, the first
+  exposure for NCT06904729; ``services.audit.sdtm_subjects.study_day``): no day 0, negative
+  before it, null for a participant never exposed.
 * Character values longer than 200 bytes of UTF-8 (the XPT v5 limit) are cut at 200 bytes on a
   character boundary (never inside a multi-byte character); none of the catalogue's values is that
   long, so in practice nothing is cut.
 * Safety alerts are not protocol deviations: they are left out.
 
 SUPPDV holds what DV has no variable for, one row per deviation and qualifier, linked by
-``IDVAR=DVSEQ``: ``DVSEV`` (ICH E3 severity, IMPORTANT or MINOR, QORIG Assigned by the sponsor's rule
-catalogue, QEVAL SPONSOR) and ``DVREVST`` (review status from the dashboard's FindingReviewed events,
-OPEN when never reviewed, QORIG Derived, no evaluator).
+``IDVAR=DVSEQ``, sorted by its keys: ``DVSEVR`` (ICH E3 severity, IMPORTANT or MINOR, QORIG Assigned
+by the sponsor's rule catalogue, QEVAL CLINICAL STUDY SPONSOR; not ``DVSEV``, which is the model's
+``--SEV``) and ``DVREVST`` (review status from the dashboard's FindingReviewed events, OPEN when
+never reviewed, QORIG Derived, no evaluator).
 """
 
 from __future__ import annotations
@@ -51,40 +56,28 @@ from typing import Any
 from contracts import DeviationRaised, FindingReviewed, FindingSuperseded, Output, ParticipantEvent, ReviewStatus
 from contracts.reviews import ReviewTransitionError, check_transition
 from protocol.model import Protocol
+from services.audit.sdtm_spec import DV, MAX_LABEL, MAX_NAME, MAX_VALUE_BYTES, SUPPDV
+from services.audit.sdtm_study import CAR_T_EPOCHS, SCREENING, SdtmStudy, sdtm_study
+from services.audit.sdtm_subjects import clip, iso, study_day, subjects, usubjid
 from services.presentation.lifecycle import lifecycle
 
-MAX_NAME, MAX_LABEL, MAX_VALUE_BYTES = 8, 40, 200
-"""SAS XPORT version 5 limits: variable names, variable labels, character values (bytes)."""
+__all__ = ["MAX_LABEL", "MAX_NAME", "MAX_VALUE_BYTES", "clip", "iso", "usubjid"]
+"""Re-exported: the value rules live in ``sdtm_subjects`` and ``sdtm_spec``, shared with DM."""
 
-DV_LABELS: dict[str, str] = {
-    "STUDYID": "Study Identifier",
-    "DOMAIN": "Domain Abbreviation",
-    "USUBJID": "Unique Subject Identifier",
-    "DVSEQ": "Sequence Number",
-    "DVREFID": "Reference ID",
-    "DVSPID": "Sponsor-Defined Identifier",
-    "DVTERM": "Protocol Deviation Term",
-    "DVDECOD": "Protocol Deviation Coded Term",
-    "DVCAT": "Category for Protocol Deviation",
-    "DVSCAT": "Subcategory for Protocol Deviation",
-    "EPOCH": "Epoch",
-    "DVSTDTC": "Start Date/Time of Deviation",
-}
+DV_LABELS: dict[str, str] = DV.labels
 """DV variables in SDTMIG 3.4 order, with their SDTM labels."""
 
-SUPPDV_LABELS: dict[str, str] = {
-    "STUDYID": "Study Identifier",
-    "RDOMAIN": "Related Domain Abbreviation",
-    "USUBJID": "Unique Subject Identifier",
-    "IDVAR": "Identifying Variable",
-    "IDVARVAL": "Identifying Variable Value",
-    "QNAM": "Qualifier Variable Name",
-    "QLABEL": "Qualifier Variable Label",
-    "QVAL": "Data Value",
-    "QORIG": "Origin",
-    "QEVAL": "Evaluator",
-}
+SUPPDV_LABELS: dict[str, str] = SUPPDV.labels
 """SUPPQUAL variables in SDTMIG 3.4 order, with their labels."""
+
+SEVERITY_QNAM, SEVERITY_QLABEL = "DVSEVR", "Deviation Severity"
+"""Not ``DVSEV``: ``--SEV`` is an SDTM model variable (Events class), and a SUPP-- QNAM must not
+be a model variable name (CORE rule CG0314), or a later SDTM version could give it a meaning."""
+
+REVIEW_QNAM, REVIEW_QLABEL = "DVREVST", "Review Status"
+
+SPONSOR_EVALUATOR = "CLINICAL STUDY SPONSOR"
+"""The EVAL codelist's term for the sponsor (C78735), not ``SPONSOR``."""
 
 DECOD_BY_RULE: tuple[tuple[str, str], ...] = (
     (r"ELIG-IN08", "INFORMED CONSENT NOT OBTAINED"),
@@ -112,24 +105,8 @@ DECOD_BY_CATEGORY: dict[str, str] = {
 }
 """DVDECOD of a rule ``DECOD_BY_RULE`` does not name (a rule added to the catalogue later)."""
 
-SCREENING, TREATMENT, FOLLOW_UP = "SCREENING", "TREATMENT", "FOLLOW-UP"
-
-EPOCH_OF_STAGE: dict[str, str] = {
-    "unknown": SCREENING,
-    "registered": SCREENING,
-    "consented": SCREENING,
-    "screening": SCREENING,
-    "eligible": SCREENING,
-    "screen-failed": SCREENING,
-    "enrolled": TREATMENT,
-    "leukapheresis": TREATMENT,
-    "lymphodepletion": TREATMENT,
-    # The infusion ends treatment: what happens after it happens in follow-up.
-    "infused": FOLLOW_UP,
-    "follow-up": FOLLOW_UP,
-    "completed": FOLLOW_UP,
-}
-"""EPOCH for each base stage of ``lifecycle()``."""
+EPOCH_OF_STAGE = CAR_T_EPOCHS
+"""EPOCH for each base stage of ``lifecycle()`` in NCT06904729 (a study's own in ``SdtmStudy.epochs``)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +125,7 @@ class DvRow:
     dvscat: str
     epoch: str
     dvstdtc: str
+    dvstdy: int | None
 
 
 @dataclass(frozen=True)
@@ -174,20 +152,6 @@ class SdtmDv:
     suppdv: list[SuppRow]
 
 
-def clip(value: str, limit: int = MAX_VALUE_BYTES) -> str:
-    """``value`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
-    raw = value.encode("utf-8")
-    if len(raw) <= limit:
-        return value
-    # Cutting may leave the start of a multi-byte character at the end: "ignore" drops just that.
-    return raw[:limit].decode("utf-8", "ignore")
-
-
-def usubjid(study_id: str, site_id: str, participant_id: str) -> str:
-    """STUDYID-SITEID-SUBJID."""
-    return f"{study_id}-{site_id}-{participant_id}"
-
-
 def dvdecod(rule_id: str, category: str) -> str:
     """The coded term of a rule: its own from ``DECOD_BY_RULE``, else its category's."""
     for pattern, term in DECOD_BY_RULE:
@@ -196,15 +160,10 @@ def dvdecod(rule_id: str, category: str) -> str:
     return DECOD_BY_CATEGORY.get(category, category)
 
 
-def iso(moment: dt.datetime) -> str:
-    """ISO 8601 with the offset; fractions of a second only when there are some."""
-    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
-
-
-def epoch_of(stage: str) -> str:
+def epoch_of(stage: str, epochs: Mapping[str, str] = EPOCH_OF_STAGE) -> str:
     """The EPOCH of a ``lifecycle()`` string such as ``withdrawn (after enrolled (A)), relapsed …``."""
     base = stage.removeprefix("withdrawn (after ").split(",")[0].split(" (")[0].rstrip(")")
-    return EPOCH_OF_STAGE.get(base, SCREENING)
+    return epochs.get(base, SCREENING)
 
 
 class Timelines:
@@ -213,10 +172,14 @@ class Timelines:
     Args:
         events: participant events in log order (duplicates by event id count once).
         protocol: the protocol whose schedule tells when follow-up is complete.
+        epochs: EPOCH per lifecycle stage (the study's).
     """
 
-    def __init__(self, events: Iterable[ParticipantEvent], protocol: Protocol) -> None:
+    def __init__(
+        self, events: Iterable[ParticipantEvent], protocol: Protocol, epochs: Mapping[str, str] = EPOCH_OF_STAGE
+    ) -> None:
         self.protocol = protocol
+        self.epochs = epochs
         seen: set[uuid.UUID] = set()
         rows: dict[str, list[tuple[dt.datetime, int, uuid.UUID, dict[str, Any]]]] = {}
         for position, event in enumerate(events):
@@ -242,7 +205,7 @@ class Timelines:
             before += [
                 row[3] for row in timeline[end:] if row[0] == at and row[1] < first and row[2] not in trigger_ids
             ]
-        return epoch_of(lifecycle(before, self.protocol))
+        return epoch_of(lifecycle(before, self.protocol), self.epochs)
 
 
 def review_statuses(reviews: Iterable[FindingReviewed]) -> dict[uuid.UUID, ReviewStatus]:
@@ -270,6 +233,7 @@ def build(
     events: Iterable[ParticipantEvent],
     protocol: Protocol,
     reviews: Iterable[FindingReviewed] = (),
+    study: SdtmStudy | None = None,
 ) -> SdtmDv:
     """DV and SUPPDV rows of the deviations among ``findings``.
 
@@ -278,14 +242,18 @@ def build(
             to its end); alerts are skipped, a deviation seen twice counts once, and a
             deviation superseded (a FindingSuperseded for its id anywhere among ``findings``:
             a lab correction means it no longer holds) is left out.
-        events: the participant events, in log order, for EPOCH.
+        events: the participant events, in log order, for EPOCH and the study day.
         protocol: the protocol the findings were raised under.
         reviews: FindingReviewed events in topic order (none: every deviation is OPEN).
+        study: the study's SDTM settings (default: those registered for the protocol's study).
 
     Returns:
-        DV rows ordered by USUBJID and DVSEQ, and their SUPPDV rows in the same order.
+        DV rows sorted by STUDYID, USUBJID and DVSEQ; SUPPDV rows sorted by its keys.
     """
-    timelines = Timelines(events, protocol)
+    study = study or sdtm_study(protocol.study_id)
+    events = list(events)
+    timelines = Timelines(events, protocol, study.epochs)
+    starts = {pid: subject.reference_start for pid, subject in subjects(events, study).items()}
     statuses = review_statuses(reviews)
     counters: dict[str, int] = {}
     seen: set[uuid.UUID] = set()
@@ -312,23 +280,33 @@ def build(
             dvscat=clip(finding.protocol_reference),
             epoch=epoch,
             dvstdtc=iso(finding.occurred_at),
+            dvstdy=study_day(finding.occurred_at, starts.get(finding.participant_id)),
         )
         dv.append((row, finding))
-    dv.sort(key=lambda pair: (pair[0].usubjid, pair[0].dvseq))
+    dv.sort(key=lambda pair: (pair[0].studyid, pair[0].usubjid, pair[0].dvseq))
+    return SdtmDv([row for row, _ in dv], suppdv(dv, statuses))
+
+
+def suppdv(dv: list[tuple[DvRow, DeviationRaised]], statuses: Mapping[uuid.UUID, ReviewStatus]) -> list[SuppRow]:
+    """Severity and review status of each DV row, sorted by SUPPDV's keys.
+
+    The keys are STUDYID, RDOMAIN, USUBJID, IDVAR, IDVARVAL, QNAM, compared as the character
+    values they are: IDVARVAL ``10`` sorts before ``2``, as a validator sorts it.
+    """
     supp: list[SuppRow] = []
     for row, finding in dv:
         status = statuses.get(finding.deviation_id, ReviewStatus.OPEN)
         for qnam, qlabel, qval, qorig, qeval in (
-            ("DVSEV", "Protocol Deviation Severity", finding.severity.value.upper(), "Assigned", "SPONSOR"),
-            ("DVREVST", "Review Status", status.value.upper(), "Derived", ""),
+            (SEVERITY_QNAM, SEVERITY_QLABEL, finding.severity.value.upper(), "Assigned", SPONSOR_EVALUATOR),
+            (REVIEW_QNAM, REVIEW_QLABEL, status.value.upper(), "Derived", ""),
         ):
             supp.append(
                 SuppRow(row.studyid, "DV", row.usubjid, "DVSEQ", str(row.dvseq), qnam, qlabel, qval, qorig, qeval)
             )
-    return SdtmDv([row for row, _ in dv], supp)
+    return sorted(supp, key=lambda r: (r.studyid, r.rdomain, r.usubjid, r.idvar, r.idvarval, r.qnam))
 
 
-def columns(rows: Iterable[DvRow] | Iterable[SuppRow], kind: type[DvRow] | type[SuppRow]) -> dict[str, list[Any]]:
+def columns(rows: Iterable[Any], kind: type[Any]) -> dict[str, list[Any]]:
     """The rows as upper-case variable name → values, in variable order (a DataFrame's input)."""
     names = [f.name for f in fields(kind)]
     table: dict[str, list[Any]] = {name.upper(): [] for name in names}
@@ -341,7 +319,8 @@ def columns(rows: Iterable[DvRow] | Iterable[SuppRow], kind: type[DvRow] | type[
 def check_limits(table: Mapping[str, list[Any]], labels: Mapping[str, str]) -> list[str]:
     """What breaks the XPT v5 limits in a table (empty: nothing). A guard, not a repair."""
     problems = [f"name {name} is over {MAX_NAME} characters" for name in table if len(name) > MAX_NAME]
-    problems += [f"label of {name} is over {MAX_LABEL} characters" for name, label in labels.items() if len(label) > 40]
+    long_labels = [name for name, text in labels.items() if len(text) > MAX_LABEL]
+    problems += [f"label of {name} is over {MAX_LABEL} characters" for name in long_labels]
     for name, values in table.items():
         too_long = [v for v in values if isinstance(v, str) and len(v.encode("utf-8")) > MAX_VALUE_BYTES]
         problems += [f"{name} has a value over {MAX_VALUE_BYTES} bytes"] if too_long else []

@@ -1,4 +1,5 @@
-"""``trialguard export sdtm-dv``: the deviations as SDTM DV and SUPPDV (SAS XPORT v5, or CSV).
+"""``trialguard export sdtm-dv``: the deviations as SDTM DV and SUPPDV, the subjects as DM (SAS
+XPORT v5, or CSV), and their define.xml-style metadata.
 
 Two sources, the same rows (see ``services.audit.sdtm`` for every mapping choice):
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import importlib
 import json
 import sys
@@ -36,7 +38,11 @@ from contracts import (
 )
 from events.replay import Replay
 from protocol.registry import protocol_for
-from services.audit.sdtm import DV_LABELS, SUPPDV_LABELS, DvRow, SdtmDv, SuppRow, build, check_limits, columns
+from services.audit.define import define_xml
+from services.audit.sdtm import DvRow, SdtmDv, SuppRow, build, check_limits, columns
+from services.audit.sdtm_dm import DmRow, build_dm
+from services.audit.sdtm_spec import DM, DV, SUPPDV, Dataset
+from services.audit.sdtm_study import sdtm_study
 from services.files import atomic_path, atomic_text
 from services.kafka import KafkaSettings, add_kafka_args, read_to_end, settings_from_args
 from services.ledger.export_format import is_export
@@ -64,9 +70,10 @@ def add_commands(
 
     command = export.add_parser(
         "sdtm-dv",
-        help="write the protocol deviations as SDTM DV and SUPPDV (SAS XPORT v5 or CSV)",
-        description="Write every protocol deviation (not safety alerts) as an SDTMIG 3.4 DV dataset, and "
-        "severity and review status as SUPPDV. From the broker by default; with --events, offline from a "
+        help="write the protocol deviations as SDTM DV and SUPPDV, and DM (SAS XPORT v5 or CSV)",
+        description="Write every protocol deviation (not safety alerts) as an SDTMIG 3.4 DV dataset, "
+        "severity and review status as SUPPDV, every participant as DM, and define.xml-style metadata of "
+        "the three. From the broker by default; with --events, offline from a "
         "JSON-lines event log or an audit export file (replayed). Exit status: 0 written, 1 written but "
         "some input records were skipped, 2 usage, Kafka or I/O error (nothing written).",
     )
@@ -74,6 +81,8 @@ def add_commands(
     command.add_argument(
         "--supp-out", metavar="FILE", help="the SUPPDV dataset (default: supp<name of --out> beside it)"
     )
+    command.add_argument("--dm-out", metavar="FILE", help="the DM dataset (default: dm<suffix of --out> beside it)")
+    command.add_argument("--define-out", metavar="FILE", help="the metadata (default: define.xml beside --out)")
     command.add_argument("--format", choices=["xpt", "csv"], default="xpt", help="default %(default)s")
     command.add_argument(
         "--events", metavar="FILE", help="offline: a contract-v1 JSON-lines log or an audit export file"
@@ -83,17 +92,39 @@ def add_commands(
 
 
 def _run(args: argparse.Namespace) -> int:
-    return run(args.out, args.supp_out, args.format, args.events, settings_from_args(args), stderr=sys.stderr)
+    paths = {"dm_out": args.dm_out, "define_out": args.define_out}
+    return run(args.out, args.supp_out, args.format, args.events, settings_from_args(args), stderr=sys.stderr, **paths)
 
 
 def run(
-    out: str, supp_out: str | None, fmt: str, events: str | None, settings: KafkaSettings, *, stderr: TextIO
+    out: str,
+    supp_out: str | None,
+    fmt: str,
+    events: str | None,
+    settings: KafkaSettings,
+    *,
+    stderr: TextIO,
+    dm_out: str | None = None,
+    define_out: str | None = None,
+    now: dt.datetime | None = None,
 ) -> int:
-    """Run ``trialguard export sdtm-dv``; returns the exit status."""
+    """Run ``trialguard export sdtm-dv``; returns the exit status.
+
+    ``now`` is the define.xml creation time (default: the clock).
+    """
     protocol = protocol_for(settings.study_id)
+    try:
+        study = sdtm_study(protocol.study_id)
+    except KeyError as e:
+        return _fail(stderr, str(e.args[0]))
     dv_path = Path(out)
-    supp_path = Path(supp_out) if supp_out else dv_path.with_name("supp" + dv_path.name)
-    for path in (dv_path, supp_path):
+    paths = Paths(
+        dv_path,
+        Path(supp_out) if supp_out else dv_path.with_name("supp" + dv_path.name),
+        Path(dm_out) if dm_out else dv_path.with_name("dm" + dv_path.suffix),
+        Path(define_out) if define_out else dv_path.with_name("define.xml"),
+    )
+    for path in paths.all():
         if path.is_dir() or not path.parent.is_dir():
             return _fail(stderr, f"{path}: not a file in an existing folder")
     try:
@@ -106,12 +137,19 @@ def run(
         stderr.write(f"skipped: {problem}\n")
     if len(inputs.rejected) > LISTED:
         stderr.write(f"skipped: {len(inputs.rejected) - LISTED} more\n")
-    result = build(inputs.findings, inputs.events, protocol, inputs.reviews)
+    result = build(inputs.findings, inputs.events, protocol, inputs.reviews, study)
+    dm = build_dm(inputs.events, protocol, study)
     try:
-        write(result, dv_path, supp_path, fmt)
+        tables = write(result, dm, paths, fmt)
+        metadata = define_xml(study, protocol.title, tables, now or dt.datetime.now(dt.UTC))
+        with atomic_path(paths.define) as temporary:
+            temporary.write_bytes(metadata)
     except (OSError, ValueError) as e:
         return _fail(stderr, str(e))
-    stderr.write(f"wrote {len(result.dv)} deviations to {dv_path} and {len(result.suppdv)} qualifiers to {supp_path}\n")
+    stderr.write(
+        f"wrote {len(result.dv)} deviations to {paths.dv}, {len(result.suppdv)} qualifiers to {paths.supp}, "
+        f"{len(dm)} subjects to {paths.dm} and their metadata to {paths.define}\n"
+    )
     return EXIT_REJECTED if inputs.rejected else EXIT_OK
 
 
@@ -197,44 +235,67 @@ async def read_broker(settings: KafkaSettings) -> Inputs:
 # --- outputs ---------------------------------------------------------------------------------
 
 
-def frame(rows: list[DvRow] | list[SuppRow], kind: type[DvRow] | type[SuppRow]) -> Any:
-    """A pandas DataFrame of the rows, character columns typed as text even when there are no rows."""
+@dataclass(frozen=True)
+class Paths:
+    """Where the datasets and the metadata go."""
+
+    dv: Path
+    supp: Path
+    dm: Path
+    define: Path
+
+    def all(self) -> tuple[Path, ...]:
+        """Every output path."""
+        return (self.dv, self.supp, self.dm, self.define)
+
+
+def frame(table: dict[str, list[Any]], dataset: Dataset) -> Any:
+    """A pandas DataFrame of the columns, each typed as its variable is, even when there are no rows."""
     # Loaded here, untyped: pyreadstat writes DataFrames only, and only this command needs one
     # (pandas costs a noticeable start-up time to every other command).
     pd = importlib.import_module("pandas")
-    table: dict[str, Any] = columns(rows, kind)
     df = pd.DataFrame(table)
-    for name in df.columns:
-        df[name] = df[name].astype("int64" if name == "DVSEQ" else "object")
+    for variable in dataset.variables:
+        df[variable.name] = df[variable.name].astype("float64" if variable.numeric else "object")
     return df
 
 
-def write(result: SdtmDv, dv_path: Path, supp_path: Path, fmt: str) -> None:
-    """Write both datasets, each complete or not at all.
+def write(result: SdtmDv, dm: list[DmRow], paths: Paths, fmt: str) -> list[tuple[Dataset, dict[str, list[Any]], str]]:
+    """Write the three datasets, each complete or not at all.
+
+    Returns:
+        Each dataset with its columns as written and its file name (for the metadata).
 
     Raises:
         ValueError: a name, label or value breaks the XPT v5 limits (``build`` keeps them; this
             is the last guard before a file an agency would refuse).
         OSError: a file cannot be written.
     """
-    for rows, kind, labels, name, path in (
-        (result.dv, DvRow, DV_LABELS, "DV", dv_path),
-        (result.suppdv, SuppRow, SUPPDV_LABELS, "SUPPDV", supp_path),
-    ):
-        df = frame(rows, kind)
-        pyreadstat = importlib.import_module("pyreadstat")
-        if problems := check_limits(columns(rows, kind), labels):
-            raise ValueError(f"{name}: " + "; ".join(problems))
+    written: list[tuple[Dataset, dict[str, list[Any]], str]] = []
+    rows_of: tuple[tuple[Dataset, list[Any], type[Any], Path], ...] = (
+        (DM, dm, DmRow, paths.dm),
+        (DV, result.dv, DvRow, paths.dv),
+        (SUPPDV, result.suppdv, SuppRow, paths.supp),
+    )
+    for dataset, rows, kind, path in rows_of:
+        table = columns(rows, kind)
+        if problems := check_limits(table, dataset.labels | {"(dataset)": dataset.label}):
+            raise ValueError(f"{dataset.name}: " + "; ".join(problems))
+        df = frame(table, dataset)
+        written.append((dataset, table, path.name))
         if fmt == "csv":
             with atomic_text(path) as f:
                 df.to_csv(f, index=False, lineterminator="\n")
             continue
+        pyreadstat = importlib.import_module("pyreadstat")
         # pyreadstat writes to a path: write beside the target, then rename (atomic on one file system).
         with atomic_path(path) as temporary:
             pyreadstat.write_xport(
                 df,
                 str(temporary),
                 file_format_version=5,  # FDA takes v5; pyreadstat writes v8 unless told
-                table_name=name,
-                column_labels=[labels[c] for c in df.columns],
+                table_name=dataset.name,
+                file_label=dataset.label,  # the dataset label: blank unless given
+                column_labels=[dataset.labels[c] for c in df.columns],
             )
+    return written

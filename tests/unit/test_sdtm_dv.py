@@ -195,8 +195,9 @@ def test_example_cohort_dv_and_suppdv(tmp_path: Path) -> None:
             "DVSCAT": scat,
             "EPOCH": epoch,
             "DVSTDTC": at,
+            "DVSTDY": day,
         }
-        for pid, rule, decod, cat, scat, epoch, at in [
+        for pid, rule, decod, cat, scat, epoch, at, day in [
             (
                 "E-02",
                 "DOSE-01",
@@ -205,6 +206,7 @@ def test_example_cohort_dv_and_suppdv(tmp_path: Path) -> None:
                 "Interventions: dose",
                 "TREATMENT",
                 "2025-12-17T10:30:00+08:00",
+                1.0,  # the dose deviation is the infusion itself: day 1
             ),
             (
                 "E-03",
@@ -214,17 +216,18 @@ def test_example_cohort_dv_and_suppdv(tmp_path: Path) -> None:
                 "Inclusion 8",
                 "SCREENING",
                 "2025-11-29T10:30:00+08:00",
+                -32.0,  # infused 2025-12-31: 32 days before, no day 0
             ),
         ]
     ]
     qualifiers = [
         (r["USUBJID"][-4:], r["QNAM"], r["QLABEL"], r["QVAL"], r["QORIG"], r["QEVAL"]) for r in supp.to_dict("records")
     ]
-    assert qualifiers == [
-        ("E-02", "DVSEV", "Protocol Deviation Severity", "IMPORTANT", "Assigned", "SPONSOR"),
+    assert qualifiers == [  # sorted by the keys: QNAM last
         ("E-02", "DVREVST", "Review Status", "OPEN", "Derived", ""),
-        ("E-03", "DVSEV", "Protocol Deviation Severity", "IMPORTANT", "Assigned", "SPONSOR"),
+        ("E-02", "DVSEVR", "Deviation Severity", "IMPORTANT", "Assigned", "CLINICAL STUDY SPONSOR"),
         ("E-03", "DVREVST", "Review Status", "OPEN", "Derived", ""),
+        ("E-03", "DVSEVR", "Deviation Severity", "IMPORTANT", "Assigned", "CLINICAL STUDY SPONSOR"),
     ]
     assert set(supp["RDOMAIN"]) == {"DV"}
     assert set(supp["IDVAR"]) == {"DVSEQ"}
@@ -241,7 +244,7 @@ def test_simulated_cohort_every_deviation_no_alert_within_limits(cohort: Path, t
     assert list(dv.columns) == list(sdtm.DV_LABELS)
     assert set(dv["DOMAIN"]) == {"DV"}
     assert set(dv["EPOCH"]) <= {"SCREENING", "TREATMENT", "FOLLOW-UP"}
-    for column in dv.columns.drop("DVSEQ"):
+    for column in dv.columns.drop(["DVSEQ", "DVSTDY"]):
         assert all(isinstance(v, str) and len(v.encode()) <= 200 for v in dv[column]), column
     for subject, group in dv.groupby("USUBJID"):
         assert list(group["DVSEQ"]) == list(range(1, len(group) + 1)), subject
