@@ -148,6 +148,7 @@ class _Mapper:
         self.errors: list[Hl7Error] = []
         self.not_used: list[Hl7Error] = []
         self.notes: list[Hl7Error] = []
+        self.keys: set[str] = set()  # event id keys used in this message
         self.msh7 = ""
         self.control_id = ""
         self.participant: str | None = None
@@ -253,6 +254,9 @@ class _Mapper:
         if len(self.errors) > before or self.order is None or payload is None:
             return
         key, event_type = f"hl7|{self.source.name}|{self.order[0]}|obx|{set_id}|{status}", "ScreeningLabResulted"
+        if key in self.keys:  # labs reuse a filler number for several OBRs, each with its OBX 1
+            key += f"|obr|{self.counts['OBR']}|{loinc}"
+        self.keys.add(key)
         if status == CORRECTION:
             # OBX-11 C replaces the final (F) result of the same order and OBX; its own id depends
             # on the new value, so a second, different correction is an event of its own.
@@ -372,12 +376,15 @@ def _refuse(text: str) -> Hl7Error | None:
 
 
 def _parsable(text: str) -> str:
-    """``text`` with MSH-12 set to a version hl7apy has tables for (the fields read are the same)."""
+    """``text`` as hl7apy reads it: MSH-2 without the truncation character (hl7apy refuses it
+    before v2.7, and labs send it with 2.5.1), MSH-12 a version it has tables for (the fields
+    read here are the same)."""
     fields = text.split("\r", 1)[0].split("|")
+    fields[1] = fields[1][:4]
     version = fields[11].split("^")[0]
-    if version in SUPPORTED_LIBRARIES:
-        return text
-    fields[11] = max((v for v in SUPPORTED_LIBRARIES if v < version), key=lambda v: tuple(map(int, v.split("."))))
+    if version not in SUPPORTED_LIBRARIES:
+        older = (v for v in SUPPORTED_LIBRARIES if v < version)
+        fields[11] = max(older, key=lambda v: tuple(map(int, v.split("."))))
     rest = text.split("\r", 1)[1:]
     return "\r".join(["|".join(fields), *rest])
 

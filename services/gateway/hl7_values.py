@@ -20,6 +20,8 @@ Comparator = Literal["<", "<=", ">=", ">"]
 
 _SNOMED = {"10828004": "positive", "260385009": "negative", "42425007": "equivocal"}
 _SNOMED |= {"260373001": "positive", "260415000": "negative"}
+_SEROLOGY = {"reactive": "positive", "non-reactive": "negative", "nonreactive": "negative", "non reactive": "negative"}
+"""Screening serology (HBsAg, anti-HCV, HIV) as US laboratories word it: reactive is positive."""
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _NUMBER = re.compile(rf"^\s*({_NUM})\s*$")
 _BOUND = re.compile(rf"^\s*(<=|>=|<|>|≤|≥)\s*({_NUM})\s*$")
@@ -91,17 +93,21 @@ def obx_value(kind: str, field: str) -> Value:
     text = field.split("~")[0]
     if kind in ("NM", *QUALITATIVE_TYPES) and (number := _number(text)) is not None:
         return number
-    if kind in QUALITATIVE_TYPES and (result := qualitative_result(text)) is not None:
+    if kind in QUALITATIVE_TYPES and (result := _qualitative(text)) is not None:
         return Value(result)
     if kind in CODED_TYPES:
         code, words, system = components(text, 3)[:3]
         coded = _SNOMED.get(code) if system in ("SCT", "SNM", "SNOMED CT", "SNM3") else None
-        if (result := coded or qualitative_result(words) or qualitative_result(code)) is not None:
+        if (result := coded or _qualitative(words) or _qualitative(code)) is not None:
             return Value(result)
     if kind == "SN" and (sn := _structured_numeric(text)) is not None:
         return sn
     what = "a number" if kind == "NM" else "positive, negative, equivocal, a number or a titre 1:N"
     raise FieldError(5, f"{readable(text)} is not {what}")
+
+
+def _qualitative(text: str) -> str | None:
+    return qualitative_result(text) or _SEROLOGY.get(" ".join(text.strip().lower().split()))
 
 
 def _number(text: str) -> Value | None:

@@ -80,13 +80,14 @@ def _charset(body: bytes) -> str:
 
 
 def split(text: str) -> Batch:
-    """The messages in ``text``: one, or each ``MSH`` of a batch (its header and trailer dropped).
+    """The messages in ``text``: one, or each ``MSH`` of a batch (its header and trailer dropped;
+    messages one after the other without them, as in a file, are read as a batch too).
 
     Segments come out separated by CR; a byte-order mark and blank lines are dropped.
     """
     text = text.lstrip(BOM).replace("\r\n", "\r").replace("\n", "\r")
     segments = [s for s in text.split("\r") if s.strip()]
-    if not segments or not segments[0].startswith(_BATCH_HEADERS):
+    if not segments or not (segments[0].startswith(_BATCH_HEADERS) or sum(s.startswith("MSH") for s in segments) > 1):
         return Batch(("\r".join(segments),))
     messages: list[list[str]] = []
     for segment in segments:
