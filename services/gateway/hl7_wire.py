@@ -20,6 +20,7 @@ CHARSETS = {
     "": None,  # not named: UTF-8 (ASCII is a subset); anything else is refused with its byte offset
     "UNICODE UTF-8": "utf-8",
     "UTF-8": "utf-8",
+    "UNICODE": "utf-8",  # table 0211 names no encoding form; analyzers that send it (Mindray) write UTF-8
     "ASCII": "ascii",
     "8859/1": "latin-1",
     "8859/2": "iso8859-2",
