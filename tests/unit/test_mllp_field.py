@@ -6,8 +6,10 @@ their offset rather than a crash or a silent close."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
+from contracts import encode
 from services.gateway.app import create_app
 from services.gateway.lab_api import mllp_handler
 from services.gateway.registry import ParticipantRegistry
@@ -48,7 +50,10 @@ async def test_a_batch_is_answered_with_one_ack_per_message_and_each_is_all_or_n
     assert segments[0].startswith("BHS|")
     assert [s for s in segments if s.startswith("MSA")] == ["MSA|AA|M-1", "MSA|AE|M-2"]
     assert segments[-1] == "BTS|2"
-    assert [[e.payload.value for e in events] for events in publisher.published] == [[1.8]]
+    (events,) = publisher.published
+    assert [(e.event_type, json.loads(encode(e))["payload"]["value"]) for e in events] == [
+        ("ScreeningLabResulted", 1.8)
+    ]
 
 
 async def test_a_byte_order_mark_and_an_8859_1_body_are_read(tmp_path: Path) -> None:
