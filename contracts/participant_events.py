@@ -107,6 +107,8 @@ LabValue = (
         ),
     ]
 )
+Comparator = Literal["<", "<=", ">=", ">"]
+"""How a numeric lab value relates to the true result when it is a bound (``>1000``, ``<0.5``)."""
 LabUnit = Annotated[str, Field(min_length=1, max_length=30, description="UCUM unit")]
 LabUln = Annotated[float, Field(ge=LAB_MIN_NONZERO, le=LAB_MAX)]
 
@@ -134,6 +136,12 @@ class LabResult(_Strict):
     unit: LabUnit | None = None
     uln: LabUln | None = None
     lln: Annotated[float, Field(ge=0, le=LAB_MAX)] | None = None
+    comparator: Comparator | None = Field(
+        default=None,
+        description="the result is beyond the value rather than equal to it: '<' 0.5 is below 0.5 (under the "
+        "assay's limit of detection), '>' 1000 above 1000 (HL7 v2 SN comparator, FHIR valueQuantity.comparator); "
+        "only with a numeric value",
+    )
 
     # For a LOINC code of the unit table (contracts/units.py), a value or a unit that cannot be
     # right breaks the contract, naming the field; other LOINC codes are not restricted but for
@@ -155,6 +163,12 @@ class LabResult(_Strict):
         # A field validator does not see an omitted unit (the default is not validated).
         if "unit" not in self.model_fields_set:
             _check_unit(self.loinc, self.value, None)
+        return self
+
+    @model_validator(mode="after")
+    def _comparator_of_a_number(self) -> LabResult:
+        if self.comparator is not None and not isinstance(self.value, float):
+            raise PydanticCustomError("comparator_without_number", "a comparator qualifies a numeric value only")
         return self
 
 

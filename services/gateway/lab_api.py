@@ -1,5 +1,5 @@
 """Labs as they speak: FHIR R4 Observations (``POST /fhir/Observation``, ``POST /fhir`` with a
-Bundle), HL7 v2.5.1 ORU^R01 (``POST /hl7v2``, and over MLLP through :func:`mllp_handler`).
+Bundle), HL7 v2 ORU^R01 (``POST /hl7v2``, and over MLLP through :func:`mllp_handler`).
 
 Each request maps to contract-v1 events (services/gateway/fhir.py, hl7.py), goes through the same
 admission as contract JSON (site and study of the source, registered participants) and is
@@ -24,6 +24,7 @@ from services.gateway.fhir import FhirResult, SourceInfo, observations_to_events
 from services.gateway.fhir_values import Problem as FhirProblem
 from services.gateway.hl7 import Hl7Result, oru_to_events, sending_application
 from services.gateway.hl7_ack import Hl7Error, ack
+from services.gateway.hl7_wire import WireError, batch_ack, decode, split
 from services.gateway.publisher import PublishError
 from services.gateway.sources import Source
 
@@ -196,6 +197,8 @@ async def handle_hl7(
         SourceInfo(source.name, source.site),
         state.settings.kafka.study_id,
         assigning_authority=state.settings.hl7_assigning_authority,
+        time_zone=source.time_zone,
+        strict=source.strict,
     )
     if result.errors:
         state.metrics.rejections.labels(reason="hl7").inc()
@@ -209,24 +212,57 @@ async def handle_hl7(
     if fresh:  # a resent message publishes nothing again
         await state.publisher.publish(fresh)
         state.registry.note(fresh)
-    log.info("hl7_message_published", source=source.name, events=len(fresh), resent=len(admitted) - len(fresh))
+    if result.not_used:
+        state.metrics.results_not_used.labels(format="hl7v2").inc(len(result.not_used))
+    log.info(
+        "hl7_message_published",
+        source=source.name,
+        events=len(fresh),
+        resent=len(admitted) - len(fresh),
+        not_used=len(result.not_used),
+    )
     return result.ack(message), fresh
+
+
+async def handle_hl7_batch(
+    state: Any, text: str, source: Source | None, peer: str | None = None
+) -> tuple[str, list[ParticipantEvent]]:
+    """The answer to a message, or to a batch (``FHS``/``BHS``): each of its messages handled on
+    its own (:func:`handle_hl7`), their ACKs in one batch.
+
+    Raises:
+        PublishError: Kafka did not take a message's events: no answer, so that the sender
+            resends (the messages already published publish nothing again).
+    """
+    received = split(text)
+    answers: list[str] = []
+    published: list[ParticipantEvent] = []
+    for message in received.messages:
+        answer, events = await handle_hl7(state, message, source, peer)
+        answers.append(answer)
+        published += events
+    if not received.batch:
+        return answers[0], published
+    return batch_ack(answers, text), published
 
 
 @router.post("/hl7v2")
 async def post_hl7(request: Request, source: CurrentSource) -> Response:
-    """An HL7 v2.5.1 ORU^R01 over HTTP; the answer is its ACK (``AA``, or ``AE``/``AR`` with ``ERR``)."""
+    """An HL7 v2 ORU^R01 (or a batch of them) over HTTP; the answer is its ACK (``AA``, or
+    ``AE``/``AR`` with ``ERR``), or a batch of ACKs."""
     if (busy := unavailable(request)) is not None:
         return busy
     body = await read_body(request)
     if isinstance(body, JSONResponse):
         return body
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = body.decode("latin-1")  # HL7 v2 is often 8859-1; the parser judges the content
+        text = decode(body)
+    except WireError as e:
+        head = body[:4096].decode("ascii", "replace").lstrip("\ufeff")
+        answer = ack(head, "AR", [Hl7Error("MSH", 1, 18, str(e), code=102, reject=True)])
+        return PlainTextResponse(answer, media_type="x-application/hl7-v2+er7")
     try:
-        answer, _ = await handle_hl7(request.app.state, text, source)
+        answer, _ = await handle_hl7_batch(request.app.state, text, source)
     except PublishError as e:
         return JSONResponse({"detail": f"not published: {e}; retry"}, status_code=503, headers={"Retry-After": "5"})
     return PlainTextResponse(answer, media_type="x-application/hl7-v2+er7")
@@ -240,7 +276,7 @@ def mllp_handler(state: Any) -> Callable[[str, str], Awaitable[str]]:
         if (status := state.status()) != "ready":
             # No ACK: the sender keeps the message and sends it again, as it does when we are down.
             raise RuntimeError(f"gateway not ready ({status})")
-        answer, _ = await handle_hl7(state, message, None, peer)
+        answer, _ = await handle_hl7_batch(state, message, None, peer)
         return answer
 
     return handle

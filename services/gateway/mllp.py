@@ -16,7 +16,8 @@ peer can hold:
 * **TLS** (optional): ``ssl`` wraps every connection; with a client CA, a peer must present a
   certificate signed by it (:func:`tls_context`). The handshake has ``idle_timeout`` too.
 
-A malformed frame (bytes before the start block, not UTF-8) gets an AR ACK; a handler that fails
+A malformed frame (bytes before the start block, bytes not in the character set MSH-18 names,
+UTF-8 when none) gets an AR ACK; a handler that fails
 closes the connection with a log line and no ACK, so the sender resends later rather than taking a
 refusal for an answer.
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 import structlog
 
 from services.gateway.hl7_ack import Hl7Error, ack
+from services.gateway.hl7_wire import WireError, decode
 
 START = b"\x0b"
 END = b"\x1c\x0d"
@@ -194,11 +196,11 @@ async def _answer(frame: bytes, handle: Handler, peer: str) -> str | None:
         text = body.split(START, 1)[-1].decode("utf-8", "replace")
         return ack(text, "AR", [Hl7Error("MSH", 1, None, "malformed MLLP frame: no start block (0x0B)", 100)])
     try:
-        message = body[len(START) :].decode("utf-8")
-    except UnicodeDecodeError as e:
-        log.warning("mllp_frame_malformed", peer=peer, problem="not UTF-8")
-        text = body[len(START) : len(START) + e.start].decode("utf-8")
-        return ack(text, "AR", [Hl7Error("MSH", 1, None, f"not UTF-8 at byte {e.start}", 102)])
+        message = decode(body[len(START) :])
+    except WireError as e:
+        log.warning("mllp_frame_malformed", peer=peer, problem="character set")
+        text = body[len(START) : len(START) + 4096].decode("ascii", "replace").lstrip("\ufeff")
+        return ack(text, "AR", [Hl7Error("MSH", 1, 18, str(e), 102)])
     try:
         return await handle(message, peer)
     except Exception as e:  # a handler failing must not take the listener down
