@@ -163,7 +163,7 @@ def test_an_observation_entered_in_error_retracts_the_final_result() -> None:
 @pytest.mark.parametrize(
     ("change", "expression", "words"),
     [
-        (quantity(1.8, "10*3/mL"), "Observation.valueQuantity.code", "'10*3/mL' is not known"),
+        (quantity(1.8, "10*3/L"), "Observation.valueQuantity.code", "'10*3/L' is not known"),
         (quantity(1.8, None), "Observation.valueQuantity.code", "no unit is given"),
         ({"subject": {"reference": "Patient/123"}}, "Observation.subject", SYSTEM),
         ({"subject": {"identifier": {"system": "urn:mrn", "value": "MRN9"}}}, "Observation.subject", SYSTEM),
