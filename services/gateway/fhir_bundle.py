@@ -117,6 +117,9 @@ def _bundle(payload: dict[str, Any], parse_problems: Any, found: Collected) -> C
             found.observations.append(Located(path, resource))
         elif kind == "DiagnosticReport":
             reports.append((i, resource))  # type: ignore[arg-type]
+        elif resource is None and isinstance(entries[i], dict) and "request" in entries[i]:
+            # A batch or transaction may carry requests without a resource (a GET, a DELETE).
+            found.notes.append(Note(f"Bundle.entry[{i}]", "a request without a resource: ignored"))
         elif kind is None:
             return [Problem(path, "an entry needs a resource with a resourceType", "required", parse=True)]
         else:
