@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from contracts.participant_events import ScreeningLabResulted
 from services.gateway.app import create_app
 from services.gateway.registry import ParticipantRegistry
 from services.gateway.settings import GatewaySettings
@@ -72,7 +73,8 @@ def test_a_real_message_gets_its_expected_outcome(gateway: tuple[TestClient, Fak
     )
     assert response.status_code == expected["status"], response.text
     outcome = OperationOutcome.model_validate(response.json())
-    published = [e for batch in publisher.published for e in batch]
+    published = [e for batch in publisher.published for e in batch if isinstance(e, ScreeningLabResulted)]
+    assert len(published) == sum(map(len, publisher.published))
     assert [
         (e.participant_id, e.payload.loinc, e.payload.value, e.payload.unit, e.occurred_at.isoformat())
         for e in published
