@@ -3,8 +3,13 @@ conversion of a number to the analyte's canonical unit (the unit the protocol cr
 written in).
 
 Source: docs/clinical-reference.md, "LOINC codes and UCUM units for the screening labs" and its
-"Conversions" paragraph. Units are UCUM and compared case-sensitively, as UCUM is ("mg/dl" is
-not "mg/dL"); a few common non-UCUM spellings (``IU/L``, ``sec``) are accepted as listed.
+"Conversions" paragraph. A unit listed for an analyte is taken as written; a few common non-UCUM
+spellings (``IU/L``, ``sec``) are listed. Any other unit is recognized through a maintained UCUM
+implementation (ucumvert, on pint) when it is the very same unit as a listed one: ``{cells}/uL``
+is ``/uL`` (UCUM annotations change nothing), ``/nL`` is ``10*9/L``. Arbitrary units (``[IU]``)
+are only ever the same as themselves: international units and copies do not convert. The library
+only recognizes: the number is converted by the listed unit's exact factor, so that evidence
+values stay the very same floats.
 
 Conversions are exact rationals (``Fraction``) applied to the decimal a number is written as,
 so that a result is rounded once, at the end: 88.4 umol/L of creatinine is exactly 1.0 mg/dL,
@@ -16,11 +21,13 @@ Pure: no I/O, imports nothing of ours.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
+from typing import Any
 
 QUALITATIVE_RESULTS = ("positive", "negative", "equivocal")
 """The qualitative results the wire contract allows as a lab ``value``."""
@@ -112,21 +119,29 @@ ANALYTES: tuple[Analyte, ...] = (
     Analyte("lymphocytes", ("731-0", "26474-7"), "10*9/L", _CELLS_PER_NL),
     Analyte("wbc", ("6690-2", "26464-8", "804-5"), "10*9/L", _CELLS_PER_NL),
     Analyte("neutrophils", ("751-8", "26499-4", "753-4"), "10*9/L", _CELLS_PER_NL),
-    # Hemoglobin: g/L = g/dL × 10; g/dL = mmol/L × 1.61, so g/L = mmol/L × 16.1 (59260-0 is the
-    # molar code; a molar unit on 718-7 converts just as exactly, so it is accepted too).
+    # Hemoglobin (20509-6: by calculation): g/L = g/dL × 10; g/dL = mmol/L × 1.61, so
+    # g/L = mmol/L × 16.1 (59260-0 is the molar code; a molar unit on 718-7 converts just as
+    # exactly, so it is accepted too).
     Analyte(
         "hemoglobin",
-        ("718-7", "59260-0"),
+        ("718-7", "59260-0", "20509-6"),
         "g/L",
         {"g/L": _ONE, "g/dL": _times("10"), "mmol/L": _times("16.1")},
     ),
-    Analyte("alt", ("1742-6",), "U/L", _ENZYME),
-    Analyte("ast", ("1920-8",), "U/L", _ENZYME),
+    # ALT and AST in serum or plasma, with or without pyridoxal phosphate (P-5'-P), or in blood.
+    Analyte("alt", ("1742-6", "1743-4", "1744-2", "76625-3"), "U/L", _ENZYME),
+    Analyte("ast", ("1920-8", "30239-8"), "U/L", _ENZYME),
     # Bilirubin umol/L = mg/dL × 17.1; creatinine umol/L = mg/dL × 88.4.
-    Analyte("total_bilirubin", ("1975-2", "14631-6"), "mg/dL", {"mg/dL": _ONE, "umol/L": _per("17.1")}),
-    Analyte("creatinine", ("2160-0", "14682-9"), "mg/dL", {"mg/dL": _ONE, "umol/L": _per("88.4")}),
+    Analyte("total_bilirubin", ("1975-2", "14631-6", "42719-5"), "mg/dL", {"mg/dL": _ONE, "umol/L": _per("17.1")}),
+    Analyte("creatinine", ("2160-0", "14682-9", "38483-4"), "mg/dL", {"mg/dL": _ONE, "umol/L": _per("88.4")}),
     # INR is a dimensionless ratio: "1" is UCUM's unity, and a missing unit cannot be misread.
-    Analyte("inr", ("6301-6", "34714-6"), "{INR}", {"{INR}": _ONE, "{ratio}": _ONE, "1": _ONE}, unit_optional=True),
+    Analyte(
+        "inr",
+        ("6301-6", "34714-6", "46418-0"),
+        "{INR}",
+        {"{INR}": _ONE, "{ratio}": _ONE, "1": _ONE},
+        unit_optional=True,
+    ),
     Analyte("pt", ("5902-2", "5964-2"), "s", {"s": _ONE, "sec": _ONE}),
     # CD19 by flow: positive as a qualitative result, or a count or percentage above zero.
     Analyte(
@@ -168,11 +183,12 @@ ANALYTES: tuple[Analyte, ...] = (
     Analyte("anti_hcv", ("16128-1", "13955-0"), None, {}, qualitative=_ALL_QUALITATIVE),
     Analyte("hiv", ("31201-7", "56888-1"), None, {}, qualitative=_ALL_QUALITATIVE),
     Analyte("syphilis", ("24110-9", "22587-0"), None, {}, qualitative=_ALL_QUALITATIVE),
-    # Viral loads: a number, or detected/not detected. IU and copies do not convert by a fixed
+    # Viral loads (HCV RNA 11011-4 and 10676-5 by NAA, in IU): a number, or detected/not
+    # detected. IU and copies do not convert by a fixed
     # factor (it depends on the assay), so each code keeps its own unit.
     Analyte("hbv_dna", ("42595-9",), "[IU]/mL", {"[IU]/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
     Analyte("hbv_dna", ("29615-2",), "{copies}/mL", {"{copies}/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
-    Analyte("hcv_rna", ("11011-4",), "[IU]/mL", {"[IU]/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
+    Analyte("hcv_rna", ("11011-4", "10676-5"), "[IU]/mL", {"[IU]/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
     Analyte("hcv_rna", ("11259-9",), None, {}, qualitative=_ALL_QUALITATIVE),
 )
 """The unit table, one row per analyte (and unit family)."""
@@ -271,7 +287,7 @@ def check_unit(loinc: str, value: float | str, unit: str | None) -> None:
     if analyte is None:
         return
     if isinstance(value, str):
-        if unit is not None and unit not in analyte.factors:
+        if unit is not None and unit not in analyte.factors and not _listed_as(analyte, unit):
             raise UnknownUnitError(_unknown_unit(analyte, loinc, unit))
         return
     _factor(analyte, loinc, unit)
@@ -280,10 +296,61 @@ def check_unit(loinc: str, value: float | str, unit: str | None) -> None:
 def _factor(analyte: Analyte, loinc: str, unit: str | None) -> Fraction:
     if unit is None and analyte.unit_optional and analyte.canonical_unit is not None:
         unit = analyte.canonical_unit
-    factor = None if unit is None else analyte.factors.get(unit)
+    factor = None if unit is None else analyte.factors.get(unit) or analyte.factors.get(_listed_as(analyte, unit))
     if factor is None:
         raise UnknownUnitError(_unknown_unit(analyte, loinc, unit))
     return factor
+
+
+def _listed_as(analyte: Analyte, unit: str) -> str:
+    """The listed unit of the analyte that ``unit`` is the very same UCUM unit as, or ``""``."""
+    return next((listed for listed in analyte.factors if same_unit(unit, listed)), "")
+
+
+_ARBITRARY = re.compile(r"\[[^\]]*\]")
+_ANNOTATION = re.compile(r"\{[^}]*\}")
+
+
+@functools.lru_cache(maxsize=4096)
+def same_unit(a: str, b: str) -> bool:
+    """Whether two UCUM unit codes are the same unit: equal up to annotations and spelling, as
+    UCUM (through ucumvert) says, with a ratio of exactly 1 between them.
+
+    ``{cells}/uL`` is ``/uL``, ``/nL`` is ``10*9/L``, ``mg/dl`` is ``mg/dL`` (UCUM has both
+    litres); ``[IU]/mL`` is not ``{copies}/mL``, nor ``%`` ``1``. A code UCUM cannot read is the
+    same as nothing but itself.
+    """
+    if a == b:
+        return True
+    if sorted(_ARBITRARY.findall(a)) != sorted(_ARBITRARY.findall(b)):
+        return False  # arbitrary units ([IU], [arb'U]) have no dimension to compare: by name only
+    qa, qb = _ucum(_ANNOTATION.sub("", a) or "1"), _ucum(_ANNOTATION.sub("", b) or "1")
+    if qa is None or qb is None:
+        return False
+    try:
+        ratio = (qa / qb).to_base_units()
+    except Exception:  # pint's errors have no common base; a failed conversion is "not the same"
+        return False
+    # A ratio of 1 up to floating point (10*9/L over /nL is 0.9999999999999999 in pint).
+    return bool(ratio.dimensionless) and math.isclose(float(ratio.magnitude), 1.0, rel_tol=1e-9)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ucum(code: str) -> Any:
+    """The pint quantity of a UCUM code, or None when UCUM cannot read it."""
+    try:
+        quantity = _registry().from_ucum(code)
+    except Exception:  # lark's and pint's parse errors: not a UCUM code
+        return None
+    return quantity if hasattr(quantity, "to_base_units") else None
+
+
+@functools.cache
+def _registry() -> Any:
+    # Imported when a unit is not listed: building the registry takes about a second.
+    from ucumvert import PintUcumRegistry  # type: ignore[import-untyped,unused-ignore]
+
+    return PintUcumRegistry()
 
 
 def _unknown_unit(analyte: Analyte, loinc: str, unit: str | None) -> str:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import ContractError, ParticipantEvent, encode, parse_event
-from contracts.participant_events import Source as EventSource
 from services.gateway.registry import REGISTERED, ParticipantRegistry
 from services.gateway.sources import Source
 
@@ -77,7 +76,7 @@ def admit(
     (in the log, or earlier in this request) must be registered at the source's site, whatever
     the event — a registration in the request never re-homes one the log knows; a lab result's
     participant must be registered.
-    ``source.system`` becomes the source's name (``source.actor`` is kept).
+    ``source.system`` becomes the source's name (``source.actor`` and ``recorded_at_from`` are kept).
 
     Args:
         events: (position, event) pairs in request order.
@@ -127,7 +126,9 @@ def admit(
             problem = f"{pid!r} is registered at site {site!r}; source {source.name!r} sends for site {source.site!r}"
             found.append(Problem(position, "participant_id", problem, "site", where))
         if not found:
-            event = event.model_copy(update={"source": EventSource(system=source.name, actor=event.source.actor)})
+            # Only the system is the source's: the actor, and whether recorded_at is the receipt
+            # time (recorded_at_from), stay as the mapper set them.
+            event = event.model_copy(update={"source": event.source.model_copy(update={"system": source.name})})
             found = _check_encoded(event, position, where)
         problems += found
         stamped.append(event)

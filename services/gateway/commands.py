@@ -65,6 +65,7 @@ async def serve(args: argparse.Namespace) -> int:
         mllp_tls_key=args.mllp_tls_key,
         mllp_tls_client_ca=args.mllp_tls_client_ca,
         fhir_identifier_system=args.fhir_identifier_system,
+        fhir_patient_reference=args.fhir_patient_reference,
         hl7_assigning_authority=args.hl7_assigning_authority,
     )
     tls = _mllp_tls(settings)

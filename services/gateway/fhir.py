@@ -1,10 +1,14 @@
 """FHIR R4 Observations in, contract-v1 ``ScreeningLabResulted`` events out. Pure: no I/O, no clock.
 
-A lab posts one ``Observation`` or a ``Bundle`` (batch or transaction) of them. Each is parsed
-with ``fhir.resources.R4B`` (FHIR R4's Observation is unchanged in R4B) and mapped field by
-field; every event is then validated by the wire contract itself, so the gateway can never
-publish what the rules service would dead-letter. The request is all or nothing: one bad entry
-and nothing is published, and the ``OperationOutcome`` names that entry by its FHIRPath.
+A lab posts one ``Observation``, a ``DiagnosticReport`` with its results, or a ``Bundle`` of
+them (services/gateway/fhir_bundle.py). Each is parsed with ``fhir.resources.R4B`` (FHIR R4's
+Observation is unchanged in R4B) and mapped field by field; every event is then validated by the
+wire contract itself, so the gateway can never publish what the rules service would dead-letter.
+
+A result whose LOINC code the study does not use (the platelets of a blood count) is left out and
+told as information, "not used by the study"; a source registered ``--strict`` has the whole
+request refused instead. What the study uses is all or nothing: one bad result and nothing is
+published, and the ``OperationOutcome`` names that entry by its FHIRPath.
 
 Statuses: ``final`` and ``amended`` publish; ``preliminary`` and ``registered`` are held (not
 published, reported); ``corrected`` and ``entered-in-error`` need retraction events the contract
@@ -19,7 +23,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from pydantic import ValidationError
@@ -27,12 +30,13 @@ from pydantic import ValidationError
 from contracts import ContractError, parse_event
 from contracts import units as unit_table
 from contracts.limits import clip, printable
-from contracts.participant_events import LabResultCorrected, LabResultRetracted, ScreeningLabResulted
+from contracts.participant_events import LabResult, LabResultCorrected, LabResultRetracted, ScreeningLabResulted
+from services.gateway.fhir_bundle import MAX_BUNDLE_ENTRIES, Collected, Note, collect
+from services.gateway.fhir_times import occurred_at, recorded_at
 from services.gateway.fhir_values import Problem, _quote, _range, _value
 
 LOINC_SYSTEM = "http://loinc.org"
-MAX_BUNDLE_ENTRIES = 1_000
-"""A screening panel is a few dozen results; more in one request is not a lab report."""
+__all__ = ["MAX_BUNDLE_ENTRIES", "FhirResult", "Held", "SourceInfo", "observations_to_events"]
 
 GATEWAY_NAMESPACE = uuid.UUID("5f3a8c2e-7d41-5b7e-9c1a-2b6e4f0d9a13")
 """The uuid5 namespace of every event id the lab gateway derives (FHIR and HL7 v2)."""
@@ -49,7 +53,7 @@ reported against the final one it amended)."""
 # Contract field → where it came from in an Observation, to name a ContractError in FHIR terms.
 _CONTRACT_PATHS = {
     "participant_id": "subject.identifier.value",
-    "occurred_at": "effective",
+    "occurred_at": "effective[x]",
     "recorded_at": "issued",
     "payload.loinc": "code.coding",
     "payload.unit": "valueQuantity.code",
@@ -72,10 +76,15 @@ class SourceInfo:
         name: the source's registered name: the events' ``source.system``, and part of every event
             id it produces (two sources never share ids).
         site: the trial site its results belong to: the events' ``site_id``.
+        time_zone: the IANA zone its date-only times are read in (None: they are refused).
+        strict: refuse a whole request carrying a result the study does not use (else it is
+            left out and told as not used).
     """
 
     name: str
     site: str
+    time_zone: str | None = None
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,11 +98,13 @@ class Held:
 @dataclass(frozen=True)
 class FhirResult:
     """The outcome of one request: events to publish (only when there is no problem), held
-    Observations, and problems."""
+    Observations, problems, results not used by the study and notes on what else it carried."""
 
     events: tuple[LabEvent, ...] = ()
     held: tuple[Held, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
+    not_used: tuple[Note, ...] = ()
+    notes: tuple[Note, ...] = ()
 
     @property
     def http_status(self) -> int:
@@ -111,128 +122,136 @@ class FhirResult:
             for p in self.problems
         ]
         if not issues:
-            issues = [
-                {
-                    "severity": "information",
-                    "code": "informational",
-                    "diagnostics": f"status {h.status!r}: held, not published until final",
-                    "expression": [h.expression],
-                }
-                for h in self.held
-            ] or [
-                {
-                    "severity": "information",
-                    "code": "informational",
-                    "diagnostics": f"{len(self.events)} result(s) accepted",
-                }
+            issues = [_information(f"{len(self.events)} result(s) accepted")]
+            issues += [
+                _information(f"status {h.status!r}: held, not published until final", h.expression) for h in self.held
             ]
+            issues += [_information(n.diagnostics, n.expression) for n in self.not_used + self.notes]
         return OperationOutcome(issue=issues)
 
 
+def _information(diagnostics: str, expression: str | None = None) -> dict[str, Any]:
+    issue = {"severity": "information", "code": "informational", "diagnostics": diagnostics}
+    return issue | ({"expression": [expression]} if expression else {})
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How one request is read: its source, study, participant identifiers and receipt time."""
+
+    source: SourceInfo
+    study_id: str
+    identifier_system: str
+    patient_reference: bool
+    received_at: dt.datetime | None
+    found: Collected
+
+
 def observations_to_events(
-    payload: dict[str, Any], source: SourceInfo, study_id: str, identifier_system: str
+    payload: dict[str, Any],
+    source: SourceInfo,
+    study_id: str,
+    identifier_system: str,
+    *,
+    received_at: dt.datetime | None = None,
+    patient_reference: bool = False,
 ) -> FhirResult:
-    """Map a FHIR R4 Observation, or a batch/transaction Bundle of them, to contract events.
+    """Map a FHIR R4 Observation, DiagnosticReport or Bundle to contract events.
 
     Args:
         payload: the decoded JSON body of the request.
         source: the source the request came from (site, system, name for event ids).
         study_id: the study the events belong to.
         identifier_system: the identifier system whose value in ``Observation.subject.identifier``
-            is the participant id.
+            (or in the identifiers of the Patient it references in the request) is the
+            participant id.
+        received_at: when the gateway received the request: ``recorded_at`` of a result without
+            ``issued``; None refuses such a result.
+        patient_reference: also take the participant id from ``subject.reference``
+            ``Patient/<id>`` (a deployment whose lab uses the study's ids as Patient ids).
 
     Returns:
         The events (empty when there is any problem: a request is all or nothing), the held
         Observations and the problems, each problem named by FHIRPath.
     """
-    kind = payload.get("resourceType") if isinstance(payload, dict) else None
-    if kind == "Observation":
-        located = [("Observation", payload)]
-    elif kind == "Bundle":
-        entries = _bundle_entries(payload)
-        if isinstance(entries, Problem):
-            return FhirResult(problems=(entries,))
-        located = entries
-    else:
-        got = "not a JSON object" if not isinstance(payload, dict) else f"resourceType {_quote(kind)}"
-        problem = Problem("resourceType", f"expected an Observation or a Bundle, got {got}", "structure", parse=True)
-        return FhirResult(problems=(problem,))
-
+    if not isinstance(payload, dict):
+        return FhirResult(problems=(Problem("resourceType", "expected a JSON object", "structure", parse=True),))
+    found = collect(payload, _parse_problems)
+    if isinstance(found, list):
+        return FhirResult(problems=tuple(found))
+    reading = _Reading(source, study_id, identifier_system, patient_reference, received_at, found)
     events: list[LabEvent] = []
     held: list[Held] = []
     problems: list[Problem] = []
-    for path, resource in located:
-        outcome = _one(path, resource, source, study_id, identifier_system)
+    not_used: list[Note] = []
+    for located in found.observations:
+        outcome = _one(located.path, located.resource, reading)
         if isinstance(outcome, ScreeningLabResulted | LabResultCorrected | LabResultRetracted):
             events.append(outcome)
         elif isinstance(outcome, Held):
             held.append(outcome)
+        elif isinstance(outcome, Note):
+            not_used.append(outcome)
         else:
             problems += outcome
     if problems:
         return FhirResult(held=tuple(held), problems=tuple(problems))
-    return FhirResult(events=tuple(events), held=tuple(held))
+    return FhirResult(tuple(events), tuple(held), (), tuple(not_used), tuple(found.notes))
 
 
-def _bundle_entries(payload: dict[str, Any]) -> list[tuple[str, Any]] | Problem:
-    entries = payload.get("entry", [])
-    try:
-        # The shell only: entries are parsed one by one so that a problem names its entry.
-        bundle = Bundle.model_validate({**payload, "entry": []})
-    except ValidationError as e:
-        return _parse_problems("Bundle", e)[0]
-    if bundle.type not in ("batch", "transaction"):
-        return Problem("Bundle.type", f"Bundle type {_quote(bundle.type)}: expected batch or transaction", "value")
-    if not isinstance(entries, list) or not entries:
-        return Problem(
-            "Bundle.entry", "a Bundle needs at least one entry", "required", parse=not isinstance(entries, list)
-        )
-    if len(entries) > MAX_BUNDLE_ENTRIES:
-        return Problem("Bundle.entry", f"{len(entries):,} entries; at most {MAX_BUNDLE_ENTRIES:,}", "too-costly")
-    return [
-        (f"Bundle.entry[{i}].resource", e.get("resource") if isinstance(e, dict) else None)
-        for i, e in enumerate(entries)
-    ]
-
-
-def _one(
-    path: str, resource: Any, source: SourceInfo, study_id: str, identifier_system: str
-) -> LabEvent | Held | list[Problem]:
-    if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
-        kind = resource.get("resourceType") if isinstance(resource, dict) else None
-        return [Problem(path, f"expected an Observation, got {_quote(kind)}", "not-supported")]
+def _one(path: str, resource: Any, reading: _Reading) -> LabEvent | Held | Note | list[Problem]:
+    source = reading.source
     try:
         obs = Observation.model_validate(resource)
     except ValidationError as e:
         return _parse_problems(path, e)
+    problems: list[Problem] = []
+    loinc = _loinc(obs, path, problems)
+    if loinc is None:
+        if source.strict:
+            return problems
+        return Note(f"{path}.code", f"{_code_said(obs)}: not used by the study")
     status = str(obs.status)
     if status in HELD_STATUSES:
         return Held(path, status)
     if status == RETRACTED:
-        return _retraction(obs, path, source, study_id, identifier_system)
+        return _retraction(obs, path, reading)
     if status not in PUBLISHED_STATUSES | {CORRECTED}:
         return [Problem(f"{path}.status", f"status {status!r} carries no result to publish", "not-supported")]
-    problems: list[Problem] = []
-    loinc = _loinc(obs, path, problems)
-    participant = _participant(obs, path, identifier_system, problems)
+    participant = _participant(obs, path, reading, problems)
     key = _business_key(obs, path, problems)
     value, unit = _value(obs, path, loinc, problems)
     uln, lln = _range(obs, path, unit, problems)
-    occurred = _effective(obs, path, problems)
-    if obs.issued is None:
+    occurred = occurred_at(obs, path, source.time_zone, problems)
+    recorded, from_receipt = recorded_at(obs, reading.received_at)
+    if recorded is None:
         problems.append(
             Problem(f"{path}.issued", "missing: the time the lab issued the result (recorded_at)", "required")
+        )
+    comparator = obs.valueQuantity.comparator if obs.valueQuantity is not None else None
+    if comparator is not None and "comparator" not in LabResult.model_fields:
+        # Carried as soon as the contract's lab result has a comparator (below); until then a
+        # "<0.5" is not published as if it were 0.5.
+        problems.append(
+            Problem(
+                f"{path}.valueQuantity.comparator",
+                f"a result {comparator} a value cannot be carried by the contract yet",
+                "not-supported",
+            )
         )
     if problems:
         return problems
     payload: dict[str, Any] = {"loinc": loinc, "value": value}
     payload |= {k: v for k, v in (("unit", unit), ("uln", uln), ("lln", lln)) if v is not None}
+    if comparator is not None:
+        payload["comparator"] = comparator
     event_type, event_key = "ScreeningLabResulted", f"fhir|{source.name}|{key}|{status}"
+    study_id = reading.study_id
     if status == CORRECTED:
         # A correction names the final result it replaces; its own id depends on the new value,
         # so a second, different correction of the same result is an event of its own.
         event_type = "LabResultCorrected"
-        payload = {k: v for k, v in payload.items() if k in ("value", "unit", "uln")}
+        payload = {k: v for k, v in payload.items() if k in ("value", "unit", "uln", "comparator")}
         payload["corrected_event_id"] = _original_id(source, key)
         event_key += f"|{json.dumps(payload, sort_keys=True)}"
     event = {
@@ -243,8 +262,8 @@ def _one(
         "site_id": source.site,
         "participant_id": participant,
         "occurred_at": _instant(occurred),
-        "recorded_at": _instant(obs.issued),
-        "source": {"system": source.name},
+        "recorded_at": _instant(recorded),
+        "source": {"system": source.name} | ({"recorded_at_from": "receipt"} if from_receipt else {}),
         "payload": payload,
     }
     try:
@@ -264,14 +283,13 @@ def _original_id(source: SourceInfo, key: str | None) -> str:
     return str(uuid.uuid5(GATEWAY_NAMESPACE, f"fhir|{source.name}|{key}|{ORIGINAL_STATUS}"))
 
 
-def _retraction(
-    obs: Observation, path: str, source: SourceInfo, study_id: str, identifier_system: str
-) -> LabResultRetracted | list[Problem]:
+def _retraction(obs: Observation, path: str, reading: _Reading) -> LabResultRetracted | list[Problem]:
     """``entered-in-error``: the final result of the same identifier is retracted."""
+    source, study_id = reading.source, reading.study_id
     problems: list[Problem] = []
-    participant = _participant(obs, path, identifier_system, problems)
+    participant = _participant(obs, path, reading, problems)
     key = _business_key(obs, path, problems)
-    occurred = _effective(obs, path, problems)
+    occurred = occurred_at(obs, path, source.time_zone, problems)
     if problems:
         return problems
     recorded = obs.issued if obs.issued is not None else occurred
@@ -304,21 +322,45 @@ def _loinc(obs: Observation, path: str, problems: list[Problem]) -> str | None:
     known = [c for c in codes if unit_table.analyte_for(c) is not None]
     if not known:
         said = ", ".join(codes)
-        problems.append(
-            Problem(f"{path}.code.coding", f"LOINC {said} is not a screening lab of the study", "code-invalid")
-        )
+        problems.append(Problem(f"{path}.code.coding", f"LOINC {said} is not a lab the study uses", "code-invalid"))
         return None
     return known[0]
 
 
-def _participant(obs: Observation, path: str, system: str, problems: list[Problem]) -> str | None:
-    identifier = obs.subject.identifier if obs.subject is not None else None
-    if identifier is None or identifier.system != system or not identifier.value:
-        problems.append(
-            Problem(f"{path}.subject.identifier", f"the subject needs an identifier of system {system}", "required")
+def _code_said(obs: Observation) -> str:
+    """How a result not used by the study is named in its note: its LOINC codes, else its code."""
+    codes = [str(c.code) for c in obs.code.coding or [] if c.system == LOINC_SYSTEM and c.code]
+    if codes:
+        return "LOINC " + ", ".join(codes)
+    other = [f"{c.system or ''}|{c.code}" for c in obs.code.coding or [] if c.code] or [obs.code.text or "no code"]
+    return f"{_quote(other[0])} (no LOINC code)"
+
+
+def _participant(obs: Observation, path: str, reading: _Reading, problems: list[Problem]) -> str | None:
+    """The participant id: the subject's identifier of the study's system, else that identifier of
+    the Patient the subject references in the request, else (when the deployment says so) the id
+    of ``Patient/<id>``."""
+    system = reading.identifier_system
+    subject = obs.subject
+    ident = subject.identifier if subject is not None else None
+    if ident is not None and ident.system == system and ident.value:
+        return str(ident.value)
+    reference = str(subject.reference) if subject is not None and subject.reference else None
+    if reference is not None and (patient := reading.found.patients.get(reference)) is not None:
+        for ident in patient.get("identifier") or []:
+            if isinstance(ident, dict) and ident.get("system") == system and ident.get("value"):
+                return str(ident["value"])
+    if reading.patient_reference and reference is not None and reference.startswith("Patient/"):
+        return reference.removeprefix("Patient/")
+    how = " (or Patient/<id>)" if reading.patient_reference else ""
+    problems.append(
+        Problem(
+            f"{path}.subject",
+            f"the subject needs an identifier of system {system}, itself or on the Patient it references{how}",
+            "required",
         )
-        return None
-    return identifier.value
+    )
+    return None
 
 
 def _business_key(obs: Observation, path: str, problems: list[Problem]) -> str | None:
@@ -330,16 +372,6 @@ def _business_key(obs: Observation, path: str, problems: list[Problem]) -> str |
         return f"id|{obs.id}"
     problems.append(Problem(f"{path}.identifier", "an Observation needs an identifier or an id", "required"))
     return None
-
-
-def _effective(obs: Observation, path: str, problems: list[Problem]) -> Any:
-    when = obs.effectiveDateTime or obs.effectiveInstant
-    # A date alone has no time and no offset; the contract's occurred_at needs both.
-    if not isinstance(when, dt.datetime):
-        what = "a date without a time" if when is not None else "missing"
-        problems.append(Problem(f"{path}.effectiveDateTime", f"{what}: a time with an offset is needed", "required"))
-        return None
-    return when
 
 
 def _instant(value: Any) -> str | None:

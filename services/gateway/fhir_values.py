@@ -54,10 +54,6 @@ class Problem:
 def _value(obs: Observation, path: str, loinc: str | None, problems: list[Problem]) -> tuple[Any, str | None]:
     if (q := obs.valueQuantity) is not None:
         where = f"{path}.valueQuantity"
-        if q.comparator is not None:
-            problems.append(
-                Problem(f"{where}.comparator", f"a result {q.comparator} a value is not supported", "not-supported")
-            )
         if q.value is None:
             problems.append(Problem(f"{where}.value", "missing", "required"))
         if q.code is not None and q.system != UCUM_SYSTEM:

@@ -8,6 +8,7 @@ published all or none before the answer: an ``OperationOutcome`` for FHIR, an AC
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -99,13 +100,20 @@ async def _fhir(request: Request, source: Source) -> Response:
         return _outcome(FhirResult((), (), (payload,)))
     try:
         result = observations_to_events(
-            payload, SourceInfo(source.name, source.site), settings.kafka.study_id, settings.fhir_identifier_system
+            payload,
+            SourceInfo(source.name, source.site, source.time_zone, source.strict),
+            settings.kafka.study_id,
+            settings.fhir_identifier_system,
+            received_at=dt.datetime.now(dt.UTC),
+            patient_reference=settings.fhir_patient_reference,
         )
     except RecursionError:
         return _outcome(FhirResult((), (), (_not_fhir(f"it nests deeper than {MAX_FHIR_DEPTH} levels"),)))
     if result.problems:
         state.metrics.rejections.labels(reason="fhir").inc()
         return _outcome(result)
+    if result.not_used:
+        state.metrics.results_not_used.labels(format="fhir").inc(len(result.not_used))
     return await _publish(
         request,
         list(result.events),
@@ -150,9 +158,16 @@ async def post_observation(request: Request, source: CurrentSource) -> Response:
     return await _fhir(request, source)
 
 
+@router.post("/fhir/DiagnosticReport")
+async def post_report(request: Request, source: CurrentSource) -> Response:
+    """One FHIR R4 DiagnosticReport with its results contained."""
+    return await _fhir(request, source)
+
+
 @router.post("/fhir")
 async def post_bundle(request: Request, source: CurrentSource) -> Response:
-    """A FHIR R4 Bundle (batch or transaction) of Observations: all entries published, or none."""
+    """A FHIR R4 Bundle of Observations and DiagnosticReports: all the study's results published,
+    or none."""
     return await _fhir(request, source)
 
 

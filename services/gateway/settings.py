@@ -54,7 +54,9 @@ class GatewaySettings:
         mllp_tls_key: its private key (PEM).
         mllp_tls_client_ca: the CA (PEM) that must have signed each peer's client certificate.
         fhir_identifier_system: the ``Observation.subject.identifier.system`` whose value is the
-            participant id.
+            participant id (also looked for on the Patient the subject references in the request).
+        fhir_patient_reference: also take the participant id from ``subject.reference``
+            ``Patient/<id>``, for labs that use the study's participant ids as Patient ids.
         hl7_assigning_authority: the PID-3 assigning authority (CX-4) of the participant id; None
             takes the first PID-3 identifier.
     """
@@ -74,6 +76,7 @@ class GatewaySettings:
     mllp_tls_key: Path | None = None
     mllp_tls_client_ca: Path | None = None
     fhir_identifier_system: str = "urn:trialguard:participant"
+    fhir_patient_reference: bool = False
     hl7_assigning_authority: str | None = None
 
     @property
@@ -161,6 +164,13 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         "--fhir-identifier-system",
         default=os.environ.get("TRIALGUARD_GATEWAY_FHIR_IDENTIFIER_SYSTEM", "urn:trialguard:participant"),
         help="the Observation.subject.identifier.system that carries participant ids (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fhir-patient-reference",
+        action="store_true",
+        default=os.environ.get("TRIALGUARD_GATEWAY_FHIR_PATIENT_REFERENCE", "") == "1",
+        help="also read the participant id from subject.reference Patient/<id> "
+        "(env TRIALGUARD_GATEWAY_FHIR_PATIENT_REFERENCE=1)",
     )
     parser.add_argument(
         "--hl7-assigning-authority",

@@ -42,8 +42,11 @@ def bundle(*resources: dict[str, Any], kind: str = "batch") -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": kind, "entry": [{"resource": r} for r in resources]}
 
 
-def run(payload: dict[str, Any]) -> Any:
-    return observations_to_events(payload, SOURCE, "NCT06904729", SYSTEM)
+def run(payload: dict[str, Any], source: SourceInfo = SOURCE) -> Any:
+    return observations_to_events(payload, source, "NCT06904729", SYSTEM)
+
+
+STRICT = SourceInfo(name="lab-site01", site="SITE01", strict=True)
 
 
 SNOMED = "http://snomed.info/sct"
@@ -160,18 +163,16 @@ def test_an_observation_entered_in_error_retracts_the_final_result() -> None:
 @pytest.mark.parametrize(
     ("change", "expression", "words"),
     [
-        ({"code": {"coding": [{"system": "http://loinc.org", "code": "8124-0"}]}}, "Observation.code.coding", "8124-0"),
-        ({"code": {"coding": [{"system": "urn:local", "code": "NEUT"}]}}, "Observation.code.coding", "no coding"),
-        (quantity(1.8, "10*3/mL"), "Observation.valueQuantity.code", "'10*3/mL' is not known"),
+        (quantity(1.8, "10*3/L"), "Observation.valueQuantity.code", "'10*3/L' is not known"),
         (quantity(1.8, None), "Observation.valueQuantity.code", "no unit is given"),
-        ({"subject": {"reference": "Patient/123"}}, "Observation.subject.identifier", SYSTEM),
-        ({"subject": {"identifier": {"system": "urn:mrn", "value": "MRN9"}}}, "Observation.subject.identifier", SYSTEM),
+        ({"subject": {"reference": "Patient/123"}}, "Observation.subject", SYSTEM),
+        ({"subject": {"identifier": {"system": "urn:mrn", "value": "MRN9"}}}, "Observation.subject", SYSTEM),
         (
             {"subject": {"identifier": {"system": SYSTEM, "value": "Jane Doe"}}},
             "Observation.subject.identifier.value",
             "",
         ),
-        ({"effectiveDateTime": "2025-03-01"}, "Observation.effectiveDateTime", "offset"),
+        ({"effectiveDateTime": "2025-03-01"}, "Observation.effectiveDateTime", "no time zone"),
         ({"issued": None}, "Observation.issued", "missing"),
         ({"valueString": "weakly reactive", "valueQuantity": None}, "Observation.valueString", "not a result"),
         ({"valueString": "1:160", "valueQuantity": None}, "Observation.valueString", "titre"),
@@ -194,6 +195,21 @@ def test_semantic_problems_are_named_by_fhirpath(change: dict[str, Any], express
 
 
 @pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ({"coding": [{"system": "http://loinc.org", "code": "8124-0"}]}, "8124-0"),
+        ({"coding": [{"system": "urn:local", "code": "NEUT"}]}, "no coding"),
+    ],
+)
+def test_a_strict_source_has_a_result_the_study_does_not_use_refused(code: dict[str, Any], words: str) -> None:
+    result = run(observation(code=code), STRICT)
+    assert (result.events, result.http_status) == ((), 422)
+    (problem,) = result.problems
+    assert problem.expression == "Observation.code.coding"
+    assert words in problem.diagnostics
+
+
+@pytest.mark.parametrize(
     ("payload", "expression"),
     [
         ({"resourceType": "Patient"}, "resourceType"),
@@ -209,10 +225,9 @@ def test_input_that_is_not_fhir_is_a_400(payload: dict[str, Any], expression: st
     assert any(p.expression.startswith(expression) for p in result.problems), result.problems
 
 
-def test_other_bundle_types_and_resources_are_refused() -> None:
-    assert [p.expression for p in run(bundle(observation(), kind="collection")).problems] == ["Bundle.type"]
-    patient = {"resourceType": "Patient", "id": "p1"}
-    assert [p.expression for p in run(bundle(observation(), patient)).problems] == ["Bundle.entry[1].resource"]
+def test_bundles_that_are_not_lab_reports_are_refused() -> None:
+    for kind in ("document", "history", "transaction-response"):
+        assert [p.expression for p in run(bundle(observation(), kind=kind)).problems] == ["Bundle.type"]
 
 
 def test_a_resent_request_gives_the_same_event_ids() -> None:
@@ -227,5 +242,6 @@ def test_a_resent_request_gives_the_same_event_ids() -> None:
 
 def test_the_outcome_of_a_good_request_is_informational() -> None:
     outcome = run(bundle(observation(), observation("718-7", status="preliminary"))).outcome()
-    assert [i.severity for i in outcome.issue] == ["information"]
-    assert outcome.issue[0].expression == ["Bundle.entry[1].resource"]
+    assert [i.severity for i in outcome.issue] == ["information", "information"]
+    assert outcome.issue[0].diagnostics == "1 result(s) accepted"
+    assert outcome.issue[1].expression == ["Bundle.entry[1].resource"]

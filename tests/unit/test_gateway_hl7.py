@@ -87,7 +87,7 @@ def test_a_preliminary_result_is_held_and_acknowledged_with_a_warning() -> None:
 @pytest.mark.parametrize(
     ("obx", "location", "words"),
     [
-        ("OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/mL^^UCUM|||||F", "OBX^1^6", "'10*3/mL' is not known"),
+        ("OBX|1|NM|751-8^Neutrophils^LN||1.8|10*3/L^^UCUM|||||F", "OBX^1^6", "'10*3/L' is not known"),
         ("OBX|1|NM|751-8^Neutrophils^LN||many|10*3/uL|||||F", "OBX^1^5", "not a number"),
         ("OBX|1|ST|5196-1^HBsAg^LN||weakly reactive||||||F", "OBX^1^5", "not positive"),
         ("OBX|1|ST|1742-6^ALT^LN||positive||||||F", "OBX^1^5", "not a result for alt"),

@@ -68,6 +68,15 @@ def test_every_numeric_analyte_takes_its_canonical_unit_as_is() -> None:
         ("14631-6", "total_bilirubin"),
         ("2160-0", "creatinine"),
         ("14682-9", "creatinine"),
+        ("38483-4", "creatinine"),
+        ("20509-6", "hemoglobin"),
+        ("1743-4", "alt"),
+        ("1744-2", "alt"),
+        ("76625-3", "alt"),
+        ("30239-8", "ast"),
+        ("42719-5", "total_bilirubin"),
+        ("46418-0", "inr"),
+        ("10676-5", "hcv_rna"),
         ("6301-6", "inr"),
         ("5902-2", "pt"),
         ("8116-6", "cd19_count"),
@@ -188,7 +197,8 @@ def test_as_decimal_reads_a_number_as_the_decimal_it_is_written_as() -> None:
 UNKNOWN_UNITS = [
     # (id, loinc, value, unit, words the message must contain)
     ("creatinine mg/L", "2160-0", 10.0, "mg/L", ["creatinine", "'mg/L'", "2160-0", "mg/dL, umol/L"]),
-    ("creatinine lower-case dl (UCUM is case-sensitive)", "2160-0", 0.5, "mg/dl", ["creatinine", "'mg/dl'"]),
+    # UCUM is case-sensitive, but it has both litres, l and L: mg/dl is mg/dL. MG/DL is not UCUM.
+    ("creatinine upper-case MG/DL (UCUM is case-sensitive)", "2160-0", 0.5, "MG/DL", ["creatinine", "'MG/DL'"]),
     ("creatinine without a unit", "2160-0", 0.5, None, ["creatinine", "no unit"]),
     ("hemoglobin mg/dL", "718-7", 98, "mg/dL", ["hemoglobin", "'mg/dL'", "g/L, g/dL, mmol/L"]),
     ("neutrophils %", "751-8", 60, "%", ["neutrophils", "'%'"]),
@@ -321,3 +331,48 @@ def test_a_unit_error_is_logged_by_kind_without_the_unit() -> None:
     with pytest.raises(ContractError) as caught:
         parse_event(_lab({"loinc": "2160-0", "value": 10, "unit": "mg/L"}))
     assert caught.value.summary() == "payload.unit:lab_unit_unknown"
+
+
+# --- units recognized by UCUM (ucumvert) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loinc", "unit", "listed"),
+    [
+        ("6690-2", "{cells}/uL", "/uL"),
+        ("751-8", "/nL", "10*9/L"),
+        ("731-0", "10*3/mm3", "10*3/uL"),
+        ("2160-0", "mg/dl", "mg/dL"),
+        ("29615-2", "/mL", "{copies}/mL"),
+    ],
+)
+def test_a_unit_ucum_says_is_a_listed_one_converts_by_the_listed_exact_factor(
+    loinc: str, unit: str, listed: str
+) -> None:
+    for value in (0.1, 1.8, 5400.0, 88.4):
+        assert to_canonical(loinc, value, unit) == to_canonical(loinc, value, listed)
+
+
+@pytest.mark.parametrize(
+    ("loinc", "unit"),
+    [
+        pytest.param("42595-9", "{copies}/mL", id="copies are not international units"),
+        pytest.param("29615-2", "[IU]/mL", id="international units are not copies"),
+        pytest.param("8117-4", "1", id="a percentage is not a fraction"),
+        pytest.param("718-7", "mmol/g", id="another dimension"),
+        pytest.param("751-8", "10*6/uL", id="a thousand times more"),
+        pytest.param("1742-6", "[arb'U]/L", id="another arbitrary unit"),
+        pytest.param("6690-2", "{cells}/(uL", id="not UCUM"),
+    ],
+)
+def test_a_unit_ucum_does_not_equate_to_a_listed_one_is_refused(loinc: str, unit: str) -> None:
+    with pytest.raises(UnknownUnitError, match="is not known"):
+        to_canonical(loinc, 1.0, unit)
+
+
+def test_a_cell_count_with_a_ucum_annotation_is_a_valid_event() -> None:
+    event = event_dict("ScreeningLabResulted")
+    event["payload"] = {"loinc": "6690-2", "value": 5400, "unit": "{cells}/uL"}
+    parsed = parse_event(json.dumps(event))
+    assert isinstance(parsed, ScreeningLabResulted)
+    assert parsed.payload.unit == "{cells}/uL"
