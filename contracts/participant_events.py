@@ -207,9 +207,58 @@ class KidneyBiopsy(_Strict):
     active_lesions: bool
 
 
+INSTRUMENT_SCORE_RANGES: dict[str, tuple[float, float, bool]] = {
+    "SLEDAI-2K": (0, 105, True),
+    "SELENA-SLEDAI": (0, 105, True),
+    "PGA": (0, 3, False),
+}
+"""Each scored instrument's range and whether its score is a whole number: SLEDAI-2K (Gladman
+2002) and SELENA-SLEDAI (Petri 2005) are integer sums of 0-105; the physician global assessment
+(PGA) is a 0-3 visual analogue scale read to decimals (SRI-4: "an increase of <0.30 points")."""
+
+
 class DiseaseActivity(_Strict):
-    instrument: Literal["SLEDAI-2K"]
-    score: Annotated[int, Field(ge=0, le=105)]
+    """A scored disease-activity instrument, by name and (optionally) the version the site used."""
+
+    instrument: Literal["SLEDAI-2K", "SELENA-SLEDAI", "PGA"]
+    score: Annotated[int, Field(ge=0, le=105)] | Annotated[float, Field(ge=0, le=105)]
+    instrument_version: Annotated[str, Field(min_length=1, max_length=20)] | None = Field(
+        default=None, description="the instrument's version or form as the site names it, e.g. '2K' or 'SRI-4 visit'"
+    )
+
+    @model_validator(mode="after")
+    def _score_fits_the_instrument(self) -> DiseaseActivity:
+        low, high, whole = INSTRUMENT_SCORE_RANGES[self.instrument]
+        if whole and not isinstance(self.score, int):
+            raise PydanticCustomError(
+                "instrument_score", "a {instrument} score is a whole number", {"instrument": self.instrument}
+            )
+        if not low <= self.score <= high:
+            raise PydanticCustomError(
+                "instrument_score",
+                "a {instrument} score is within {low}..{high}",
+                {"instrument": self.instrument, "low": low, "high": high},
+            )
+        return self
+
+
+BilagGrade = Literal["A", "B", "C", "D", "E"]
+"""A BILAG-2004 organ-domain grade: A most active, E never involved (Isenberg 2005)."""
+
+
+class Bilag(_Strict):
+    """A BILAG-2004 assessment: the grade of each of its nine organ domains."""
+
+    version: Literal["BILAG-2004"]
+    constitutional: BilagGrade
+    mucocutaneous: BilagGrade
+    neuropsychiatric: BilagGrade
+    musculoskeletal: BilagGrade
+    cardiorespiratory: BilagGrade
+    gastrointestinal: BilagGrade
+    ophthalmic: BilagGrade
+    renal: BilagGrade
+    haematological: BilagGrade
 
 
 class SLEClassification(_Strict):
@@ -219,10 +268,36 @@ class SLEClassification(_Strict):
     items: list[Annotated[str, Field(min_length=1, max_length=80)]] | None = None
 
 
+AtcCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z](\d\d([A-Z]([A-Z](\d\d)?)?)?)?$",
+        description="WHO ATC code at any level, e.g. L03AA (colony stimulating factors) or L03AA02 (filgrastim)",
+    ),
+]
+DoseAmount = Annotated[float, Field(gt=0, le=1e6, description="the dose, in dose_unit")]
+DoseUnit = Annotated[
+    str, Field(min_length=1, max_length=30, description="UCUM unit of the dose, e.g. mg, mg/d, mg/kg/d, ug/kg")
+]
+
+
+def _dose_with_unit(dose: float | None, unit: str | None) -> None:
+    if (dose is None) != (unit is None):
+        raise PydanticCustomError("dose_unit", "dose and dose_unit are given together or not at all", {})
+
+
 class Treatment(_Strict):
     agent: Annotated[str, Field(min_length=1, max_length=80)]
     start: Day
     end: Day | None = None
+    atc_code: AtcCode | None = None
+    dose: DoseAmount | None = None
+    dose_unit: DoseUnit | None = None
+
+    @model_validator(mode="after")
+    def _dose_has_a_unit(self) -> Treatment:
+        _dose_with_unit(self.dose, self.dose_unit)
+        return self
 
 
 class MedicalHistory(_Strict):
@@ -247,6 +322,14 @@ class ConcomitantMedication(_Strict):
     agent: Annotated[str, Field(min_length=1, max_length=80)]
     start: Day
     end: Day | None = None
+    atc_code: AtcCode | None = None
+    dose: DoseAmount | None = None
+    dose_unit: DoseUnit | None = None
+
+    @model_validator(mode="after")
+    def _dose_has_a_unit(self) -> ConcomitantMedication:
+        _dose_with_unit(self.dose, self.dose_unit)
+        return self
 
 
 class PerformanceStatus(_Strict):
@@ -260,7 +343,10 @@ class Eligibility(_Strict):
 
 
 class Enrollment(_Strict):
-    arm: Literal["low_dose", "high_dose"]
+    arm: Identifier = Field(
+        description="an arm the study's protocol declares (NCT06904729: low_dose, high_dose); another is refused "
+        "by the rules service as a contract error (dead letter)"
+    )
 
 
 class Lymphodepletion(_Strict):
@@ -279,6 +365,12 @@ class AdverseEvent(_Strict):
     serious: bool
     crs_grade: Grade | None = Field(default=None, description="ASTCT CRS grade")
     icans_grade: Grade | None = Field(default=None, description="ASTCT ICANS grade")
+    gvhd_acute_grade: Annotated[int, Field(ge=1, le=4)] | None = Field(
+        default=None, description="acute GVHD overall grade I-IV (MAGIC 2016) as 1-4"
+    )
+    gvhd_chronic_severity: Literal["mild", "moderate", "severe"] | None = Field(
+        default=None, description="chronic GVHD global severity (NIH 2014 consensus, as the NCCN HCT guidelines use)"
+    )
 
 
 class Visit(_Strict):
@@ -362,6 +454,11 @@ class EligibilityConfirmed(_Envelope):
     payload: Eligibility
 
 
+class BilagAssessed(_Envelope):
+    event_type: Literal["BilagAssessed"]
+    payload: Bilag
+
+
 class ParticipantEnrolled(_Envelope):
     event_type: Literal["ParticipantEnrolled"]
     payload: Enrollment
@@ -419,6 +516,7 @@ ParticipantEvent = Annotated[
     | KidneyBiopsyReported
     | DiseaseActivityScored
     | SLEClassificationScored
+    | BilagAssessed
     | MedicalHistoryRecorded
     | ConcomitantMedicationRecorded
     | PerformanceStatusAssessed

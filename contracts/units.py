@@ -190,6 +190,15 @@ ANALYTES: tuple[Analyte, ...] = (
     Analyte("hbv_dna", ("29615-2",), "{copies}/mL", {"{copies}/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
     Analyte("hcv_rna", ("11011-4", "10676-5"), "[IU]/mL", {"[IU]/mL": _ONE}, qualitative=_ALL_QUALITATIVE),
     Analyte("hcv_rna", ("11259-9",), None, {}, qualitative=_ALL_QUALITATIVE),
+    # NCT06946485
+    # Coded assessments that are not labs travel as LOINC-coded results too. LVEF (Inclusion 6,
+    # cardiac function): 10230-1 Left ventricular Ejection fraction, 18043-0 the same by US; a
+    # volume fraction in %. SpO2: 59408-5 Oxygen saturation in Arterial blood by Pulse oximetry,
+    # in %. Pregnancy test (the safety outcome's "pregnancy tests"): hCG [Presence] in urine
+    # (2106-3) and in serum or plasma (2118-8), qualitative.
+    Analyte("lvef", ("10230-1", "18043-0"), "%", {"%": _ONE}),
+    Analyte("spo2", ("59408-5",), "%", {"%": _ONE}),
+    Analyte("hcg", ("2106-3", "2118-8"), None, {}, qualitative=_ALL_QUALITATIVE),
 )
 """The unit table, one row per analyte (and unit family)."""
 

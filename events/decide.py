@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from contracts import DeviationRaised, Finding, FindingSuperseded, Output, ParticipantEvent, SafetyAlertRaised
 from contracts.participant_events import LabResultCorrected, LabResultRetracted, ParticipantEnrolled
+from events.arms import check_arm
 from events.fold import corrected_labs, fold
 from events.sites import check_site
 from events.snapshots import pack, unpack
@@ -195,13 +196,16 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
 
     Raises:
         ContractError: the event names another site than the participant's registered site
-            (``events.sites.check_site``); the state is left as it was.
+            (``events.sites.check_site``), or an enrollment in an arm the version in force does not
+            declare (``events.arms.check_arm``); the state is left as it was.
     """
     event_id = event.event_id.bytes
     if state.seen_event_ids.has(event_id):
         return Step(state, [], duplicate=True)
     check_site(state, event)
-    decided = _decide(state, event, version_in_force(judge, event.occurred_at, event.site_id))
+    in_force = version_in_force(judge, event.occurred_at, event.site_id)
+    check_arm(in_force, event)
+    decided = _decide(state, event, in_force)
     folded = fold(state, event)
     raised = folded.raised | {key for _, key in decided} if decided else folded.raised
     outputs: list[Output] = [finding for finding, _ in decided]

@@ -13,6 +13,7 @@ from contracts.participant_events import (
     ConcomitantMedicationRecorded,
     ConsentSigned,
     ConsentWithdrawn,
+    DiseaseActivityScored,
     FollowUpVisitCompleted,
     LabResult,
     LabResultCorrected,
@@ -24,6 +25,7 @@ from contracts.participant_events import (
 from contracts.retained import retained
 from contracts.units import analyte_for
 from events.snapshots import pack
+from protocol.drugs import is_colony_stimulating_factor
 from protocol.state import NO_IDS, ParticipantState
 from protocol.state import evolve as replace
 
@@ -39,6 +41,8 @@ SCREENING_RECORD: dict[str, Any] = {
     "eular": None,
     "history": None,
     "gcsf": (),
+    "csf": (),
+    "bilag": (),
     "eligibility": None,
 }
 """What eligibility reads and nothing after enrollment does: emptied at enrollment."""
@@ -49,6 +53,7 @@ SCREENING_EVENTS = frozenset(
         "PerformanceStatusAssessed",
         "KidneyBiopsyReported",
         "SLEClassificationScored",
+        "BilagAssessed",
         "MedicalHistoryRecorded",
         "ConcomitantMedicationRecorded",
         "EligibilityConfirmed",
@@ -139,7 +144,20 @@ def _lab_resulted(state: ParticipantState, event: ScreeningLabResulted) -> Parti
 
 
 def _medication(state: ParticipantState, event: ConcomitantMedicationRecorded) -> ParticipantState:
-    return replace(state, gcsf=(*state.gcsf, retained(event))) if event.payload.drug_class == GCSF else state
+    if not is_colony_stimulating_factor(event.payload):
+        return state
+    kept = retained(event)
+    if event.payload.drug_class == GCSF:  # NCT06904729's washout reads exactly this class
+        return replace(state, gcsf=(*state.gcsf, kept), csf=(*state.csf, kept))
+    return replace(state, csf=(*state.csf, kept))
+
+
+def _disease_activity(state: ParticipantState, event: DiseaseActivityScored) -> ParticipantState:
+    # ``sledai`` holds SLEDAI-2K only: the other instruments (SELENA-SLEDAI, PGA) are outcome
+    # measures no eligibility criterion reads yet, and must never be taken for a SLEDAI-2K.
+    if event.payload.instrument != "SLEDAI-2K":
+        return state
+    return replace(state, sledai=(*state.sledai, retained(event)))
 
 
 def _visit_completed(state: ParticipantState, event: FollowUpVisitCompleted) -> ParticipantState:
@@ -154,7 +172,8 @@ FOLDS: dict[str, Fold] = {
     "LabResultCorrected": _lab_corrected,
     "LabResultRetracted": _lab_corrected,
     "ScreeningLabResulted": _lab_resulted,
-    "DiseaseActivityScored": lambda state, event: replace(state, sledai=(*state.sledai, retained(event))),
+    "DiseaseActivityScored": _disease_activity,
+    "BilagAssessed": lambda state, event: replace(state, bilag=(*state.bilag, retained(event))),
     "PerformanceStatusAssessed": lambda state, event: replace(state, ecog=(*state.ecog, retained(event))),
     "KidneyBiopsyReported": lambda state, event: replace(state, biopsy=retained(event)),
     "SLEClassificationScored": lambda state, event: replace(state, eular=retained(event)),

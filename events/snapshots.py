@@ -22,10 +22,10 @@ from contracts.participant_events import ScreeningLabResulted
 from contracts.retained import retained
 from protocol.state import KeptFinding, ParticipantState, SeenIds
 
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 
 _EVENT_FIELDS = ("registration", "consent_withdrawal", "biopsy", "eular", "history", "eligibility", "enrollment")
-_EVENT_LISTS = ("sledai", "ecog", "gcsf")
+_EVENT_LISTS = ("sledai", "ecog", "gcsf", "csf", "bilag")
 _TIMES = ("leukapheresis_at", "lymphodepletion_at", "withdrawn_at")
 
 
@@ -131,7 +131,14 @@ def _v3_to_v4(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "snapshot_version": 4, "screening": base64.b64encode(pack(kept)).decode()}
 
 
-UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
+def _v4_to_v5(body: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 keeps every colony-stimulating-factor exposure (``csf``: the G-CSF ones of
+    ``gcsf`` and any other) and the BILAG-2004 assessments. A version-4 state had only ``gcsf``:
+    those are its CSF exposures; it had no BILAG (the event did not exist)."""
+    return {**body, "snapshot_version": 5, "csf": list(body["gcsf"]), "bilag": []}
+
+
+UPCASTERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
 """UPCASTERS[v - 1] turns a version-v body into a version v+1 body. Add one per new version."""
 
 

@@ -188,3 +188,75 @@ def is_positive(value: str | float) -> bool:
     if value == "equivocal":
         return EQUIVOCAL_COUNTS_AS_POSITIVE
     raise ValueError(f"not a qualitative result: {value!r} (expected one of {', '.join(QUALITATIVE_RESULTS)})")
+
+
+COCKCROFT_GAULT_FEMALE_FACTOR: Final = 0.85
+"""Cockcroft–Gault: creatinine clearance of a woman is 0.85 × a man's (Cockcroft & Gault,
+Nephron 1976;16:31–41; clinical.md, "Cockcroft–Gault creatinine clearance")."""
+
+
+def cockcroft_gault_crcl(age_years: int, weight_kg: float, sex: str, creatinine_mg_dl: float) -> float:
+    """Cockcroft–Gault creatinine clearance: (140 − age) × weight / (72 × creatinine), × 0.85 if female.
+
+    Source: clinical.md, "Cockcroft–Gault creatinine clearance" (Cockcroft & Gault, Nephron
+    1976;16:31–41). Not normalised to body surface: the unit is mL/min. Worked values: a man of
+    40 years, 70 kg, creatinine 1.0 mg/dL → 97.2; a woman of the same → 82.6; a woman of 65,
+    60 kg, 0.9 mg/dL → 59.0. Computed on the decimals, rounded once.
+
+    Args:
+        age_years: completed years of age.
+        weight_kg: body weight in kg.
+        sex: "F" or "M".
+        creatinine_mg_dl: serum creatinine in mg/dL (``creatinine_mg_dl`` converts µmol/L).
+
+    Returns:
+        Creatinine clearance in mL/min, unrounded.
+
+    Raises:
+        ValueError: weight or creatinine is not above zero, an age outside 0..139, or a sex other than F or M.
+    """
+    if weight_kg <= 0:
+        raise ValueError(f"weight must be above zero (got {weight_kg} kg)")
+    if creatinine_mg_dl <= 0:
+        raise ValueError(f"creatinine must be above zero (got {creatinine_mg_dl} mg/dL)")
+    if not 0 <= age_years < 140:
+        raise ValueError(f"the Cockcroft–Gault formula needs an age of 0..139 years (got {age_years})")
+    if sex not in ("F", "M"):
+        raise ValueError(f"sex must be 'F' or 'M' (got {sex!r})")
+    clearance = (140 - age_years) * as_decimal(weight_kg) / (72 * as_decimal(creatinine_mg_dl))
+    if sex == "F":
+        clearance *= as_decimal(COCKCROFT_GAULT_FEMALE_FACTOR)
+    return float(clearance)
+
+
+def ckd_epi_2021_egfr(age_years: int, sex: str, creatinine_mg_dl: float) -> float:
+    """CKD-EPI 2021 creatinine equation (without race), for adults.
+
+    eGFR = 142 × min(Scr/κ, 1)^α × max(Scr/κ, 1)^−1.200 × 0.9938^age × 1.012 [female], with
+    κ = 0.7 (F) or 0.9 (M) and α = −0.241 (F) or −0.302 (M).
+
+    Source: clinical.md, "CKD-EPI 2021 eGFR" (Inker et al., N Engl J Med 2021;385:1737–1749).
+    Worked values: a man of 40 years, creatinine 1.0 mg/dL → 97.6; a woman of 40, 0.7 mg/dL →
+    112.1; a woman of 60, 1.2 mg/dL → 51.8. Powers are irrational: computed in floating point.
+
+    Args:
+        age_years: completed years of age (the equation is for 18 and over).
+        sex: "F" or "M".
+        creatinine_mg_dl: serum creatinine in mg/dL.
+
+    Returns:
+        eGFR in mL/min/1.73 m², unrounded.
+
+    Raises:
+        ValueError: creatinine not above zero, an age below 18, or a sex other than F or M.
+    """
+    if creatinine_mg_dl <= 0:
+        raise ValueError(f"creatinine must be above zero (got {creatinine_mg_dl} mg/dL)")
+    if age_years < 18:
+        raise ValueError(f"CKD-EPI 2021 is an adult equation (got age {age_years}); use schwartz_egfr for children")
+    if sex not in ("F", "M"):
+        raise ValueError(f"sex must be 'F' or 'M' (got {sex!r})")
+    kappa, alpha = (0.7, -0.241) if sex == "F" else (0.9, -0.302)
+    ratio = creatinine_mg_dl / kappa
+    egfr: float = 142 * min(ratio, 1) ** alpha * max(ratio, 1) ** -1.200 * 0.9938**age_years
+    return egfr * 1.012 if sex == "F" else egfr

@@ -52,8 +52,10 @@ def diff(before: Protocol, after: Protocol) -> list[Change]:
                 {w.code: {"day": w.day, "window_days": w.window_days} for w in after.schedule}),
         *_keyed("step", {s.event_type: {"after": s.after} for s in before.steps},
                 {s.event_type: {"after": s.after} for s in after.steps}),
-        *_keyed("arm", {a.name: {"target_cells_per_kg": a.target_cells_per_kg} for a in before.arms},
-                {a.name: {"target_cells_per_kg": a.target_cells_per_kg} for a in after.arms}),
+        *_keyed("arm", {a.name: {"target_cells_per_kg": a.target_cells_per_kg,
+                                 "target_total_cells": a.target_total_cells} for a in before.arms},
+                {a.name: {"target_cells_per_kg": a.target_cells_per_kg,
+                          "target_total_cells": a.target_total_cells} for a in after.arms}),
     ]  # fmt: skip
 
 

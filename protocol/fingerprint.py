@@ -52,7 +52,10 @@ def canonical(protocol: Protocol) -> str:
     document = {
         "study_id": protocol.study_id,
         "version": protocol.version,
-        "arms": [[a.name, a.target_cells_per_kg] for a in protocol.arms],
+        "arms": [
+            [a.name, a.target_cells_per_kg] if a.target_total_cells is None else [a.name, None, a.target_total_cells]
+            for a in protocol.arms
+        ],
         "parameters": [[p.name, _plain(p.value), p.unit] for p in protocol.parameters],
         "schedule": [[w.code, w.day, w.window_days] for w in protocol.schedule],
         "steps": [[s.event_type, s.after] for s in protocol.steps],

@@ -120,11 +120,33 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Arm:
-    """A study group and its target dose."""
+    """A study group and its target dose: cells per kg of body weight, or a fixed number of cells.
+
+    Attributes:
+        name: the arm's identifier, as ``ParticipantEnrolled.arm`` names it.
+        target_cells_per_kg: the dose per kg; None when the dose is fixed or not known.
+        description: the record's words.
+        target_total_cells: a fixed dose (cells per infusion, whatever the weight); None when
+            the dose is per kg or not known. At most one of the two targets is set; neither when
+            the record gives no dose (then no dose rule can be configured).
+    """
 
     name: str
-    target_cells_per_kg: float
+    target_cells_per_kg: float | None
     description: str
+    target_total_cells: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.target_cells_per_kg is not None and self.target_total_cells is not None:
+            raise ValueError(f"arm {self.name}: a dose is per kg or fixed, not both")
+
+    def dose_ratio(self, total_cells: float, weight_kg: float) -> float | None:
+        """The infused dose as a fraction of this arm's target (None when the arm has no target)."""
+        if self.target_total_cells is not None:
+            return total_cells / self.target_total_cells
+        if self.target_cells_per_kg is not None:
+            return total_cells / weight_kg / self.target_cells_per_kg
+        return None
 
 
 @dataclass(frozen=True)

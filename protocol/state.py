@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from contracts.participant_events import (
+    BilagAssessed,
     ConcomitantMedicationRecorded,
     ConsentWithdrawn,
     DiseaseActivityScored,
@@ -112,7 +113,10 @@ class ParticipantState:
         labs: screening results by analyte name, in log order.
         sledai, ecog: disease-activity and performance-status assessments, in log order.
         biopsy, eular, history, eligibility: the latest of each, in log order.
-        gcsf: G-CSF exposures recorded as concomitant medication.
+        gcsf: G-CSF exposures recorded as concomitant medication (drug class "G-CSF").
+        csf: exposures to any colony-stimulating factor (``protocol.drugs.is_colony_stimulating_factor``:
+            G-CSF, GM-CSF, pegylated forms, by class or ATC L03AA).
+        bilag: BILAG-2004 assessments, in log order.
         enrollment: the first enrollment.
         leukapheresis_at, lymphodepletion_at: event time of the latest of each step.
         infusions_at: event time of every CAR-T infusion.
@@ -142,6 +146,8 @@ class ParticipantState:
     eular: SLEClassificationScored | None = None
     history: MedicalHistoryRecorded | None = None
     gcsf: tuple[ConcomitantMedicationRecorded, ...] = ()
+    csf: tuple[ConcomitantMedicationRecorded, ...] = ()
+    bilag: tuple[BilagAssessed, ...] = ()
     eligibility: EligibilityConfirmed | None = None
     enrollment: ParticipantEnrolled | None = None
     leukapheresis_at: dt.datetime | None = None

@@ -184,6 +184,13 @@ def _simulate(args: argparse.Namespace) -> int:
         if args.minutes is not None:
             print("trialguard simulate: --minutes goes with --live", file=sys.stderr)
             return 2
+        from services.simulator.scripted import run as run_scripted
+        from services.simulator.scripted import scripted_studies
+
+        if args.study in scripted_studies():
+            return run_scripted(
+                args.study, args.participants, args.seed, args.out, args.labels, args.deviation_rate, stderr=sys.stderr
+            )
         return run_simulator(
             args.participants, args.seed, args.out, args.labels, args.deviation_rate, stderr=sys.stderr
         )

@@ -45,7 +45,10 @@ def schedule() -> tuple[VisitWindow, ...]:
 
 def target_cells_per_kg(arm: str) -> float:
     """An arm's target dose (cells/kg)."""
-    return next(a.target_cells_per_kg for a in simulated_protocol().arms if a.name == arm)
+    target = next(a.target_cells_per_kg for a in simulated_protocol().arms if a.name == arm)
+    if target is None:
+        raise ValueError(f"arm {arm} has no per-kg target dose to simulate")
+    return target
 
 
 @functools.cache

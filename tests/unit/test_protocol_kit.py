@@ -18,6 +18,7 @@ from protocol.coverage import gaps
 from protocol.kit import kit_of
 from protocol.model import deviation
 from protocol.nct06904729 import PROTOCOL
+from protocol.registry import studies
 from protocol.scenarios import ScenarioError, parse_feature
 from protocol.versions import Version
 from services.cli import main
@@ -95,9 +96,18 @@ def test_the_package_scenarios_pass_through_the_cli(capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out.strip().endswith("passed, 0 failed")
 
 
-def test_check_passes_for_nct06904729(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["protocol", "check"]) == 0
+@pytest.mark.parametrize("study", studies())
+def test_check_passes_for_every_installed_study(study: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["protocol", "check", "--study", study]) == 0
     assert "no gap(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("study", studies())
+def test_every_installed_study_passes_its_scenarios_through_the_cli(
+    study: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["protocol", "test", "--study", study]) == 0
+    assert capsys.readouterr().out.strip().endswith("passed, 0 failed")
 
 
 def test_removing_a_scenario_names_the_gap(tmp_path: Path) -> None:

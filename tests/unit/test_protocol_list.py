@@ -12,7 +12,7 @@ import pytest
 from protocol import registry
 from protocol.fingerprint import fingerprint
 from protocol.nct06904729 import PROTOCOL
-from protocol.registry import ENTRY_POINT_GROUP, Registry
+from protocol.registry import ENTRY_POINT_GROUP, Registry, versions_for
 from services.cli import main
 
 AMENDED = """
@@ -40,14 +40,18 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     return found
 
 
-def test_the_shipped_package_is_listed_with_its_fingerprint(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_shipped_packages_are_listed_with_their_fingerprints(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["protocol", "list"]) == 0
     out = capsys.readouterr().out
+    second = versions_for("NCT06946485").versions[0].protocol
     assert out.splitlines() == [
         "NCT06904729  CAR-T cells for refractory/recurrent lupus nephritis in children  "
         "(protocol.nct06904729:HISTORY, trialguard)",
         f"  v1.0  effective from the beginning  fingerprint {fingerprint(PROTOCOL)}",
-        "1 protocol package(s) loaded, 0 failed",
+        "NCT06946485  Universal anti-CD70 CAR-T (CHT101) for relapsed refractory systemic lupus erythematosus  "
+        "(protocol.nct06946485:HISTORY, trialguard)",
+        f"  v1.0  effective from the beginning  fingerprint {fingerprint(second)}",
+        "2 protocol package(s) loaded, 0 failed",
     ]
 
 

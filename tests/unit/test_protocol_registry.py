@@ -81,7 +81,7 @@ def test_a_second_package_registering_the_same_study_does_not_replace_its_rules(
 def test_an_unknown_study_names_the_installed_ones() -> None:
     with pytest.raises(UnknownStudyError) as raised:
         registry.versions_for("NCT99999999")
-    assert str(raised.value) == "no protocol for study 'NCT99999999'; known: NCT06904729"
+    assert str(raised.value) == "no protocol for study 'NCT99999999'; known: NCT06904729, NCT06946485"
     with pytest.raises(UnknownStudyError, match="known: none installed"):
         Registry(list).versions_for("NCT06904729")
 

@@ -98,8 +98,8 @@ def test_a_version_1_snapshot_still_restores() -> None:
 
 
 def test_a_snapshot_from_a_newer_version_is_refused() -> None:
-    data = snapshots.encode(ParticipantState("P-1")).replace(b'"snapshot_version":4', b'"snapshot_version":5')
-    with pytest.raises(snapshots.SnapshotError, match="version 5"):
+    data = snapshots.encode(ParticipantState("P-1")).replace(b'"snapshot_version":5', b'"snapshot_version":6')
+    with pytest.raises(snapshots.SnapshotError, match="version 6"):
         snapshots.decode(data)
 
 
