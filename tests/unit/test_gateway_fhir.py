@@ -88,6 +88,10 @@ ANALYTE_CASES = [
     ("29615-2", {"valueString": "Not detected"}, "negative", None, None),
     ("11011-4", quantity(15, "[IU]/mL"), 15.0, "[IU]/mL", None),
     ("11259-9", {"valueString": "negative"}, "negative", None, None),
+    # NCT06946485's: ejection fraction, oxygen saturation, a pregnancy test.
+    ("10230-1", quantity(62, "%"), 62.0, "%", None),
+    ("59408-5", quantity(97, "%"), 97.0, "%", None),
+    ("2106-3", {"valueString": "Negative"}, "negative", None, None),
 ]
 
 
