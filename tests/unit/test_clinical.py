@@ -13,6 +13,8 @@ from protocol.clinical import (
     age_in_years,
     ana_titre,
     cells_per_kg,
+    ckd_epi_2021_egfr,
+    cockcroft_gault_crcl,
     creatinine_mg_dl,
     is_positive,
     schwartz_egfr,
@@ -191,3 +193,39 @@ AGES = [
 @pytest.mark.parametrize(("born", "on", "years"), [c[1:] for c in AGES], ids=[c[0] for c in AGES])
 def test_age_in_completed_years(born: str, on: str, years: int) -> None:
     assert age_in_years(dt.date.fromisoformat(born), dt.date.fromisoformat(on)) == years
+
+
+# --- Cockcroft-Gault and CKD-EPI 2021 (the adult formulas; docs/clinical-reference.md) ---------
+
+
+@pytest.mark.parametrize(
+    ("age", "weight_kg", "sex", "creatinine", "crcl"),
+    [(40, 70, "M", 1.0, 97.2), (40, 70, "F", 1.0, 82.6), (65, 60, "F", 0.9, 59.0)],
+)
+def test_cockcroft_gault_matches_the_worked_values(
+    age: int, weight_kg: float, sex: str, creatinine: float, crcl: float
+) -> None:
+    assert cockcroft_gault_crcl(age, weight_kg, sex, creatinine) == pytest.approx(crcl, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("age", "sex", "creatinine", "egfr"), [(40, "M", 1.0, 97.6), (40, "F", 0.7, 112.1), (60, "F", 1.2, 51.8)]
+)
+def test_ckd_epi_2021_matches_the_worked_values(age: int, sex: str, creatinine: float, egfr: float) -> None:
+    assert ckd_epi_2021_egfr(age, sex, creatinine) == pytest.approx(egfr, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: cockcroft_gault_crcl(40, 0, "F", 1.0), "weight must be above zero"),
+        (lambda: cockcroft_gault_crcl(40, 70, "F", 0), "creatinine must be above zero"),
+        (lambda: cockcroft_gault_crcl(140, 70, "F", 1.0), "age of 0..139"),
+        (lambda: cockcroft_gault_crcl(40, 70, "X", 1.0), "sex must be"),
+        (lambda: ckd_epi_2021_egfr(17, "F", 1.0), "adult equation"),
+        (lambda: ckd_epi_2021_egfr(40, "F", -1.0), "creatinine must be above zero"),
+    ],
+)
+def test_the_adult_formulas_refuse_what_they_cannot_compute(call: object, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        call()  # type: ignore[operator]
