@@ -43,6 +43,7 @@ from pathlib import Path
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from events.bounds import MAX_KEPT_FACTS
 from events.snapshots import SnapshotError
 from protocol import ProtocolHistory
 from protocol.versions import Judge, history_of
@@ -111,6 +112,8 @@ class RulesService:
             (``gc.freeze``), so that its full collections do not walk the whole restored state
             again and again (about 0.2 s for 200,000 events' worth). For a process of its own
             (``trialguard rules serve``), not for one shared with other work.
+        max_kept_facts: the facts one participant's state keeps at most (``events.bounds``);
+            an event beyond is dead-lettered. The default but in tests: a replay decides with it.
 
     Raises:
         KeyFileError: ``audit_key`` cannot be read as an Ed25519 private key.
@@ -128,6 +131,7 @@ class RulesService:
         checkpoint_every: int = 1000,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         freeze_restored: bool = False,
+        max_kept_facts: int = MAX_KEPT_FACTS,
     ) -> None:
         self.settings = settings
         self.history: ProtocolHistory = history_of(protocol)
@@ -139,7 +143,7 @@ class RulesService:
         self.metrics = metrics or Metrics()
         self.metrics.ready = lambda: self.ready
         self.session_timeout_ms = session_timeout_ms
-        self.handler = RecordHandler(settings, self.history)
+        self.handler = RecordHandler(settings, self.history, max_kept_facts=max_kept_facts)
         self.partitions: dict[TopicPartition, OwnedPartition] = {}
         self.reopening: dict[TopicPartition, _Reopen] = {}
         self.consumer: AIOKafkaConsumer | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -47,6 +48,8 @@ class Batch:
     """Findings, dead letters and the audit checkpoint, in order."""
     dead: int
     rule_ids: list[str]
+    outcomes: Counter[str]
+    """Events of note (``RecordHandler.handle``), for the metrics once committed."""
     chain: Chain | None
     """The audit chain after the records."""
     opened: float
@@ -92,7 +95,7 @@ class Transactions:
 
     def begin(self, part: OwnedPartition, now: float) -> Batch:
         """An empty batch for ``part``, opened at ``now`` (the event loop's clock)."""
-        return Batch({}, [], [], 0, [], part.chain, now, time.perf_counter())
+        return Batch({}, [], [], 0, [], Counter(), part.chain, now, time.perf_counter())
 
     def process(self, part: OwnedPartition, batch: Batch, records: list[Record]) -> None:
         """Process ``records`` (the next of the partition) into ``batch``: the partition's state
@@ -100,7 +103,7 @@ class Transactions:
         view = Overlay(part.states, batch.changed)  # writes land in `batch.changed` only
         dead_letter = self.topics.dead_letter
         for record in records:
-            outgoing = self.handler.handle(record, view)
+            outgoing = self.handler.handle(record, view, outcomes=batch.outcomes)
             if outgoing:
                 if any(o.topic == dead_letter for o in outgoing):
                     batch.dead += 1
@@ -145,7 +148,11 @@ class Transactions:
         else:
             part.changed.update(changed)
         self.metrics.batch_committed(
-            len(batch.records) - batch.dead, batch.dead, batch.rule_ids, time.perf_counter() - batch.started
+            len(batch.records) - batch.dead,
+            batch.dead,
+            batch.rule_ids,
+            time.perf_counter() - batch.started,
+            batch.outcomes,
         )
 
     async def _send_round(
