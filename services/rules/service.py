@@ -12,6 +12,8 @@ partition is what keeps one writer per partition. Per batch of one partition, on
   - every ``snapshot_every`` offsets, a snapshot round: every participant changed since the last
     round, to the compacted participant-state topic (same partition number as the input
     partition; see ``rounds``),
+  - the partition's progress record (the offset committed, on the same state partition, where
+    it cannot expire as the group's offsets do; a take-over restores to it: ``rounds``),
   - the consumed offsets.
 So a finding, a snapshot and an offset are published together or not at all.
 
@@ -26,7 +28,7 @@ Nothing stops the service but SIGTERM/SIGINT or a configuration error:
   - a revocation waits for the partition's transaction to end before closing its producer;
   - a failed transaction (fenced, commit failed, broker gone) is aborted where it can be, the
     partition's state and producer are dropped, and the partition is re-opened with a new
-    producer, restored from snapshots and the committed offset, with capped backoff;
+    producer, restored from snapshots and the progress record, with capped backoff;
   - a broker that is down at start or goes away later is waited for (``weather``).
 """
 
@@ -346,8 +348,9 @@ class RulesService:
         started = time.perf_counter()
         try:
             part, restored, read = await take_over(
-                self.settings, self.consumer, self.handler, self.checkpointer, tp, self.transactional_id(tp)
-            )
+                self.settings, self.consumer, self.handler, self.checkpointer, tp, self.transactional_id(tp),
+                self.group_id,
+            )  # fmt: skip
         except Exception as e:
             log.warning("partition_open_failed", partition=tp.partition, **error_fields(e))
             return False

@@ -28,7 +28,7 @@ from services.participant_records import Record
 from services.rules.chains import Checkpointer
 from services.rules.partitions import OwnedPartition
 from services.rules.records import Outgoing, Overlay, RecordHandler, States
-from services.rules.rounds import snapshot_records
+from services.rules.rounds import progress_record, snapshot_records
 from services.rules.weather import error_fields
 
 log = structlog.get_logger("trialguard.rules")
@@ -137,6 +137,8 @@ class Transactions:
             if snapshot_round:
                 view = Overlay(part.states, changed)
                 await self._send_round(producer, tp, view, part.changed | changed.keys(), end)
+            round_offset = end if snapshot_round or part.round_offset is None else part.round_offset
+            await self._send_progress(producer, tp, end, round_offset)
             await producer.send_offsets_to_transaction({tp: end}, self.group_id)
         # Memory follows the log only once the transaction is committed.
         part.states.update(changed)
@@ -175,6 +177,12 @@ class Transactions:
         if batch.record_count():
             await producer.send_batch(batch, topic, partition=tp.partition)
 
+    async def _send_progress(self, producer: AIOKafkaProducer, tp: TopicPartition, end: int, round_offset: int) -> None:
+        """The progress record: input offset ``end`` committed, in the state partition of ``tp``,
+        where it outlives the group's offsets (``rounds``)."""
+        o = progress_record(self.topics.participant_state, end, round_offset)
+        await producer.send(o.topic, key=o.key, value=o.value, headers=list(o.headers), partition=tp.partition)
+
     async def last_round(self, tp: TopicPartition, part: OwnedPartition) -> bool:
         """At a graceful release: a round of the participants changed since the last one, at the
         committed offset, so that the next owner has no records to process again. Correctness
@@ -186,6 +194,7 @@ class Transactions:
             async with asyncio.timeout(RELEASE_ROUND_SECONDS):
                 async with part.producer.transaction():
                     await self._send_round(part.producer, tp, part.states, part.changed, part.next_offset)
+                    await self._send_progress(part.producer, tp, part.next_offset, part.next_offset)
         except Exception as e:
             log.warning("snapshot_round_failed", partition=tp.partition, **error_fields(e))
             return False
