@@ -14,12 +14,13 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from contracts import ContractError, encode, parse_event
+from contracts import ContractError, ParticipantEvent, encode, parse_event
 from events.replay import Replay
 from protocol.nct06904729 import PROTOCOL
 from services.kafka import KafkaSettings, rules_group_id
 from services.metrics import Metrics
 from services.rules import RulesService
+from tests.builders import event
 from tests.integration.cohort import replayed, same_findings, simulated
 from tests.integration.conftest import ServiceProcess
 from tests.integration.kafka_support import (
@@ -33,6 +34,7 @@ from tests.integration.kafka_support import (
     wait_for,
     wait_until_consumed,
 )
+from tests.journey import ENROLLED, at, journey
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +147,43 @@ def same_by_participant(live: list[dict[str, object]], offline: list[dict[str, o
         return sorted(json.dumps(f, sort_keys=True) for f in found if f["participant_id"] in pids)
 
     return of(live) == of(offline)
+
+
+async def test_corrections_that_cannot_apply_are_dead_lettered_or_counted_live_as_replay_reports_them(
+    settings: KafkaSettings,
+) -> None:
+    events = journey(labs={"alt": (160, "U/L", 40)}, treat=False)
+    alt = next(e for e in events if e.event_type == "ScreeningLabResulted" and e.payload.loinc == "1742-6")
+    day = at(ENROLLED + 2, "09:00:00")
+    in_mg_per_dl = event("LabResultCorrected", {"corrected_event_id": str(alt.event_id), "value": 80,
+                                                "unit": "mg/dL", "uln": 40}, at=day)  # fmt: skip
+    of_nothing = event("LabResultRetracted", {"retracted_event_id": str(uuid.UUID(int=7))}, at=day)
+    log = [*events, in_mg_per_dl, of_nothing]
+    await publish(settings, [(e.participant_id.encode(), encode(e)) for e in log])
+    metrics = Metrics()
+    await run_until_consumed(RulesService(settings, PROTOCOL, session_timeout_ms=6_000, metrics=metrics), settings)
+
+    replay, rejected = Replay(PROTOCOL), []
+    for e in log:
+        try:
+            replay.feed(e)
+        except ContractError as error:
+            rejected.append((error.event_id, error.field))
+    assert rejected == [(str(in_mg_per_dl.event_id), "payload.unit")]
+    assert replay.unmatched_corrections == 1
+    (dead,) = await dead_letters(settings)
+    assert dead.value == encode(in_mg_per_dl)
+    assert dict(dead.headers)["trialguard.error.field"] == b"payload.unit"
+    assert metrics.outcomes == {"correction_unmatched": 1}
+    same_findings(await findings(settings), expected_findings(log))
+
+
+def expected_findings(log: list[ParticipantEvent]) -> list[dict[str, object]]:
+    """What a replay publishes of ``log`` (its contract errors skipped)."""
+    replay, found = Replay(PROTOCOL), []
+    for e in log:
+        try:
+            found += [json.loads(encode(f)) for f in replay.feed(e)]
+        except ContractError:
+            continue
+    return found
