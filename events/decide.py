@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from contracts import DeviationRaised, Finding, FindingSuperseded, Output, ParticipantEvent, SafetyAlertRaised
 from contracts.participant_events import LabResultCorrected, LabResultRetracted, ParticipantEnrolled
 from events.arms import check_arm
+from events.bounds import MAX_KEPT_FACTS, check_bound
+from events.corrections import check_correction
 from events.fold import corrected_labs, fold
 from events.sites import check_site
 from events.snapshots import pack, unpack
@@ -112,6 +114,9 @@ class Step:
     findings: list[Output]
     duplicate: bool = False
     """The event's id was seen before: nothing changed."""
+    unmatched: bool = False
+    """A lab correction or retraction that names no result kept for the participant: it changed
+    nothing but its seen id, and is to be reported (``events.corrections``)."""
 
 
 def _id_of(finding: Finding) -> uuid.UUID:
@@ -183,7 +188,9 @@ def _redecide(
 _CORRECTIONS = frozenset({"LabResultCorrected", "LabResultRetracted"})
 
 
-def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> Step:
+def process(
+    state: ParticipantState, event: ParticipantEvent, judge: Judge, *, max_kept_facts: int = MAX_KEPT_FACTS
+) -> Step:
     """Decide, then fold: the one processing step, for live service and replay alike.
 
     An event id seen before changes nothing (a retried publish is not a new fact). Under a
@@ -193,11 +200,15 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
 
     Args:
         judge: a protocol version, or a history of versions.
+        max_kept_facts: the facts one participant's state keeps at most (``events.bounds``);
+            the default but in tests.
 
     Raises:
-        ContractError: the event names another site than the participant's registered site
-            (``events.sites.check_site``), or an enrollment in an arm the version in force does not
-            declare (``events.arms.check_arm``); the state is left as it was.
+        ContractError: the state is left as it was, when the event names another site than the
+            participant's registered site (``events.sites.check_site``), enrolls in an arm the
+            version in force does not declare (``events.arms.check_arm``), corrects a result into
+            one the contract refuses (``events.corrections.check_correction``), or would make the
+            participant keep more than ``max_kept_facts`` facts (``events.bounds``).
     """
     event_id = event.event_id.bytes
     if state.seen_event_ids.has(event_id):
@@ -205,11 +216,15 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
     check_site(state, event)
     in_force = version_in_force(judge, event.occurred_at, event.site_id)
     check_arm(in_force, event)
+    event_type = event.event_type
+    unmatched = False
+    if event_type in _CORRECTIONS:
+        assert isinstance(event, LabResultCorrected | LabResultRetracted)
+        unmatched = not check_correction(state, event)
     decided = _decide(state, event, in_force)
     folded = fold(state, event)
     raised = folded.raised | {key for _, key in decided} if decided else folded.raised
     outputs: list[Output] = [finding for finding, _ in decided]
-    event_type = event.event_type
     if event_type == "ParticipantEnrolled" and state.enrollment is None:
         kept = tuple(KeptFinding(_id_of(f), f.rule_id, key) for f, key in decided)
         folded = evolve(folded, enrollment_findings=kept)
@@ -218,10 +233,12 @@ def process(state: ParticipantState, event: ParticipantEvent, judge: Judge) -> S
         folded, superseding = _redecide(evolve(folded, raised=raised), event, judge)
         raised = folded.raised
         outputs += superseding
+    if folded is not state or raised is not state.raised:
+        check_bound(state, folded, raised, event, max_kept_facts)
     seen = folded.seen_event_ids.added(event_id, MAX_SEEN_EVENT_IDS)
     if folded is state:
-        return Step(evolve(state, raised=raised, seen_event_ids=seen), outputs)
+        return Step(evolve(state, raised=raised, seen_event_ids=seen), outputs, unmatched=unmatched)
     # ``folded`` was made by this step and nothing else holds it yet: finish it in place rather
     # than copy it once more (a copy per event is most of what a quiet event costs).
     folded.__dict__.update(raised=raised, seen_event_ids=seen)
-    return Step(folded, outputs)
+    return Step(folded, outputs, unmatched=unmatched)

@@ -54,7 +54,9 @@ def specification(study_id: str = DEFAULT_STUDY) -> AsyncAPI:
         title=f"{topics.participant_state}:snapshots",
         schema=dict,
         description="Derived: the latest state snapshot of each participant (versioned JSON, events in wire "
-        "form); compacted; partition n holds the participants of participant-events partition n.",
+        "form); compacted; partition n holds the participants of participant-events partition n, and a "
+        "record keyed #progress whose value is the next participant-events offset of that partition (the "
+        "rules service restores from it, whatever the consumer group's offsets say).",
     )
     @broker.publisher(
         topics.dead_letter,

@@ -48,6 +48,9 @@ class Metrics:
     restore_seconds: float = 0.0
     transactions_failed: int = 0
     partitions_reopened: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    """Events of note by outcome: ``correction_unmatched`` (processed, changing nothing) and
+    ``participant_state_full`` (dead-lettered by the state bound, ``events.bounds``)."""
     ready: Callable[[], bool] = field(default=_never_ready, repr=False, compare=False)
     registry: CollectorRegistry = field(init=False, repr=False, compare=False)
 
@@ -55,7 +58,16 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Families(self))
 
-    def batch_committed(self, processed: int, dead_lettered: int, rule_ids: Iterable[str], seconds: float) -> None:
+    def batch_committed(
+        self,
+        processed: int,
+        dead_lettered: int,
+        rule_ids: Iterable[str],
+        seconds: float,
+        outcomes: Counter[str] | None = None,
+    ) -> None:
+        if outcomes:
+            self.outcomes.update(outcomes)
         self.consumed += processed + dead_lettered
         self.processed += processed
         self.dead_lettered += dead_lettered
@@ -101,6 +113,15 @@ class _Families(Collector):
         for rule, n in sorted(m.findings_by_rule.items()):
             findings.add_metric([rule], n)
         yield findings
+        noted = CounterMetricFamily(
+            "trialguard_event_outcomes_total",
+            "Events of note by outcome: correction_unmatched (named no kept result), "
+            "participant_state_full (dead-lettered: the participant's state is at its bound)",
+            labels=["outcome"],
+        )
+        for outcome, n in sorted(m.outcomes.items()):
+            noted.add_metric([outcome], n)
+        yield noted
         lag = GaugeMetricFamily(
             "trialguard_consumer_lag", "Records not yet consumed, by input partition", labels=["partition"]
         )

@@ -154,6 +154,7 @@ def work(task: Task) -> None:
         "duplicates": replay.duplicates,
         "findings_by_rule": dict(replay.findings_by_rule),
         "superseded": replay.superseded,
+        "unmatched_corrections": replay.unmatched_corrections,
         "contract_errors": [report.contract_errors.count, report.contract_errors.first],
         "core_errors": [report.core_errors.count, report.core_errors.first],
         "failure": failure,
@@ -393,6 +394,7 @@ def _combined(results: list[dict[str, Any]], study: str, name: str) -> tuple[Rep
         replay.duplicates += r["duplicates"]
         replay.findings_by_rule.update(r["findings_by_rule"])
         replay.superseded += r["superseded"]
+        replay.unmatched_corrections += r["unmatched_corrections"]
     report.contract_errors = _rejections([r["contract_errors"] for r in results])
     report.core_errors = _rejections([r["core_errors"] for r in results])
     return report, replay

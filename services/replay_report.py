@@ -187,6 +187,8 @@ def format_summary(report: Report, replay: Replay) -> str:
     ]
     if report.core_errors.count:
         rows.append(("core errors", report.core_errors.count, report.core_errors.describe()))
+    if replay.unmatched_corrections:  # processed, changing nothing: named no result kept
+        rows.append(("corrections unmatched", replay.unmatched_corrections, "named no kept result"))
     outputs = sum(replay.findings_by_rule.values()) + replay.superseded
     rows.append(("outputs", outputs, ""))
     rows += [(f"  {rule}", count, "") for rule, count in sorted(replay.findings_by_rule.items())]

@@ -90,10 +90,13 @@ async def take_over(
     checkpointer: Checkpointer | None,
     tp: TopicPartition,
     transactional_id: str,
+    group_id: str,
 ) -> tuple[OwnedPartition, Restored, int]:
     """Take over a partition: a producer with the partition's transactional id (which fences the
-    predecessor), the state restored as of the committed offset, and the consumer's position
-    there. Also how it was restored and the records read to do it.
+    predecessor), the state restored as of the committed offset (the partition's progress
+    record, else the group's: ``rounds.restore``), and the consumer's position there. A group
+    offset that is missing or differs is set to it (``group_id``'s) in a transaction of its own.
+    Also how it was restored and the records read to do it.
 
     Raises:
         Exception: whatever failed (the producer is stopped then); TimeoutError after ``OPEN_SECONDS``.
@@ -112,8 +115,14 @@ async def take_over(
             # Starting initialises the transactional id: the broker aborts whatever the
             # predecessor left open, so what is read next is exactly what was committed.
             await producer.start()
-            committed = await consumer.committed(tp)
-            restored = await restore(settings, handler, tp.partition, committed)
+            # The progress record on the state topic, not the group's offset (it may have expired).
+            group = await consumer.committed(tp)
+            restored = await restore(settings, handler, tp.partition, group)
+            committed = restored.committed
+            if committed is not None and committed != group:
+                # The group's offset again, so that its lag (and the tools that read it) say true.
+                async with producer.transaction():
+                    await producer.send_offsets_to_transaction({tp: committed}, group_id)
             read = restored.snapshots_read + restored.events_read
             chain = None
             if checkpointer is not None:

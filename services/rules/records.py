@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import typing
+from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import structlog
 
 from contracts import ContractError, FindingSuperseded, encode, parse_event
 from events import process
+from events.bounds import MAX_KEPT_FACTS, PARTICIPANT_STATE_FULL
+from events.corrections import CORRECTION_UNMATCHED
 from protocol import ParticipantState
 from protocol.versions import Judge, history_of
 from services.kafka import KafkaSettings
@@ -29,6 +32,9 @@ MAX_DEAD_LETTER_BYTES = 1024 * 1024 - 16 * 1024
 (1 MiB) and the producer's ``max_request_size`` (1 MiB), with room for the headers. A record on
 participant-events can be larger than that once decompressed; its dead-letter copy then keeps a
 prefix and says so in headers (the original stays on participant-events, where the headers point)."""
+
+ALERTED_PARTICIPANTS = 10_000
+"""Participants whose full state was alerted on, remembered at most (then forgotten all at once)."""
 
 MAX_HEADER_CHARS = 1000
 """A dead-letter reason or field header at most (a 500 KB field value never becomes a 500 KB header)."""
@@ -118,21 +124,29 @@ class RecordHandler:
         settings: the broker and study (the topics dead letters and findings go to).
         protocol: the study's protocol history (each event is decided under the version in
             force at its ``occurred_at`` and site), or a single version in force throughout.
+        max_kept_facts: the facts one participant's state keeps at most (``events.bounds``);
+            the default but in tests (a replay decides with the default).
     """
 
-    def __init__(self, settings: KafkaSettings, protocol: Judge) -> None:
+    def __init__(self, settings: KafkaSettings, protocol: Judge, *, max_kept_facts: int = MAX_KEPT_FACTS) -> None:
         self.study_id = settings.study_id
+        self.max_kept_facts = max_kept_facts
+        self.alerted: set[str] = set()
+        """Participants at their state bound alerted on already (one alert each, not one per event)."""
         self.topics = settings.topics
         self.history = history_of(protocol)
         self.unreadable_snapshots: set[int] = set()
         """Partitions a restored snapshot of which could not be decoded when its participant
         came (``RestoredStates``): their next take-over rebuilds them from the log."""
 
-    def handle(self, record: Record, states: States, *, replaying: bool = False) -> list[Outgoing]:
+    def handle(
+        self, record: Record, states: States, *, replaying: bool = False, outcomes: Counter[str] | None = None
+    ) -> list[Outgoing]:
         """Process one consumed record against ``states`` (updated in place).
 
         ``replaying`` rebuilds state from records consumed before: it logs nothing, since what it
-        returns was published then.
+        returns was published then. ``outcomes`` counts the events of note (a correction that
+        named no kept result, an event refused by the state bound), for the metrics.
         """
         where = {"partition": record.partition, "offset": record.offset}
         try:
@@ -153,11 +167,13 @@ class RecordHandler:
         # the state store's fault, not the event's; the batch fails and the partition is rebuilt.
         state = states.get(pid) or ParticipantState(pid)
         try:
-            step = process(state, event, self.history)
-        except ContractError as e:  # valid alone, but not for this participant: another site's
+            step = process(state, event, self.history, max_kept_facts=self.max_kept_facts)
+        except ContractError as e:  # valid alone, not for this participant: another site, a unit, a full state
             if not replaying:
                 summary = e.summary()[:MAX_HEADER_CHARS]
                 log.warning("dead_lettered", **where, event_type=e.event_type, violations=summary)
+                if e.violations[0].kind == PARTICIPANT_STATE_FULL:
+                    self._alert_full(pid, where, outcomes)
             return [dead_letter(record, str(e), e.field, self.topics.dead_letter)]
         except Exception as e:  # the core raising on valid input is a bug: keep the input, go on
             if not replaying:
@@ -165,6 +181,11 @@ class RecordHandler:
                           **error_fields(e))  # fmt: skip
             return [dead_letter(record, f"protocol core raised {type(e).__name__}", "<core>", self.topics.dead_letter)]
         states[pid] = step.state
+        if step.unmatched and not replaying:
+            log.warning(CORRECTION_UNMATCHED, **where, event_id=str(event.event_id), event_type=event.event_type,
+                        participant_id=pid)  # fmt: skip
+            if outcomes is not None:
+                outcomes[CORRECTION_UNMATCHED] += 1
         if not replaying:
             for finding in step.findings:
                 if isinstance(finding, FindingSuperseded):
@@ -184,3 +205,16 @@ class RecordHandler:
             )
             for f in step.findings
         ]
+
+    def _alert_full(self, pid: str, where: dict[str, int], outcomes: Counter[str] | None) -> None:
+        """The operations alert of a participant at its state bound: logged at error level once
+        per participant (and owner), counted per event dead-lettered."""
+        if outcomes is not None:
+            outcomes[PARTICIPANT_STATE_FULL] += 1
+        if pid in self.alerted:
+            return
+        if len(self.alerted) >= ALERTED_PARTICIPANTS:
+            self.alerted.clear()
+        self.alerted.add(pid)
+        log.error(PARTICIPANT_STATE_FULL, **where, participant_id=pid, max_kept_facts=self.max_kept_facts,
+                  action="its events are dead-lettered until the upstream is fixed")  # fmt: skip

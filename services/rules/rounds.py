@@ -22,6 +22,17 @@ lives in memory, grows only when a batch commits, and is cleared only when the t
 wrote it commits. Dropping it (a failed transaction) drops the partition's whole state, and a
 take-over rebuilds it below.
 
+**Progress that cannot expire.** Every transaction also writes, as its last record on the
+state partition, the partition's *progress record* (key ``#progress``, no participant id has a
+'#'): the input offset C it commits (value and header ``trialguard.progress.offset``) and the
+round R in force (header ``trialguard.snapshot.offset``). Compaction keeps a key's latest value
+for good, whereas the group's committed offsets expire (``offsets.retention.minutes``, 7 days
+with the group empty, say after a kill -9 and a long outage) or are deleted or reset by hand. A
+take-over restores to the progress record's C whenever there is one (``group_offset_ignored``
+is logged when the group's offset is missing or differs, and the group's offset is set to C in
+a transaction of its own), and to the group's committed offset only when there is none (state
+written before progress records, or a state topic lost).
+
 **Restore = the latest snapshot of each participant + the tail.** R is read from the header of
 the *last* record of the state partition (log order): rounds are written in offset order and
 compaction always keeps a partition's last record, so R is the newest round's offset however
@@ -40,11 +51,13 @@ The other cases:
   - *a latest snapshot that cannot be read*: rebuilt from offset 0 too (``snapshots_unreadable``);
   - *a snapshot without the header* (written by a version that snapshotted every changed
     participant in every batch): all latest snapshots then reflect the committed offset, R = C;
-  - *no committed offset, or a round ahead of it* (the group's offsets expired or were reset):
-    as before rounds existed, the latest snapshots are trusted as they are, and the records from
-    offset 0 go over them (consumed again with no committed offset, processed again up to C
-    otherwise), so that the event ids they have seen change nothing; the next round is written at
-    the first batch;
+  - *no progress record and no committed offset, or a round ahead of it* (state written before
+    progress records, with the group's offsets expired or reset): as before rounds existed, the
+    latest snapshots are trusted as they are, and the records from offset 0 go over them
+    (consumed again with no committed offset, processed again up to C otherwise), so that the
+    event ids they have seen change nothing (but the records after the round publish their
+    findings again: what the progress record prevents); the next round is written at the first
+    batch;
   - *a round with no changed participant* writes nothing: R stays at the previous round, whose
     snapshots still hold (nothing changed since), and the tail is longer;
   - *a rebalance or a restart*: the next owner's producer fences the previous one first, so it
@@ -69,6 +82,12 @@ log = structlog.get_logger("trialguard.rules")
 SNAPSHOT_OFFSET = "trialguard.snapshot.offset"
 """Header of a snapshot record: the input offset of its round (the state after every record below it)."""
 
+PROGRESS_KEY = b"#progress"
+"""Key of a state partition's progress record ('#' is in no participant id: contract Identifier)."""
+
+PROGRESS_OFFSET = "trialguard.progress.offset"
+"""Header of the progress record: the input offset its transaction committed (its value says it too)."""
+
 DEFAULT_SNAPSHOT_EVERY = 5_000
 """Offsets of a partition between two snapshot rounds: a restore processes at most about this
 many records again (well under a second), while a batch writes far fewer snapshots than one per
@@ -84,6 +103,8 @@ class Snapshots:
     """The round offset of the partition's last record (None: no record, or one without the header)."""
     read: int
     """Snapshot records read to find them."""
+    progress: int | None = None
+    """The input offset the last progress record says was committed (None: none written, or unreadable)."""
 
 
 async def read_snapshots(settings: KafkaSettings, partition: int) -> Snapshots:
@@ -91,17 +112,27 @@ async def read_snapshots(settings: KafkaSettings, partition: int) -> Snapshots:
     the broker compacts the topic, it holds every snapshot ever written)."""
     latest: dict[bytes, bytes] = {}
     offset: int | None = None
+    progress: int | None = None
     read = 0
     async for record in read_partition(settings, settings.topics.participant_state, partition):
         read += 1
         offset = _round_offset(record.headers)
         if record.key is None:
             continue
-        if record.value is None:
+        if record.key == PROGRESS_KEY:
+            progress = _progress(record.value)
+        elif record.value is None:
             latest.pop(record.key, None)
         else:
             latest[record.key] = record.value
-    return Snapshots(latest, offset, read)
+    return Snapshots(latest, offset, read, progress)
+
+
+def _progress(value: bytes | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
 def _round_offset(headers: Iterable[tuple[str, bytes]]) -> int | None:
@@ -173,6 +204,8 @@ async def rebuild_from_log(
 class Restored:
     """A partition's state as of its committed offset, and what it took."""
 
+    committed: int | None
+    """The input offset restored to: the progress record's, else the group's committed offset."""
     states: MutableMapping[str, ParticipantState]
     """As restored: from snapshots, decoded when first asked for (``RestoredStates``)."""
     changed: set[str]
@@ -183,13 +216,18 @@ class Restored:
     events_read: int
 
 
-async def restore(settings: KafkaSettings, handler: RecordHandler, partition: int, committed: int | None) -> Restored:
+async def restore(settings: KafkaSettings, handler: RecordHandler, partition: int, group: int | None) -> Restored:
     """A partition's state as of its committed offset: the latest snapshots plus the records
     after their round processed again; rebuilt from offset 0 of the log when no snapshot is there
-    (the state topic was deleted) or one cannot be read (see the module docstring)."""
+    (the state topic was deleted) or one cannot be read (see the module docstring).
+
+    The committed offset is the partition's progress record's when there is one (it cannot
+    expire: the module docstring), else ``group``, the consumer group's committed offset.
+    """
+    found = await read_snapshots(settings, partition)
+    committed = _committed(partition, found.progress, group)
     upto = committed or 0
     where = {"partition": partition, "committed_offset": committed}
-    found = Snapshots({}, None, 0)
     states: MutableMapping[str, ParticipantState] = {}
     start = 0
     round_offset: int | None = None
@@ -197,12 +235,11 @@ async def restore(settings: KafkaSettings, handler: RecordHandler, partition: in
         if partition in handler.unreadable_snapshots:
             # A snapshot restored before could not be decoded when its participant came: rebuild.
             raise snapshots.SnapshotError("a snapshot of this partition could not be decoded")
-        found = await read_snapshots(settings, partition)
         states = decode_latest(found, lambda: handler.unreadable_snapshots.add(partition))
     except snapshots.SnapshotError as e:
         log.warning("snapshots_unreadable", **where, error=type(e).__name__)
         handler.unreadable_snapshots.discard(partition)
-        found = Snapshots({}, None, found.read)
+        found = Snapshots({}, None, found.read, found.progress)
         states = {}
     else:
         if found.read == 0:
@@ -215,7 +252,23 @@ async def restore(settings: KafkaSettings, handler: RecordHandler, partition: in
             else:
                 log.warning("snapshots_ahead", **where, snapshot_offset=offset)
     changed, read = await replay(settings, handler, partition, states, start, upto)
-    return Restored(states, changed, round_offset, found.read, read)
+    return Restored(committed, states, changed, round_offset, found.read, read)
+
+
+def _committed(partition: int, progress: int | None, group: int | None) -> int | None:
+    """Where the partition's processing got to: the progress record, else the group's offset."""
+    if progress is None:
+        return group
+    if group != progress:  # expired (7 days with the group empty), deleted or reset by hand
+        log.warning("group_offset_ignored", partition=partition, group_offset=group, progress_offset=progress)
+    return progress
+
+
+def progress_record(topic: str, committed: int, round_offset: int) -> Outgoing:
+    """The progress record of a transaction that commits input offset ``committed``, the last
+    round being at ``round_offset``: the last record it writes to the state partition."""
+    headers = ((SNAPSHOT_OFFSET, str(round_offset).encode()), (PROGRESS_OFFSET, str(committed).encode()))
+    return Outgoing(topic, PROGRESS_KEY, str(committed).encode(), headers)
 
 
 def snapshot_records(

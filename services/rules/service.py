@@ -12,6 +12,8 @@ partition is what keeps one writer per partition. Per batch of one partition, on
   - every ``snapshot_every`` offsets, a snapshot round: every participant changed since the last
     round, to the compacted participant-state topic (same partition number as the input
     partition; see ``rounds``),
+  - the partition's progress record (the offset committed, on the same state partition, where
+    it cannot expire as the group's offsets do; a take-over restores to it: ``rounds``),
   - the consumed offsets.
 So a finding, a snapshot and an offset are published together or not at all.
 
@@ -26,7 +28,7 @@ Nothing stops the service but SIGTERM/SIGINT or a configuration error:
   - a revocation waits for the partition's transaction to end before closing its producer;
   - a failed transaction (fenced, commit failed, broker gone) is aborted where it can be, the
     partition's state and producer are dropped, and the partition is re-opened with a new
-    producer, restored from snapshots and the committed offset, with capped backoff;
+    producer, restored from snapshots and the progress record, with capped backoff;
   - a broker that is down at start or goes away later is waited for (``weather``).
 """
 
@@ -43,6 +45,7 @@ from pathlib import Path
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from events.bounds import MAX_KEPT_FACTS
 from events.snapshots import SnapshotError
 from protocol import ProtocolHistory
 from protocol.versions import Judge, history_of
@@ -111,6 +114,8 @@ class RulesService:
             (``gc.freeze``), so that its full collections do not walk the whole restored state
             again and again (about 0.2 s for 200,000 events' worth). For a process of its own
             (``trialguard rules serve``), not for one shared with other work.
+        max_kept_facts: the facts one participant's state keeps at most (``events.bounds``);
+            an event beyond is dead-lettered. The default but in tests: a replay decides with it.
 
     Raises:
         KeyFileError: ``audit_key`` cannot be read as an Ed25519 private key.
@@ -128,6 +133,7 @@ class RulesService:
         checkpoint_every: int = 1000,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         freeze_restored: bool = False,
+        max_kept_facts: int = MAX_KEPT_FACTS,
     ) -> None:
         self.settings = settings
         self.history: ProtocolHistory = history_of(protocol)
@@ -139,7 +145,7 @@ class RulesService:
         self.metrics = metrics or Metrics()
         self.metrics.ready = lambda: self.ready
         self.session_timeout_ms = session_timeout_ms
-        self.handler = RecordHandler(settings, self.history)
+        self.handler = RecordHandler(settings, self.history, max_kept_facts=max_kept_facts)
         self.partitions: dict[TopicPartition, OwnedPartition] = {}
         self.reopening: dict[TopicPartition, _Reopen] = {}
         self.consumer: AIOKafkaConsumer | None = None
@@ -342,8 +348,9 @@ class RulesService:
         started = time.perf_counter()
         try:
             part, restored, read = await take_over(
-                self.settings, self.consumer, self.handler, self.checkpointer, tp, self.transactional_id(tp)
-            )
+                self.settings, self.consumer, self.handler, self.checkpointer, tp, self.transactional_id(tp),
+                self.group_id,
+            )  # fmt: skip
         except Exception as e:
             log.warning("partition_open_failed", partition=tp.partition, **error_fields(e))
             return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from services.participant_records import Record
 from services.rules.chains import Checkpointer
 from services.rules.partitions import OwnedPartition
 from services.rules.records import Outgoing, Overlay, RecordHandler, States
-from services.rules.rounds import snapshot_records
+from services.rules.rounds import progress_record, snapshot_records
 from services.rules.weather import error_fields
 
 log = structlog.get_logger("trialguard.rules")
@@ -47,6 +48,8 @@ class Batch:
     """Findings, dead letters and the audit checkpoint, in order."""
     dead: int
     rule_ids: list[str]
+    outcomes: Counter[str]
+    """Events of note (``RecordHandler.handle``), for the metrics once committed."""
     chain: Chain | None
     """The audit chain after the records."""
     opened: float
@@ -92,7 +95,7 @@ class Transactions:
 
     def begin(self, part: OwnedPartition, now: float) -> Batch:
         """An empty batch for ``part``, opened at ``now`` (the event loop's clock)."""
-        return Batch({}, [], [], 0, [], part.chain, now, time.perf_counter())
+        return Batch({}, [], [], 0, [], Counter(), part.chain, now, time.perf_counter())
 
     def process(self, part: OwnedPartition, batch: Batch, records: list[Record]) -> None:
         """Process ``records`` (the next of the partition) into ``batch``: the partition's state
@@ -100,7 +103,7 @@ class Transactions:
         view = Overlay(part.states, batch.changed)  # writes land in `batch.changed` only
         dead_letter = self.topics.dead_letter
         for record in records:
-            outgoing = self.handler.handle(record, view)
+            outgoing = self.handler.handle(record, view, outcomes=batch.outcomes)
             if outgoing:
                 if any(o.topic == dead_letter for o in outgoing):
                     batch.dead += 1
@@ -134,6 +137,8 @@ class Transactions:
             if snapshot_round:
                 view = Overlay(part.states, changed)
                 await self._send_round(producer, tp, view, part.changed | changed.keys(), end)
+            round_offset = end if snapshot_round or part.round_offset is None else part.round_offset
+            await self._send_progress(producer, tp, end, round_offset)
             await producer.send_offsets_to_transaction({tp: end}, self.group_id)
         # Memory follows the log only once the transaction is committed.
         part.states.update(changed)
@@ -145,7 +150,11 @@ class Transactions:
         else:
             part.changed.update(changed)
         self.metrics.batch_committed(
-            len(batch.records) - batch.dead, batch.dead, batch.rule_ids, time.perf_counter() - batch.started
+            len(batch.records) - batch.dead,
+            batch.dead,
+            batch.rule_ids,
+            time.perf_counter() - batch.started,
+            batch.outcomes,
         )
 
     async def _send_round(
@@ -168,6 +177,12 @@ class Transactions:
         if batch.record_count():
             await producer.send_batch(batch, topic, partition=tp.partition)
 
+    async def _send_progress(self, producer: AIOKafkaProducer, tp: TopicPartition, end: int, round_offset: int) -> None:
+        """The progress record: input offset ``end`` committed, in the state partition of ``tp``,
+        where it outlives the group's offsets (``rounds``)."""
+        o = progress_record(self.topics.participant_state, end, round_offset)
+        await producer.send(o.topic, key=o.key, value=o.value, headers=list(o.headers), partition=tp.partition)
+
     async def last_round(self, tp: TopicPartition, part: OwnedPartition) -> bool:
         """At a graceful release: a round of the participants changed since the last one, at the
         committed offset, so that the next owner has no records to process again. Correctness
@@ -179,6 +194,7 @@ class Transactions:
             async with asyncio.timeout(RELEASE_ROUND_SECONDS):
                 async with part.producer.transaction():
                     await self._send_round(part.producer, tp, part.states, part.changed, part.next_offset)
+                    await self._send_progress(part.producer, tp, part.next_offset, part.next_offset)
         except Exception as e:
             log.warning("snapshot_round_failed", partition=tp.partition, **error_fields(e))
             return False

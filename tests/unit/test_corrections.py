@@ -198,17 +198,92 @@ def test_the_same_correction_twice_under_new_ids_changes_nothing_more() -> None:
     [
         lambda events: corrected(uuid.UUID(int=7), 80),  # an id no event has
         lambda events: retracted(uuid.UUID(int=7)),
-        lambda events: corrected(lab_of(events, "5196-1").event_id, 80),  # a HBsAg result: the unit cannot fit
         lambda events: corrected(events[0].event_id, 80),  # not a lab result
     ],
-    ids=["unknown-correction", "unknown-retraction", "unfit-correction", "not-a-lab"],
+    ids=["unknown-correction", "unknown-retraction", "not-a-lab"],
 )
-def test_a_correction_of_nothing_kept_changes_nothing(change: Any) -> None:
+def test_a_correction_of_nothing_kept_changes_nothing_and_is_reported(change: Any) -> None:
     events = enrolled_journey(ALT_4X)
     before = outputs(events)
     after = [*events, change(events)]
     assert outputs(after) == before
     assert evolve(final_state(after), seen_event_ids=NO_IDS) == evolve(final_state(events), seen_event_ids=NO_IDS)
+    step = process(final_state(events), after[-1], PROTOCOL)
+    assert step.unmatched
+    assert step.findings == []
+    replay = Replay(PROTOCOL)
+    for e in after:
+        replay.feed(e)
+    assert replay.unmatched_corrections == 1
+
+
+def test_a_correction_that_applies_is_not_reported() -> None:
+    events = enrolled_journey(ALT_4X)
+    step = process(final_state(events), corrected(alt_of(events).event_id, 80), PROTOCOL)
+    assert not step.unmatched
+    assert summary(step.findings) == [("FindingSuperseded", "ELIG-IN09")]
+
+
+def unfit(target: uuid.UUID, unit: str, value: Any = 80, *, day: int = ENROLLED + 2) -> ParticipantEvent:
+    payload = {"corrected_event_id": str(target), "value": value, "unit": unit, "uln": 40}
+    return event("LabResultCorrected", payload, at=at(day, "09:00:00"))
+
+
+@pytest.mark.parametrize("enrolled", [True, False], ids=["after-enrollment", "before-enrollment"])
+@pytest.mark.parametrize(
+    ("target", "unit", "value", "kind", "field"),
+    [
+        ("1742-6", "mg/dL", 80, "lab_unit_unknown", "payload.unit"),  # ALT in mg/dL
+        ("5196-1", "U/L", 80, "lab_result_kind", "payload.value"),  # HBsAg is qualitative: no number
+    ],
+    ids=["alt-in-mg-per-dl", "a-number-for-hbsag"],
+)
+def test_a_correction_the_contract_refuses_for_its_result_is_a_contract_error(
+    enrolled: bool, target: str, unit: str, value: Any, kind: str, field: str
+) -> None:
+    events = enrolled_journey(ALT_4X)
+    if not enrolled:
+        events = events[: next(i for i, e in enumerate(events) if e.event_type == "ParticipantEnrolled")]
+    correction = unfit(lab_of(events, target).event_id, unit, value, day=ENROLLED + 2 if enrolled else LAB_DAY)
+    state = final_state(events)
+    with pytest.raises(ContractError) as refused:
+        process(state, correction, PROTOCOL)
+    assert [(v.field, v.kind) for v in refused.value.violations] == [(field, kind)]
+    assert target in str(refused.value)  # the reason names the corrected result's LOINC code
+    assert refused.value.event_id == str(correction.event_id)
+    # Replay reports and skips it: the same outputs and state as without it.
+    replay = Replay(PROTOCOL)
+    for e in events:
+        replay.feed(e)
+    with pytest.raises(ContractError):
+        replay.feed(correction)
+    assert replay.states[state.participant_id] == state
+
+
+def test_the_live_handler_dead_letters_an_unfit_correction_and_counts_an_unmatched_one() -> None:
+    from collections import Counter
+
+    from services.kafka import KafkaSettings
+    from services.rules.records import RecordHandler
+
+    settings = KafkaSettings(study_id="NCT06904729")
+    handler = RecordHandler(settings, PROTOCOL)
+    events = enrolled_journey(ALT_4X)
+    log = [*events, unfit(alt_of(events).event_id, "mg/dL"), corrected(uuid.UUID(int=7), 80)]
+    states: dict[str, ParticipantState] = {}
+    outcomes: Counter[str] = Counter()
+    out = []
+    for offset, e in enumerate(log):
+        record = _KafkaRecord(settings.topics.participant_events, 0, offset, b"P-0001", encode(e))
+        out += handler.handle(record, states, outcomes=outcomes)
+    dead = [o for o in out if o.topic == settings.topics.dead_letter]
+    assert [o.value for o in dead] == [encode(log[-2])]
+    headers = dict(dead[0].headers)
+    assert headers["trialguard.error.field"] == b"payload.unit"
+    assert b"mg/dL" in headers["trialguard.error"]
+    assert b"1742-6" in headers["trialguard.error"]
+    assert outcomes == {"correction_unmatched": 1}
+    assert [o.value for o in out if o.topic != settings.topics.dead_letter] == [encode(f) for f in outputs(events)]
 
 
 def test_replaying_twice_gives_the_same_outputs() -> None:
@@ -380,3 +455,18 @@ def test_the_dashboard_strikes_a_superseded_finding_through_and_links_the_correc
     detail = client.get(f"/findings/{raised.deviation_id}").text
     assert 'data-testid="superseded"' in detail
     assert link in detail
+
+
+def test_replay_counts_unmatched_corrections_in_its_summary_and_exits_0(tmp_path: Path) -> None:
+    import io
+
+    from services.replay import run
+
+    events = enrolled_journey(ALT_4X)
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join(encode(e) for e in [*events, retracted(uuid.UUID(int=7))]) + b"\n")
+    stderr = io.StringIO()
+    status = run(str(log), str(tmp_path / "out.jsonl"), "NCT06904729", stdin=io.BytesIO(), stdout=io.BytesIO(),
+                 stderr=stderr)  # fmt: skip
+    assert status == 0
+    assert re.search(r"corrections unmatched\s+1\s+named no kept result", stderr.getvalue())

@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,12 @@ FAMILIES = {
     "trialguard_events_processed": ("counter", "Events processed by the protocol", set()),
     "trialguard_events_dead_lettered": ("counter", "Records sent to the dead-letter topic", set()),
     "trialguard_findings": ("counter", "Deviations and alerts raised, by rule id", {"rule_id"}),
+    "trialguard_event_outcomes": (
+        "counter",
+        "Events of note by outcome: correction_unmatched (named no kept result), "
+        "participant_state_full (dead-lettered: the participant's state is at its bound)",
+        {"outcome"},
+    ),
     "trialguard_consumer_lag": ("gauge", "Records not yet consumed, by input partition", {"partition"}),
     "trialguard_batch_seconds": ("histogram", "Seconds from a batch's first record to its commit", set()),
     "trialguard_snapshots_restored": ("counter", "Snapshot records read to restore state", set()),
@@ -48,7 +55,7 @@ FAMILIES = {
 
 def busy_metrics() -> Metrics:
     metrics = Metrics(ready=lambda: True)
-    metrics.batch_committed(3, 1, ["CONSENT-01", "SEQ-01", "CONSENT-01"], 0.3)
+    metrics.batch_committed(3, 1, ["CONSENT-01", "SEQ-01", "CONSENT-01"], 0.3, Counter(correction_unmatched=2))
     metrics.lag = {0: 5, 1: 0}
     metrics.restored(7, 0.1)
     metrics.transactions_failed += 2
@@ -158,6 +165,7 @@ def test_the_values_are_the_counters_now() -> None:
     assert samples[("trialguard_events_dead_lettered_total", ())] == 1
     assert samples[("trialguard_findings_total", (("rule_id", "CONSENT-01"),))] == 2
     assert samples[("trialguard_findings_total", (("rule_id", "SEQ-01"),))] == 1
+    assert samples[("trialguard_event_outcomes_total", (("outcome", "correction_unmatched"),))] == 2
     assert samples[("trialguard_consumer_lag", (("partition", "0"),))] == 5
     assert samples[("trialguard_consumer_lag", (("partition", "1"),))] == 0
     assert samples[("trialguard_batch_seconds_bucket", (("le", "0.25"),))] == 0

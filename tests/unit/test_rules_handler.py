@@ -160,7 +160,7 @@ def test_a_valid_event_is_processed_without_logging_its_values() -> None:
 
 
 def test_a_core_exception_dead_letters_the_record_and_logs_no_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*_: object) -> None:
+    def broken(*_: object, **__: object) -> None:
         raise ValueError(f"cannot handle {SECRET}")
 
     monkeypatch.setattr("services.rules.records.process", broken)

@@ -122,6 +122,33 @@ async def test_a_round_ahead_of_the_committed_offset_is_trusted_and_the_log_proc
     assert (lost.round_offset, lost.events_read, set(lost.states)) == (None, 0, {"P-0"})
 
 
+async def test_the_progress_record_outlives_the_groups_offsets(log: FakeLog) -> None:
+    # The group's offsets expired (7 days with the group empty) or were deleted after a kill -9:
+    # the progress record says where processing got to, so [7, 10) is processed again as
+    # replaying (nothing published twice) and the consumer resumes at 10, not at 0.
+    upto_round = {f"P-{n}": state_of(f"P-{n}") for n in range(2)}
+    log.snapshots = [(pid.encode(), snapshots.encode(s), 7) for pid, s in upto_round.items()]
+    log.snapshots.append((rounds.PROGRESS_KEY, b"10", 7))
+    for group in (None, 3, 10):
+        result, events = await restored(group)
+        assert (result.committed, result.round_offset, result.events_read) == (10, 7, 3)
+        assert "P-0" in result.states
+        assert rounds.PROGRESS_KEY.decode() not in result.states
+        assert events == ([] if group == 10 else ["group_offset_ignored"])
+
+
+async def test_without_a_progress_record_the_groups_offset_stands(log: FakeLog) -> None:
+    log.snapshots = [(b"P-0", snapshots.encode(state_of("P-0")), 7)]
+    result, _ = await restored(10)
+    assert (result.committed, result.round_offset) == (10, 7)
+
+
+def test_the_progress_record_carries_the_committed_offset_and_the_round() -> None:
+    out = rounds.progress_record("state", 120, 100)
+    assert (out.key, out.value) == (b"#progress", b"120")
+    assert dict(out.headers) == {SNAPSHOT_OFFSET: b"100", rounds.PROGRESS_OFFSET: b"120"}
+
+
 def test_a_round_writes_each_snapshot_with_the_offset_it_reflects() -> None:
     states = {"P-0": state_of("P-0")}
     (out,) = rounds.snapshot_records("state", states, ["P-0"], 42)
