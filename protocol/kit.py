@@ -14,9 +14,14 @@ the package's name.
 from __future__ import annotations
 
 import importlib
+import json
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from contracts import ParticipantEvent, parse_event
 from protocol.criteria import Criterion
 from protocol.model import Protocol
 from protocol.scenarios import Scenario, Vocabulary, load_scenarios
@@ -105,3 +110,34 @@ def simulation_profile(protocol: Protocol) -> SimulationProfile:
     if not isinstance(profile, SimulationProfile):
         raise KitError(f"{package}.kit.simulation.PROFILE is a {type(profile).__name__}, not a SimulationProfile")
     return profile
+
+
+def journey_event(
+    study_id: str, event_type: str, payload: Mapping[str, Any] | None, *, participant: str, at: str, site: str
+) -> ParticipantEvent:
+    """A parsed contract-v1 event of a package's journeys; its id is derived from its fields, so a
+    journey (and the findings its scenarios expect) is the same every time."""
+    body = {
+        "event_type": event_type,
+        "schema_version": 1,
+        "study_id": study_id,
+        "site_id": site,
+        "participant_id": participant,
+        "occurred_at": at,
+        "recorded_at": at,
+        "source": {"system": "test", "actor": "tester"},
+        "payload": dict(payload or {}),
+    }
+    event_id = str(uuid.uuid5(uuid.NAMESPACE_OID, json.dumps(body, sort_keys=True)))
+    return parse_event(json.dumps({"event_id": event_id, **body}))
+
+
+@dataclass(frozen=True)
+class Extra:
+    """An event added to a journey, at a study day or a day after the infusion."""
+
+    event_type: str
+    payload: Mapping[str, Any] | None
+    day: int
+    time: str = "15:00:00"
+    after_infusion: bool = False

@@ -11,13 +11,12 @@ screening assessments on day 3, infusion on day 30.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts import ParticipantEvent, parse_event
+from contracts import ParticipantEvent
+from protocol.kit import Extra, journey_event
 
 DAY0 = dt.date(2025, 11, 3)
 ENROLLED = 10
@@ -93,30 +92,7 @@ def event(
     site: str = "GZ-01",
 ) -> ParticipantEvent:
     """A parsed contract-v1 event; its id is derived from its fields, so a journey is the same every time."""
-    body = {
-        "event_type": event_type,
-        "schema_version": 1,
-        "study_id": STUDY,
-        "site_id": site,
-        "participant_id": participant,
-        "occurred_at": at,
-        "recorded_at": at,
-        "source": {"system": "test", "actor": "tester"},
-        "payload": dict(payload or {}),
-    }
-    event_id = str(uuid.uuid5(uuid.NAMESPACE_OID, json.dumps(body, sort_keys=True)))
-    return parse_event(json.dumps({"event_id": event_id, **body}))
-
-
-@dataclass(frozen=True)
-class Extra:
-    """An event added to the journey, at a study day or a day after the infusion."""
-
-    event_type: str
-    payload: Mapping[str, Any] | None
-    day: int
-    time: str = "15:00:00"
-    after_infusion: bool = False
+    return journey_event(STUDY, event_type, payload, participant=participant, at=at, site=site)
 
 
 @dataclass

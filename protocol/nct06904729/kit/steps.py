@@ -10,7 +10,8 @@ import json
 import re
 from typing import Any
 
-from protocol.nct06904729.kit.journeys import LABS, OTHER_LOINC, Extra, ParticipantJourney
+from protocol.kit import Extra
+from protocol.nct06904729.kit.journeys import LABS, OTHER_LOINC, ParticipantJourney
 from protocol.scenarios import Journey, Vocabulary
 
 VOCABULARY = Vocabulary()

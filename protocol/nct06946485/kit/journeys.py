@@ -9,13 +9,12 @@ simulator.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts import ParticipantEvent, parse_event
+from contracts import ParticipantEvent
+from protocol.kit import Extra, journey_event
 
 DAY0 = dt.date(2026, 1, 5)
 LAB_DAY = 3
@@ -89,30 +88,7 @@ def date(day: int) -> str:
 
 def event(event_type: str, payload: Mapping[str, Any] | None, *, participant: str, when: str) -> ParticipantEvent:
     """A parsed contract-v1 event; its id is derived from its fields."""
-    body = {
-        "event_type": event_type,
-        "schema_version": 1,
-        "study_id": STUDY,
-        "site_id": SITE,
-        "participant_id": participant,
-        "occurred_at": when,
-        "recorded_at": when,
-        "source": {"system": "test", "actor": "tester"},
-        "payload": dict(payload or {}),
-    }
-    event_id = str(uuid.uuid5(uuid.NAMESPACE_OID, json.dumps(body, sort_keys=True)))
-    return parse_event(json.dumps({"event_id": event_id, **body}))
-
-
-@dataclass(frozen=True)
-class Extra:
-    """An event added to the journey, at a study day or a day after the infusion."""
-
-    event_type: str
-    payload: Mapping[str, Any] | None
-    day: int
-    time: str = "15:00:00"
-    after_infusion: bool = False
+    return journey_event(STUDY, event_type, payload, participant=participant, at=when, site=SITE)
 
 
 @dataclass

@@ -10,7 +10,8 @@ import json
 import re
 from typing import Any
 
-from protocol.nct06946485.kit.journeys import BILAG_DOMAINS, Extra, ParticipantJourney
+from protocol.kit import Extra
+from protocol.nct06946485.kit.journeys import BILAG_DOMAINS, ParticipantJourney
 from protocol.scenarios import Journey, Vocabulary
 
 VOCABULARY = Vocabulary()
