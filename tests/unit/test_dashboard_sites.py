@@ -121,3 +121,17 @@ def test_a_field_the_action_does_not_use_is_refused_not_stored(
     assert answer.status_code == 422
     assert answer.json()["detail"].startswith(f"{field}: not used to {action}")
     assert _as(app, token, "auditor", f"/api/findings/{finding}").json()["reviews"] == []
+
+
+def test_a_site_named_none_does_not_get_every_sites_overview_chart(
+    app: Any,  # noqa: F811 - a fixture
+    token: Any,  # noqa: F811 - a fixture
+) -> None:
+    from services.dashboard import timeline
+
+    app.state.users.add("nonesite", "site", PASSWORD, "None")
+    timeline._cache.clear()
+    assert _as(app, token, "monitor", "/overview").status_code == 200
+    assert _as(app, token, "nonesite", "/overview").status_code == 200
+    drawn = [json.loads(key[1]) for key in timeline._cache if key[0] == "overview"]
+    assert [scope for scope, *_ in drawn] == [None, "None"]  # two charts: every site's, and site None's
