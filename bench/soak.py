@@ -60,23 +60,40 @@ TARGET_P99_DRIFT = 0.20
 # --- the load ------------------------------------------------------------------------------------
 
 
-def cohort(folder: Path, events: int, seed: int) -> list[tuple[str, bytes, dict[str, Any]]]:
+@dataclass(frozen=True)
+class Sent:
+    """One event of the load, with what the generator needs of it (not the parsed event: a
+    30-minute load is a few hundred thousand of them)."""
+
+    participant_id: str
+    line: bytes
+    event_id: str
+    site_id: str
+    lab: bool
+    """A lab result (source ``lis.*``): sent through the gateway."""
+
+
+def cohort(folder: Path, events: int, seed: int) -> list[Sent]:
     """``events`` events of a simulated cohort, interleaved round-robin by participant (each
-    participant's own order kept): (participant id, line, event)."""
+    participant's own order kept)."""
     participants = events // EVENTS_PER_PARTICIPANT + 10
     out = folder / f"cohort-{participants}-{seed}.jsonl"
     subprocess.run([sys.executable, "-m", "services.cli", "simulate", "--participants", str(participants),
                     "--seed", str(seed), "--out", str(out)], cwd=ROOT, check=True,
                    capture_output=True)  # fmt: skip
-    by_participant: dict[str, list[tuple[bytes, dict[str, Any]]]] = defaultdict(list)
-    for line in out.read_bytes().splitlines():
-        event = json.loads(line)
-        by_participant[event["participant_id"]].append((line, event))
-    queues = list(by_participant.items())
-    stream: list[tuple[str, bytes, dict[str, Any]]] = []
+    by_participant: dict[str, list[Sent]] = defaultdict(list)
+    with out.open("rb") as lines:
+        for line in lines:
+            e = json.loads(line)
+            pid = e["participant_id"]
+            lab = str(e["source"]["system"]).startswith("lis.")
+            by_participant[pid].append(Sent(pid, line.rstrip(b"\n"), e["event_id"], e["site_id"], lab))
+    out.unlink()
+    queues = list(by_participant.values())
+    stream: list[Sent] = []
     depth = 0
-    while len(stream) < events and any(depth < len(q) for _, q in queues):
-        stream += [(pid, q[depth][0], q[depth][1]) for pid, q in queues if depth < len(q)]
+    while len(stream) < events and any(depth < len(q) for q in queues):
+        stream += [q[depth] for q in queues if depth < len(q)]
         depth += 1
     return stream[:events]
 
@@ -96,7 +113,7 @@ async def drive(
     settings: KafkaSettings,
     gateway_url: str,
     keys: dict[str, str],
-    stream: list[tuple[str, bytes, dict[str, Any]]],
+    stream: list[Sent],
     rate: float,
     load: Load,
     stop: asyncio.Event,
@@ -152,17 +169,17 @@ async def drive(
         start = time.perf_counter()
         next_flush = start
         try:
-            for i, (pid, line, event) in enumerate(stream):
+            for i, sent in enumerate(stream):
                 if stop.is_set():
                     break
                 await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
                 while retry:
                     await to_kafka(*retry.pop())
                     load.resent += 1
-                if event["source"]["system"].startswith("lis."):
-                    site_buffers[event["site_id"]].append((line, event["event_id"]))
+                if sent.lab:
+                    site_buffers[sent.site_id].append((sent.line, sent.event_id))
                 else:
-                    await to_kafka(pid.encode(), line, event["event_id"])
+                    await to_kafka(sent.participant_id.encode(), sent.line, sent.event_id)
                 load.sent += 1
                 if time.perf_counter() >= next_flush:
                     await flush_gateway(client)
@@ -259,7 +276,7 @@ async def run(args: argparse.Namespace) -> int:
     stream = cohort(folder, total, args.seed)
     if len(stream) < total:
         print(f"the cohort gives {len(stream):,} events of the {total:,} asked for: the load ends early")
-    participants = len({pid for pid, _, _ in stream})
+    participants = len({sent.participant_id for sent in stream})
     print(f"load: {args.rate:,.0f} events/s for {args.minutes} min, {len(stream):,} events of {participants:,} "
           f"participants (round-robin), lab results through the gateway, the rest straight to Kafka")  # fmt: skip
 
@@ -268,7 +285,7 @@ async def run(args: argparse.Namespace) -> int:
     settings = KafkaSettings(broker.bootstrap, STUDY, NAMESPACE)
     await ensure_topics(settings)
     common = ["--bootstrap-servers", broker.bootstrap, "--study", STUDY, "--namespace", NAMESPACE]
-    sites = sorted({e["site_id"] for _, _, e in stream if e["source"]["system"].startswith("lis.")})
+    sites = sorted({sent.site_id for sent in stream if sent.lab})
     store = SourceStore(folder / "gateway" / "sources.sqlite3")
     keys = {site: store.add(f"lis.{site.lower().replace('-', '')}", site)[1] for site in sites}
     gateway_port = free_port()
@@ -308,6 +325,7 @@ async def run(args: argparse.Namespace) -> int:
         faults: list[float] = []
         broker_restarted = False
         broker_started = started
+        restarting: asyncio.Task[None] | None = None
         broker_at = args.broker_restart_minute if args.broker_restart_minute is not None else args.minutes / 2
         next_kill = args.kill_every / 2  # as many kills in the first warm-up minutes as in the last
         next_sample = args.sample_seconds
@@ -336,12 +354,12 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"      minute {minute:.1f}: SIGKILL {victim.name}, restarted")
             if not broker_restarted and minute >= broker_at:
                 broker.kill()
-                await asyncio.sleep(2)
-                await asyncio.to_thread(broker.up)
                 broker_restarted = True
                 broker_started = time.perf_counter()
                 faults.append(broker_started)
-                print(f"      minute {minute:.1f}: SIGKILL the broker, restarted")
+                # Restarted beside the sampling (kafka.sh waits until it serves: seconds to a minute).
+                restarting = asyncio.create_task(asyncio.to_thread(broker.up))
+                print(f"      minute {minute:.1f}: SIGKILL the broker, restarting")
             if minute * 60 >= next_sample:
                 next_sample += args.sample_seconds
                 window = [seconds for _, seconds in latencies[window_start:]]
@@ -358,6 +376,8 @@ async def run(args: argparse.Namespace) -> int:
             if minute >= args.minutes and not driver.done():
                 stop.set()
         await driver
+        if restarting is not None:
+            await restarting  # raises if the broker did not come back
 
         print("draining: waiting until the rules group has consumed everything...")
         deadline = time.monotonic() + 300
