@@ -29,8 +29,9 @@ from matplotlib.path import Path
 from matplotlib.text import Text
 from matplotlib.transforms import Affine2D, Bbox, Transform
 
-SLOTS = (0.0, 0.2, -0.2, 0.4, -0.4)
-"""Vertical positions in a lane (lane units; lanes are 1 apart), in the order they are used."""
+SLOTS = (0.0, 0.21, -0.21, 0.42, -0.42)
+"""Vertical positions in a lane (lane units; lanes are 1 apart, about 38 pt), in the order they
+are used: 0.21 lane is 8 pt, the widest marker."""
 LABEL_FONT_PT = 6.5
 EM_PER_CHAR = 0.72
 """Upper estimate of a character's width in the label font (DejaVu Sans capitals and digits are
@@ -114,7 +115,9 @@ class Marks(Artist):
     def draw(self, renderer: RendererBase) -> None:
         if not self.get_visible():
             return
-        svg = renderer if isinstance(renderer, RendererSVG) else None
+        # Saving as SVG wraps the SVG renderer in a MixedModeRenderer that forwards to it.
+        inner = getattr(renderer, "_renderer", renderer)
+        svg = inner if isinstance(inner, RendererSVG) else None
         labelled = self._labels_that_fit(renderer)
         for index, mark in enumerate(self._marks):
             renderer.open_group("mark", gid=mark.gid)
