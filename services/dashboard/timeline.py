@@ -40,14 +40,8 @@ def label(event: dict[str, Any]) -> str:
         return str(payload.get("arm", ""))
     if kind == "FollowUpVisitCompleted":
         return str(payload.get("visit", ""))
-    if kind == "AdverseEventReported":
-        grades = [f"CTCAE {payload.get('ctcae_grade')}"]
-        grades += [
-            f"{name.split('_')[0].upper()} {payload[name]}"
-            for name in ("crs_grade", "icans_grade")
-            if payload.get(name) is not None
-        ]
-        return ", ".join(grades) + (", serious" if payload.get("serious") else "")
+    if kind == "AdverseEventReported":  # the same words as the tooltip, which is its accessible name
+        return event_values(kind, payload)
     if kind == "EligibilityConfirmed":
         return "eligible" if payload.get("eligible") else "not eligible"
     return ""

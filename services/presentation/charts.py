@@ -269,9 +269,12 @@ def _event_mark(event: object, lane_y: int, style: Style) -> Mark:
     at = field(event, "occurred_at")
     text = str(field(event, "label", "") or "")
     default = " · ".join(p for p in (str(field(event, "event_type")), text, _time_text(at)) if p)
+    title = str(field(event, "tooltip", "") or default)
+    if text not in title:  # the words drawn must be part of the link's accessible name (WCAG 2.5.3)
+        title = f"{text} · {title}"
     return Mark(
         _num(at), lane_y, f"event-{field(event, 'event_id')}", style,
-        url=str(field(event, "link", "") or ""), title=str(field(event, "tooltip", "") or default), label=text,
+        url=str(field(event, "link", "") or ""), title=title, label=text,
     )  # fmt: skip
 
 
