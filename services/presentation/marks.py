@@ -122,18 +122,18 @@ class Marks(Artist):
         for index, mark in enumerate(self._marks):
             renderer.open_group("mark", gid=mark.gid)
             if svg is not None and mark.url:
-                svg.writer.start("a", attrib={"href": mark.url, "class": "mark", "aria-label": mark.title})
-                svg.writer.element("title", text=mark.title)
+                svg.writer.start("a", attrib={"href": mark.url, "class": "mark", "aria-label": mark.title})  # type: ignore[no-untyped-call]
+                svg.writer.element("title", text=mark.title)  # type: ignore[no-untyped-call]
             self._draw_marker(mark, renderer)
             if index in labelled:
                 text = Text(mark.x, mark.y, mark.label, fontsize=LABEL_FONT_PT, va="center", clip_on=True)
-                text.set_figure(self.figure)  # type: ignore[arg-type]
+                text.set_figure(self.figure)
                 text.set_transform(self._label_offset)
                 if self.axes is not None:
                     text.set_clip_box(self.axes.bbox)
                 text.draw(renderer)
             if svg is not None and mark.url:
-                svg.writer.end("a")
+                svg.writer.end("a")  # type: ignore[no-untyped-call]
             renderer.close_group("mark")
         self.stale = False
 
