@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -55,6 +56,9 @@ def add_notifier_commands(commands: Any, owners_from_file: OwnersFromFile) -> No
         from services.options import check_names, settings_from_args
 
         check_names(args)
+        if not os.path.exists(args.users_file):  # noqa: ASYNC240 (once, at start)
+            # Not an error (the dashboard may create it later), but until then no one is told anything.
+            print(f"trialguard notifier: {args.users_file}: no users file yet; nothing will match", file=sys.stderr)
         owners = owners_from_file(Path(args.users_file))
         return await serve_notifier(
             settings_from_args(args),
