@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def add_notifier_commands(commands: Any, owners_from_file: OwnersFromFile) -> No
         help="subscribe a dashboard user to findings by email or webhook",
         description="Subscribe a dashboard user to the findings of a study, optionally only one kind, some rules "
         "or one site. A site user gets their own site's findings only. A webhook subscription prints its "
-        "signing secret once. Findings raised from now on are delivered.",
+        "signing secret once. Findings published from now on are delivered.",
     )
     target = subscribe.add_mutually_exclusive_group(required=True)
     target.add_argument("--email", metavar="ADDRESS")
@@ -114,6 +115,7 @@ def add_notifier_commands(commands: Any, owners_from_file: OwnersFromFile) -> No
             rules=rules,
             site=site,
             secret=new_secret() if channel is Channel.WEBHOOK else None,
+            created_at=time.time(),
         )
         _store(args).add_subscription(subscription)
         print(subscription.subscription_id)

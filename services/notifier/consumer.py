@@ -75,7 +75,7 @@ class FindingsConsumer:
                 records = [record for batch in batches.values() for record in batch]
                 if not records:
                     continue
-                queued = await asyncio.to_thread(self._queue, [r.value for r in records])
+                queued = await asyncio.to_thread(self._queue, [(r.value, r.timestamp / 1000) for r in records])
                 await consumer.commit()  # only now: the outbox holds the batch's deliveries
                 if queued:
                     self.on_queued()
@@ -83,8 +83,9 @@ class FindingsConsumer:
             self.ready = False
             await consumer.stop()
 
-    def _queue(self, values: list[bytes | None]) -> int:
-        notices = [n for n in map(read_notice, values) if n is not None and n.study_id == self.settings.study_id]
+    def _queue(self, values: list[tuple[bytes | None, float]]) -> int:
+        read = (read_notice(value, published_at) for value, published_at in values)
+        notices = [n for n in read if n is not None and n.study_id == self.settings.study_id]
         subscriptions = self.store.subscriptions(self.settings.study_id)
         owners = self.owners() if subscriptions else {}
         pairs = [(s, n) for n in notices for s in recipients(n, subscriptions, owners)]

@@ -23,6 +23,7 @@ class Notice:
         finding_id: the deviation or alert id.
         kind: deviation or alert.
         payload: the JSON document sent (webhook body; the email's fields).
+        published_at: when the finding reached the topic (the record's timestamp, Unix seconds).
     """
 
     finding_id: str
@@ -32,9 +33,10 @@ class Notice:
     participant_id: str
     rule_id: str
     payload: Mapping[str, Any]
+    published_at: float
 
 
-def read_notice(value: bytes | None) -> Notice | None:
+def read_notice(value: bytes | None, published_at: float) -> Notice | None:
     """The notice of a deviations-topic record; None for a record that is no new finding
     (a supersession) or cannot be read (the read model reports those)."""
     try:
@@ -42,17 +44,24 @@ def read_notice(value: bytes | None) -> Notice | None:
         kind = document.get("event_type") if isinstance(document, dict) else None
         if kind == "SafetyAlertRaised":
             alert = SafetyAlertRaised.model_validate(document)
-            return _notice(alert, str(alert.alert_id), Kind.ALERT, {"severity": None, "category": "SAFETY ALERT"})
+            extra = {"severity": None, "category": "SAFETY ALERT"}
+            return _notice(alert, str(alert.alert_id), Kind.ALERT, extra, published_at)
         if kind == "DeviationRaised":
             deviation = DeviationRaised.model_validate(document)
             extra = {"severity": deviation.severity.value, "category": deviation.category.value}
-            return _notice(deviation, str(deviation.deviation_id), Kind.DEVIATION, extra)
+            return _notice(deviation, str(deviation.deviation_id), Kind.DEVIATION, extra, published_at)
     except (ValueError, ValidationError):
         return None
     return None
 
 
-def _notice(finding: DeviationRaised | SafetyAlertRaised, finding_id: str, kind: Kind, extra: dict[str, Any]) -> Notice:
+def _notice(
+    finding: DeviationRaised | SafetyAlertRaised,
+    finding_id: str,
+    kind: Kind,
+    extra: dict[str, Any],
+    published_at: float,
+) -> Notice:
     payload = {
         "finding_id": finding_id,
         "kind": kind.value,
@@ -66,22 +75,31 @@ def _notice(finding: DeviationRaised | SafetyAlertRaised, finding_id: str, kind:
         "occurred_at": finding.occurred_at.isoformat(),
         **extra,
     }
-    return Notice(finding_id, kind, finding.study_id, finding.site_id, finding.participant_id, finding.rule_id, payload)
+    return Notice(
+        finding_id,
+        kind,
+        finding.study_id,
+        finding.site_id,
+        finding.participant_id,
+        finding.rule_id,
+        payload,
+        published_at,
+    )
 
 
 def matches(subscription: Subscription, notice: Notice, owner: Owner | None) -> bool:
     """Whether ``notice`` goes to ``subscription``.
 
     The owner must still exist (and be enabled); a site user's subscription gets its own site's
-    findings only, even if its filter was written otherwise; then study, kind, rules and site
-    filter as asked.
+    findings only, even if its filter was written otherwise; findings published before the
+    subscription are not sent; then study, kind, rules and site filter as asked.
     """
     if owner is None or owner.name != subscription.owner:
         return False
     if owner.site is not None and notice.site_id != owner.site:
         return False
-    if notice.study_id != subscription.study_id:
-        return False
+    if notice.study_id != subscription.study_id or notice.published_at < subscription.created_at:
+        return False  # another study's, or older than the subscription (a first start reads the whole topic)
     if subscription.kind is not None and notice.kind is not subscription.kind:
         return False
     if subscription.rules and notice.rule_id not in subscription.rules:

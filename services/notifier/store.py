@@ -82,6 +82,7 @@ def _subscription(row: sqlite3.Row) -> Subscription:
         rules=tuple(json.loads(row["rules"])),
         site=row["site"],
         secret=row["secret"],
+        created_at=row["created_at"],
     )
 
 
@@ -133,7 +134,7 @@ class NotifierStore:
                     json.dumps(list(subscription.rules)),
                     subscription.site,
                     subscription.secret,
-                    time.time(),
+                    subscription.created_at,
                 ),
             )
 

@@ -68,6 +68,7 @@ class Subscription:
         rules: only these rule ids (empty: every rule).
         site: only this site (None: every site the owner may see).
         secret: the webhook's HMAC key (None for email).
+        created_at: when it was made (Unix seconds): findings published before are not sent.
     """
 
     subscription_id: str
@@ -79,6 +80,7 @@ class Subscription:
     rules: tuple[str, ...] = ()
     site: str | None = None
     secret: str | None = None
+    created_at: float = 0.0
 
 
 def check_target(channel: Channel, target: str) -> str:

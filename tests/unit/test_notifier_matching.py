@@ -30,8 +30,8 @@ OWNERS = {
 }
 
 
-def _notice(document: dict[str, Any]) -> Notice:
-    notice = read_notice(json.dumps(document).encode())
+def _notice(document: dict[str, Any], published_at: float = 1_000.0) -> Notice:
+    notice = read_notice(json.dumps(document).encode(), published_at)
     assert notice is not None
     return notice
 
@@ -43,6 +43,7 @@ def _subscription(owner: str = "mona", **changes: Any) -> Subscription:
         "channel": Channel.WEBHOOK,
         "target": "https://example.org/hook",
         "study_id": "NCT06904729",
+        "created_at": 500.0,
     }
     return Subscription(**(fields | changes))
 
@@ -79,6 +80,13 @@ def test_a_site_user_is_told_of_their_own_site_only_whatever_the_subscription_sa
     assert recipients(own_site, [_subscription("sam")], OWNERS)
 
 
+def test_findings_published_before_the_subscription_are_not_sent() -> None:
+    """A notifier started for the first time reads the whole topic: a new subscriber is not
+    flooded with the trial's history."""
+    assert not recipients(_notice(_finding(1), published_at=499.0), [_subscription()], OWNERS)
+    assert recipients(_notice(_finding(1), published_at=500.0), [_subscription()], OWNERS)
+
+
 def test_a_removed_or_disabled_owner_is_told_nothing() -> None:
     """The owners passed in are the enabled users: one missing gets nothing, nor does a
     subscription naming one owner looked up under another name."""
@@ -96,7 +104,7 @@ def test_a_supersession_or_an_unreadable_record_is_no_notice() -> None:
         None,
         json.dumps(_finding(1) | {"x": 1}).encode(),
     ):
-        assert read_notice(value) is None
+        assert read_notice(value, 1_000.0) is None
 
 
 def test_a_notice_carries_no_evidence() -> None:
