@@ -27,9 +27,9 @@ async def test_an_export_of_the_example_verifies_and_a_tampered_copy_names_its_l
     public_path, _ = generate(key_path)
     out = tmp_path / "events.export.jsonl"
 
-    checkpoints = await export_events(settings, out, load_private_key(key_path))
+    manifest = await export_events(settings, out, load_private_key(key_path))
 
-    assert sum(c.count for c in checkpoints) == len(lines)
+    assert sum(p.count for p in manifest.positions) == len(lines)
     check_tamper_evidence(out, public_path, lines)
 
 
