@@ -257,11 +257,18 @@ def _str(obj: dict[str, Any], name: str, number: int) -> str:
     return value
 
 
+INT64_MAX = 2**63 - 1
+PARTITION_MAX = 2**31 - 1
+"""Kafka's partitions are int32 and its offsets and timestamps int64; the canonical record encodes
+them as such, so a larger number is refused rather than wrapped."""
+
+
 def _int(obj: dict[str, Any], name: str, number: int, minimum: int = 0) -> int:
     value = obj[name]
+    maximum = PARTITION_MAX if name == "partition" else INT64_MAX
     # bool is an int in Python; true is no offset.
-    if type(value) is not int or value < minimum:
-        raise ExportFormatError(number, f"{name} is not an integer >= {minimum}")
+    if type(value) is not int or not minimum <= value <= maximum:
+        raise ExportFormatError(number, f"{name} is not an integer from {minimum} to {maximum}")
     return value
 
 
