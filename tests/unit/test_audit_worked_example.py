@@ -12,6 +12,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from tests import audit_example, independent_verifier
 
+RECORD_TABLE = (
+    r"canonical record \(\d+ bytes\):\n\n\| field.*?\n\|---\|---\|\n(.*?)\n\n"
+    r"`h` = SHA-256\(`([0-9a-f]{64})` ‖ record\) = `([0-9a-f]{64})`"
+)
 PUBLIC = audit_example.KEY_FILE.with_name(audit_example.KEY_FILE.name + ".pub")
 
 
@@ -43,7 +47,8 @@ def test_the_independent_verifier_recomputes_every_value_of_the_worked_example()
     assert shown is not None
     assert shown.group(1) == audit_example.EXPORT_FILE.read_text(encoding="utf-8")
     fmt, parts, explain = independent_verifier.verify(shown.group(1).encode(), key)
-    assert fmt == 2 and sorted(parts) == [0, 1]
+    assert fmt == 2
+    assert sorted(parts) == [0, 1]
 
     assert f"key id = SHA-256(raw public key) = `{independent_verifier.key_id(key)}`" in section
     # h_0 of each partition: the bytes shown hash to the value shown, which the verifier computes.
@@ -54,7 +59,7 @@ def test_the_independent_verifier_recomputes_every_value_of_the_worked_example()
         assert hashlib.sha256(bytes.fromhex(start)).hexdigest() == h0
     # Each record: its table's bytes are the verifier's canonical record, and h_prev, h are its chain.
     tables = re.findall(
-        r"canonical record \(\d+ bytes\):\n\n\| field.*?\n\|---\|---\|\n(.*?)\n\n`h` = SHA-256\(`([0-9a-f]{64})` ‖ record\) = `([0-9a-f]{64})`",
+        RECORD_TABLE,
         section,
         re.S,
     )
