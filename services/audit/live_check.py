@@ -57,17 +57,28 @@ async def compare_live(
         as_of: the audit-checkpoints offset of the last checkpoint the export must contain; None:
             the export must contain every one (it claims to be complete as of now).
     """
-    result = LiveComparison()
     if not await partition_ids(settings, topic):
-        result.problems.append(f"topic {topic} does not exist")
-        return result
+        return LiveComparison(problems=[f"topic {topic} does not exist"])
+    checkpoints = [(record.offset, record.value or b"") async for record in read_to_end(settings, topic)]
+    return compare_checkpoints(checkpoints, topic, verified, public_key, as_of)
+
+
+def compare_checkpoints(
+    checkpoints: list[tuple[int, bytes]],
+    topic: str,
+    verified: Verified,
+    public_key: Ed25519PublicKey,
+    as_of: int | None = None,
+) -> LiveComparison:
+    """Compare checkpoint values, by their offset on ``topic`` in offset order, with the export
+    (see :func:`compare_live`)."""
+    result = LiveComparison()
     kid = key_id(public_key)
     seen_as_of = False
-    async for record in read_to_end(settings, topic):
-        where = f"live checkpoint at {topic} offset {record.offset}"
-        seen_as_of |= record.offset == as_of
-        text = (record.value or b"").decode("utf-8", "replace")
-        live, why = _parse(text, record.offset, public_key, kid)
+    for offset, value in checkpoints:
+        where = f"live checkpoint at {topic} offset {offset}"
+        seen_as_of |= offset == as_of
+        live, why = _parse(value.decode("utf-8", "replace"), offset, public_key, kid)
         if live is None:
             result.problems.append(f"{where}: {why}")
             continue
@@ -84,7 +95,7 @@ async def compare_live(
         name = f"{where} (partition {position.partition}, count {position.count:,}, last offset {position.last_offset})"
         if position.count > len(offsets):
             end = f"the export ends at count {len(offsets):,}" + (f", offset {offsets[-1]}" if offsets else "")
-            if as_of is not None and record.offset > as_of:
+            if as_of is not None and offset > as_of:
                 result.beyond.append(f"{name}: beyond the export's end ({end}); written after its as-of checkpoint")
             else:
                 result.problems.append(

@@ -150,4 +150,6 @@ def _missing(signed: PartitionPosition, found: PartitionPosition) -> str | None:
         return f"records before offset {found.first_offset} are missing (the manifest signs {extent})"
     if 0 <= found.last_offset < signed.last_offset:
         return f"records after offset {found.last_offset} are missing (the manifest signs {extent})"
+    if found.count == signed.count:
+        return f"a record differs from what the manifest signs (same count, different head; it signs {extent})"
     return f"the file's records differ from what the manifest signs ({found.count:,} records found; it signs {extent})"
