@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.audit.verified import Verified
-from services.kafka import KafkaSettings, partition_ids, read_to_end
+from services.kafka import KafkaSettings, partition_ids, read_partition, read_to_end
 from services.ledger.chain import Chain
-from services.ledger.chain_v2 import PartitionPosition, genesis
+from services.ledger.chain_v2 import ChainV2, PartitionPosition, genesis
 from services.ledger.export_format import ExportedCheckpoint, ExportFormatError, parse_line
 from services.ledger.export_v2 import CheckpointV2, parse_v2
 from services.ledger.keys import key_id
@@ -42,6 +42,24 @@ class LiveComparison:
     compared: int = 0
     beyond: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+
+async def verified_from_log(settings: KafkaSettings) -> Verified:
+    """participant-events as it is now, chained as an export would be (both formats' heads), to
+    compare the live checkpoints with the log itself: one beyond its end means the log lost records."""
+    topic = settings.topics.participant_events
+    result = Verified(format=2)
+    for partition in await partition_ids(settings, topic):
+        where = (topic, partition)
+        v1, v2 = Chain(topic, partition), ChainV2(topic, partition)
+        heads, heads_v2, offsets = result.heads[where], result.heads_v2[where], result.offsets[where] = [], [], []
+        async for r in read_partition(settings, topic, partition):
+            headers = [(name, value) for name, value in r.headers]
+            heads_v2.append(v2.append(r.offset, r.timestamp_type, r.timestamp, r.key, r.value, headers).hex())
+            heads.append(v1.append(r.offset, r.timestamp, r.key, r.value or b"").hex())
+            offsets.append(r.offset)
+            result.records += 1
+    return result
 
 
 def _position_v1(c: ExportedCheckpoint) -> PartitionPosition:

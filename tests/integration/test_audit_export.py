@@ -13,6 +13,7 @@ from services.audit.verify import VerificationError, check_export
 from services.kafka import KafkaSettings
 from services.ledger.export_format import read_export
 from services.ledger.keys import generate, load_private_key, load_public_key
+from tests import independent_verifier
 from tests.integration.kafka_support import keyed, publish
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "three-participants.jsonl"
@@ -38,6 +39,8 @@ def check_tamper_evidence(out: Path, public_path: Path, lines: list[bytes]) -> N
     tmp_path = out.parent
     verified = check_export(out, load_public_key(public_path))
     assert verified.records == len(lines)
+    # The independent verifier, written from docs/audit-format.md alone, accepts it too.
+    independent_verifier.verify(out.read_bytes(), load_public_key(public_path))
     assert sorted(r.value for r in read_export(out)) == sorted(lines)  # the exact bytes, every one
     assert not list(tmp_path.glob(".*.part"))  # the temporary file was renamed, not left behind
 
@@ -52,3 +55,5 @@ def check_tamper_evidence(out: Path, public_path: Path, lines: list[bytes]) -> N
     with pytest.raises(VerificationError) as caught:
         check_export(tampered, load_public_key(public_path))
     assert caught.value.line == target
+    with pytest.raises(independent_verifier.RefusedError):
+        independent_verifier.verify(tampered.read_bytes(), load_public_key(public_path))
