@@ -7,6 +7,7 @@ a missing manifest is named, not only detected.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -25,17 +26,16 @@ def is_v2(path: Path) -> bool:
         return f.readline().rstrip(b"\n") == header_line().encode()
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
-    lines = []
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The file's lines one at a time (an export can be larger than memory), numbered from 1."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, 1):
             if not raw.endswith(b"\n"):
                 raise VerificationError(number, "the last line has no newline (truncated file?)")
             try:
-                lines.append((number, raw[:-1].decode("utf-8")))
+                yield number, raw[:-1].decode("utf-8")
             except UnicodeDecodeError:
                 raise VerificationError(number, "not UTF-8") from None
-    return lines
 
 
 def check_export_v2(path: Path, public_key: Ed25519PublicKey) -> Verified:
@@ -50,9 +50,9 @@ def check_export_v2(path: Path, public_key: Ed25519PublicKey) -> Verified:
     legacy: dict[int, Chain] = {}
     current: ChainV2 | None = None
     manifest: tuple[int, Manifest] | None = None
-    lines = _lines(path)
+    number = 0
     try:
-        for number, text in lines:
+        for number, text in _lines(path):
             line = parse_v2(text, number)
             if number == 1:
                 if line is not None:
@@ -70,7 +70,7 @@ def check_export_v2(path: Path, public_key: Ed25519PublicKey) -> Verified:
                 raise VerificationError(number, "a second header line")
     except ExportFormatError as e:
         raise VerificationError(e.line, e.reason) from None
-    end = len(lines) + 1
+    end = number + 1
     if manifest is None:
         raise VerificationError(end, "the file ends without its signed manifest (incomplete or truncated export)")
     _check_manifest(*manifest, chains, public_key)
