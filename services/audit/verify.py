@@ -156,7 +156,9 @@ async def _verify(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"trialguard audit verify: {e.filename or path}: {e.strerror}", file=sys.stderr)
         return 2
-    signed = "signed manifest" if verified.format == 2 else "signed checkpoints (format 1: completeness not signed)"
+    signed = "signed checkpoints (format 1: completeness not signed)"
+    if verified.manifest is not None:
+        signed = f"signed manifest (study {verified.manifest.study}, topic {verified.manifest.topic})"
     print(
         f"{path}: format {verified.format}, {verified.records:,} records in {verified.partitions} partitions; "
         f"chains and {signed} hold"
