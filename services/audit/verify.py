@@ -169,6 +169,13 @@ async def _verify(args: argparse.Namespace) -> int:
             return 2
         return 0
     settings = settings_from_args(args)
+    if verified.manifest is not None and verified.manifest.topic != settings.topics.participant_events:
+        print(
+            f"trialguard audit verify: the export signs topic {verified.manifest.topic} (study "
+            f"{verified.manifest.study}); --study {settings.study_id} checks {settings.topics.participant_events}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         live = await compare_live(
             settings, settings.topics.audit_checkpoints, verified, public_key, args.as_of_checkpoint

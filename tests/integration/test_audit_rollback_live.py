@@ -102,3 +102,11 @@ async def test_an_older_export_is_a_rollback_unless_declared_as_of_its_checkpoin
     )
     assert f"{len(now)} live checkpoints agree with the export; 0 beyond" in capsys.readouterr().out
     assert _independent(current, public, now) == (True, [])
+
+    # Checked against another study's live checkpoints, the export is refused, naming both topics.
+    other = "NCT06946485" if settings.study_id != "NCT06946485" else "NCT06904729"
+    verify_current = ["audit", "verify", str(current), "--public-key", str(public_path(key)), *broker]
+    assert await asyncio.to_thread(main, [*verify_current, "--study", other]) == 1
+    err = capsys.readouterr().err
+    assert f"the export signs topic {settings.topics.participant_events}" in err
+    assert f"--study {other}" in err
