@@ -154,7 +154,8 @@ def _source_change(
     """Run one change with the access-log recorder; print its result on stdout, map errors to statuses."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
-        printed = change(_store(args), recorder or cli_recorder(settings_from_args(args)))
+        store = _store(args)
+        printed = change(store, recorder or _recorders_of(store, args))
     except SourceError as e:
         print(f"trialguard sources {args.action}: {e}", file=stderr)
         return 1 if str(e).startswith("no source") else 2
@@ -167,6 +168,17 @@ def _source_change(
     if printed:
         print(printed, file=stdout)
     return 0
+
+
+def _recorders_of(store: SourceStore, args: argparse.Namespace) -> AccessRecorder:
+    """The access logs a change to an existing source is recorded in: each study it sends for
+    (the change concerns every one of them), or ``--study``'s when it is unknown (the store then
+    refuses the change and nothing is recorded)."""
+    settings = settings_from_args(args)
+    source = store.get(args.name) if args.action != "add" else None
+    if source is None or not source.studies:
+        return cli_recorder(settings)
+    return _Each([cli_recorder(replace(settings, study_id=study)) for study in source.studies])
 
 
 def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
