@@ -60,7 +60,7 @@ TARGET_P99_DRIFT = 0.20
 # --- the load ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sent:
     """One event of the load, with what the generator needs of it (not the parsed event: a
     30-minute load is a few hundred thousand of them)."""

@@ -11,7 +11,8 @@ partition is what keeps one writer per partition. Per batch of one partition, on
   - the dead-lettered input, with the reason and its topic/partition/offset,
   - every ``snapshot_every`` offsets, a snapshot round: every participant changed since the last
     round, to the compacted participant-state topic (same partition number as the input
-    partition; see ``rounds``),
+    partition; see ``rounds``), captured at its offset and encoded off the hot path, so carried
+    by the first transaction after it is encoded (``prepared``),
   - the partition's progress record (the offset committed, on the same state partition, where
     it cannot expire as the group's offsets do; a take-over restores to it: ``rounds``),
   - the consumed offsets.
