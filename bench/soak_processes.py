@@ -71,10 +71,20 @@ class Broker:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
     def kill(self) -> None:
-        """SIGKILL the broker, as a crash would (kafka.sh detached it: init reaps it)."""
+        """SIGKILL the broker, as a crash would, and wait until it is gone (kafka.sh detached it:
+        init reaps it; ``up`` before then would find it still running)."""
         pid = self.pid
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"broker {pid} is still there 60 s after SIGKILL")
 
 
 class Child:
@@ -111,12 +121,16 @@ class Child:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting (``stop`` waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
     def stop(self) -> int:
         """SIGTERM and wait (60 s, then SIGKILL): its exit code."""
         if self.proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        self.terminate()
         try:
             return self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -317,7 +317,7 @@ class RulesService:
                     self.transactions.process(part, batch, part.take(most))
                     self._drained.set()
                     if (
-                        not self.transactions.due(part, batch, self.max_batch)
+                        not self.transactions.due(part, batch, self.max_batch, loop.time())
                         and loop.time() < batch.opened + COMMIT_SECONDS
                     ):
                         await asyncio.sleep(0)  # the other partitions and the fetch loop, between slices

@@ -35,6 +35,10 @@ from services.rules.weather import error_fields
 
 log = structlog.get_logger("trialguard.rules")
 
+FOLD_SECONDS = 0.02
+"""A batch with something to publish is folded at most this long while more records wait before
+it is committed: long enough for a backlog to go in batches of hundreds, short for a finding."""
+
 RELEASE_ROUND_SECONDS = 30.0
 """The snapshot round written at a graceful release that has not committed after this long is given up."""
 
@@ -121,11 +125,16 @@ class Transactions:
         batch.records += records
         self.timings.observe("fold", time.perf_counter() - started)
 
-    def due(self, part: OwnedPartition, batch: Batch, most: int) -> bool:
-        """Whether ``batch`` is to be committed now rather than grow: it has something to publish
-        (findings, dead letters, a checkpoint, a snapshot round) or ``most`` records."""
+    def due(self, part: OwnedPartition, batch: Batch, most: int, now: float) -> bool:
+        """Whether ``batch`` is to be committed now rather than grow: it has ``most`` records or
+        reaches a snapshot round; or it has something to publish (findings, dead letters, a
+        checkpoint) and either no more records are waiting or it has been folding for
+        ``FOLD_SECONDS`` (``now``: the event loop's clock). A finding at a steady rate commits at
+        once; a backlog (a flood of dead letters) still goes in batches of many records."""
         end = batch.records[-1].offset + 1
-        return bool(batch.out) or len(batch.records) >= most or part.round_due(end, self.round_every(part))
+        if len(batch.records) >= most or part.round_due(end, self.round_every(part)):
+            return True
+        return bool(batch.out) and (not part.pending or now >= batch.opened + FOLD_SECONDS)
 
     async def commit(self, tp: TopicPartition, part: OwnedPartition, batch: Batch) -> None:
         """One transaction: the batch's findings, dead letters and checkpoint, a snapshot round
