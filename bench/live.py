@@ -118,9 +118,13 @@ async def scrape(port: int) -> dict[str, float]:
     """The service's metrics (Prometheus text), by series name with its labels."""
     _, body = await http_get(port, "/metrics")
     series = {}
+    label = f'study="{STUDY}"'
     for line in body.decode().splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
+            if "study=" in name and label not in name:
+                continue  # another study's series (`rules serve` labels each with its study)
+            name = name.replace(f",{label}", "").replace(f"{label},", "").replace(f"{{{label}}}", "")
             series[name] = float(value)
     return series
 
@@ -186,7 +190,7 @@ def phases(metrics: dict[str, float]) -> str:
 def start_service(settings: KafkaSettings, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "--log-level", "warning", "rules", "serve",
-         "--bootstrap-servers", settings.bootstrap_servers, "--namespace", settings.namespace,
+         "--bootstrap-servers", settings.bootstrap_servers, "--study", STUDY, "--namespace", settings.namespace,
          "--http-port", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
