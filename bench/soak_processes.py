@@ -97,6 +97,7 @@ class Child:
         self.http_port = http_port
         self.proc: subprocess.Popen[bytes] | None = None
         self.incarnation = 0
+        self.terminated = False
         self.started = 0.0
         """When the current incarnation started (``time.perf_counter``)."""
 
@@ -106,6 +107,7 @@ class Child:
                                          stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
         self.incarnation += 1
         self.started = time.perf_counter()
+        self.terminated = False
         return self
 
     @property
@@ -122,9 +124,11 @@ class Child:
         self.proc.wait()
 
     def terminate(self) -> None:
-        """SIGTERM, without waiting (``stop`` waits)."""
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGTERM once, without waiting (``stop`` waits): a second one would cut its graceful
+        stop short (the servers exit on the second signal)."""
+        if self.proc is not None and self.proc.poll() is None and not self.terminated:
             self.proc.terminate()
+            self.terminated = True
 
     def stop(self) -> int:
         """SIGTERM and wait (60 s, then SIGKILL): its exit code."""
