@@ -27,12 +27,14 @@ if TYPE_CHECKING:
 
 async def _dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT."""
-    from services.dashboard.serve import serve  # the web stack loads only for this command
+    from services.dashboard.serve import chosen_studies, serve  # the web stack loads only for this command
     from services.options import check_names, settings_from_args
 
+    studies = chosen_studies(args)
+    args.study = studies[0]
     check_names(args)
 
-    return await serve(settings_from_args(args), args)
+    return await serve(settings_from_args(args), args, studies)
 
 
 async def _publish(args: argparse.Namespace) -> int:
@@ -249,7 +251,9 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
         dest="action", required=True
     )
     dashboard_serve = dashboard.add_parser(
-        "serve", help="serve the dashboard: findings, reviews, participant timelines, operations"
+        "serve",
+        help="serve the dashboard: findings, reviews, participant timelines, operations",
+        conflict_handler="resolve",  # its --study is repeatable (add_dashboard_args), not the common one
     )
     add_kafka_args(dashboard_serve)
     add_dashboard_args(dashboard_serve)

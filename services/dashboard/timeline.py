@@ -76,8 +76,9 @@ def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
     marks = [f | {"occurred_at": dt.datetime.fromisoformat(f["occurred_at"])} for f in findings]
     newest_finding = max((f["seq"] for f in findings), default=0)
     version = f"{len(events)}:{events[-1]['event_id'] if events else ''}:{len(findings)}:{newest_finding}"
+    # The study is part of the key: two studies may both have a participant P-001.
     svg = cached_svg(
-        (participant_id, version),
+        (f"{app.state.store.topics.study_id}/{participant_id}", version),
         lambda: participant_timeline_svg(drawn, marks, windows, title=f"Participant {participant_id}"),
     )
     return {
