@@ -382,7 +382,7 @@ def test_cli_add_prints_a_set_password_link_and_no_password(tmp_path: Path) -> N
 
     out = io.StringIO()
     assert users_list(parse("users", "list", "--data-dir", str(tmp_path)), stdout=out, stderr=err) == 0
-    assert out.getvalue().split() == ["sid", "site", "SITE-01", "password-not-set"]
+    assert out.getvalue().split() == ["sid", "site", "SITE-01", "password-not-set", "NCT06904729=site@SITE-01"]
 
 
 @pytest.mark.usefixtures("cheap_hashing")
