@@ -105,7 +105,8 @@ def users_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: Te
         user = store.add(args.name, args.role, site=args.site, recorder=changes)
         token = store.issue_password_link(user.name, changes, new_user=True)
         site = f", site {user.site}" if user.site else ""
-        print(f"added {user.name} ({user.role.value}{site}); their set-password link, valid once for "
+        print(f"added {user.name} ({user.role.value}{site} in study {changes.study_id}); their set-password link, "
+              f"valid once for "
               f"{LINK_HOURS} hours (give it to them; nobody else should open it):", file=err)  # fmt: skip
         return _link(args, token)
 
