@@ -360,7 +360,7 @@ def test_cli_add_prints_a_set_password_link_and_no_password(tmp_path: Path) -> N
     assert args.run(args, stdout=out, stderr=err, recorder=recording(events)) == 0
     link = out.getvalue().strip()
     assert link.startswith("http://127.0.0.1:8080/set-password?token=")
-    assert "added sid (site, site SITE-01)" in err.getvalue()
+    assert "added sid (site, site SITE-01 in study NCT06904729)" in err.getvalue()
     store = UserStore(tmp_path / "users.sqlite3", hasher=CHEAP)
     token = link.rsplit("=", 1)[1]
     assert store.user_for_link(token) == User("sid", Role.SITE, "SITE-01")
