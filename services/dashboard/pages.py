@@ -96,7 +96,7 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
         sort_link=sort_link,
         page_link=page_link,
         newest_seq=newest,
-        query=urlencode(found.params()),
+        query=urlencode(found.params() | {"study": current_study()}),  # the page's scripts stay in its study
         csv_link="/api/findings.csv?" + urlencode(keep),
         view_query=urlencode(keep),
         statuses=[s.value for s in ReviewStatus],

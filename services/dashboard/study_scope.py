@@ -117,8 +117,8 @@ def studies_of(request: Request, user: User) -> list[str]:
 def scope_user(request: Request, user: User, *, by_token: bool) -> User:
     """Decide the request's study and return the user as that study sees them.
 
-    A study asked for explicitly is remembered in the session (the study switcher), never for a
-    bearer token.
+    A study asked for explicitly by a page is remembered in the session (the study switcher);
+    never by an API call or for a bearer token.
 
     Raises:
         HTTPException: 404 when the study asked for is not served or the user has no role in it,
@@ -133,7 +133,9 @@ def scope_user(request: Request, user: User, *, by_token: bool) -> User:
         if note.asked not in mine:
             raise HTTPException(404, NO_SUCH_STUDY)
         study = note.asked
-        if not by_token:
+        if not by_token and not request.url.path.startswith("/api/"):
+            # A page's choice (the switcher, a link) is remembered; an API call (a page's own
+            # script pinned to its study) changes nothing for the other tabs.
             request.session[SESSION_KEY] = study
     else:
         remembered = None if by_token else request.session.get(SESSION_KEY)

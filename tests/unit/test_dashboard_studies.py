@@ -273,3 +273,12 @@ def test_a_participant_id_of_both_studies_never_shows_the_other_studys_timeline_
     other = picture(_client(app, "both"), f"/participants/P-TWIN?study={B}")  # B's picture drawn and cached
     assert other != own
     assert picture(mona, "/participants/P-TWIN") == own
+
+
+def test_an_api_call_pinned_to_a_study_does_not_switch_the_other_tabs(app: Any) -> None:
+    client = _client(app, "both")
+    assert client.get(f"/findings?study={B}").status_code == 200
+    page = client.get("/findings").text
+    assert f"study={B}" in page.split('id="live-status"')[1].split(">")[0]  # the live script's query
+    assert client.get(f"/api/summary?study={A}").status_code == 200  # another tab's script
+    assert SECRET_TERM in client.get("/findings").text  # still B
