@@ -88,7 +88,8 @@ def _users_page(request: Request, user: object, status: int = 200, **context: ob
     return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
         request,
         "users.html",
-        {"user": user, "users": request.app.state.users.list_states(), "roles": list(Role), "csrf": csrf_token(request)}
+        {"user": user, "roles": list(Role), "csrf": csrf_token(request)}
+        | {"users": request.app.state.users.list_states(current_study_or_none())}  # the study's users
         | {"study": current_study_or_none() or ""}
         | {"error": "", "link": "", "added": ""}
         | context,

@@ -394,9 +394,17 @@ class UserStore(CredentialStore):
             rows = connection.execute("SELECT name, role, site FROM users ORDER BY name").fetchall()
             return [_user(connection, row) for row in rows]
 
-    def list_states(self) -> list[sqlite3.Row]:
-        """Every user with their state: name, role, site, enabled, password set, created."""
+    def list_states(self, study: str | None = None) -> list[sqlite3.Row]:
+        """Every user with their state: name, role, site, enabled, password set, created; with
+        ``study``, only the users with a role in it, and that role and site."""
         with self._connect() as connection:
+            if study is not None:
+                return connection.execute(
+                    "SELECT name, study_roles.role, study_roles.site, enabled,"
+                    " password_hash IS NOT NULL AS has_password, created_at"
+                    " FROM users JOIN study_roles USING (uid) WHERE study_id=? ORDER BY name",
+                    (study,),
+                ).fetchall()
             return connection.execute(
                 "SELECT name, role, site, enabled, password_hash IS NOT NULL AS has_password, created_at"
                 " FROM users ORDER BY name"

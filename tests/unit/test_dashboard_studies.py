@@ -79,6 +79,7 @@ def app(tmp_path: Path) -> Any:
             return {}
 
     app.state.publish, app.state.consumer = publish, Lag()
+    app.state.access_events = events
     app.state.publish_access = events.append
     return app
 
@@ -282,3 +283,23 @@ def test_an_api_call_pinned_to_a_study_does_not_switch_the_other_tabs(app: Any) 
     assert f"study={B}" in page.split('id="live-status"')[1].split(">")[0]  # the live script's query
     assert client.get(f"/api/summary?study={A}").status_code == 200  # another tab's script
     assert SECRET_TERM in client.get("/findings").text  # still B
+
+
+def test_an_admin_of_one_study_lists_and_adds_users_of_that_study_only(app: Any) -> None:
+    app.state.users.add("ada", "admin", PASSWORD, study=A)
+    app.state.users.add("bob", "admin", PASSWORD, study=B)
+    page = _client(app, "ada").get("/admin/users").text
+    assert "<td>mona</td>" in page
+    assert "<td>bea</td>" not in page  # a user of B only
+    admin_b = _client(app, "bob")
+    listed = admin_b.get("/admin/users").text
+    assert "<td>bea</td>" in listed
+    assert "<td>mona</td>" not in listed
+    csrf = _csrf(listed)
+    added = admin_b.post("/admin/users", data={"csrf": csrf, "name": "nina", "role": "monitor"})
+    assert added.status_code == 200
+    nina = app.state.users.get("nina")
+    assert nina is not None
+    assert [held.study_id for held in nina.studies] == [B]
+    assert app.state.access_events[-1].study_id == B  # on B's access log
+    assert _client(app, "ada").get("/admin/users?study=" + B).status_code == 404
