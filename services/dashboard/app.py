@@ -27,7 +27,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from contracts import AccessChanged, FindingReviewed
 from protocol.registry import protocol_for
 from services.access_log import PUBLISH_SECONDS, AccessLogError
-from services.dashboard import accounts, api, auth, pages, queue_routes
+from services.dashboard import accounts, api, auth, pages, preferences, queue_routes, times
 from services.dashboard.consumer import ReadModelConsumer
 from services.dashboard.live import Broadcaster
 from services.dashboard.saved_views import SavedViews
@@ -118,6 +118,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.state.protocol = StudyScoped(app.state.protocols)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
     app.state.templates.env.globals["study"] = ""  # pages name their study (render); others none
+    times.install(app.state.templates.env)  # event_time / system_time: one rule for every time shown
     app.state.reviews_published = Counter(
         "trialguard_reviews_published", "Review actions published, by action", ["action"], registry=registry
     )
@@ -181,6 +182,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.include_router(api.router, prefix="/api")
     app.include_router(pages.router)
     app.include_router(accounts.router)
+    app.include_router(preferences.router)
     app.include_router(queue_routes.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(StudyScopeMiddleware)  # outermost: every layer below sees the request's study

@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
 from services.dashboard.store import Applied, ReadModel, Record
-from services.kafka import KafkaSettings, ensure_topics, partition_ids
+from services.kafka import KafkaSettings, cluster_id, ensure_topics, partition_ids
 
 log = structlog.get_logger("trialguard.dashboard.consumer")
 
@@ -80,9 +80,14 @@ class ReadModelConsumer:
         return tuple(self._store_of)
 
     async def start(self) -> None:
-        """Create each study's topics when absent, subscribe, start, and seek to the stored offsets."""
+        """Create each study's topics when absent, rebuild a read model of another cluster or
+        namespace, subscribe, start, and seek to the stored offsets."""
         for study in self.stores:
             await ensure_topics(replace(self.settings, study_id=study))
+        # Before reading the stored offsets: offsets of another cluster or namespace mean nothing here.
+        cluster = await cluster_id(self.settings)
+        for model in self.stores.values():
+            await asyncio.to_thread(model.check_origin, cluster, self.settings.namespace)
         for topic in self.topic_names:
             partitions = [TopicPartition(topic, p, declare=False) for p in await partition_ids(self.settings, topic)]
             subscriber = self.broker.subscriber(

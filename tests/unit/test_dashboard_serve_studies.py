@@ -71,3 +71,16 @@ def test_the_cli_gives_and_takes_a_role_in_the_study_of_its_access_log(tmp_path:
     err = io.StringIO()
     assert users_revoke_role(revoke, stdout=io.StringIO(), stderr=err, recorder=_recorder(B, events)) == 2
     assert f"'mona' has no role in study {B!r}" in err.getvalue()
+
+
+def test_the_notifier_of_a_study_knows_only_that_studys_users_as_owners(tmp_path: Path) -> None:
+    from services.cli import _owners_from_users_file
+
+    users = UserStore(tmp_path / "users.sqlite3", hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    users.add("mona", "monitor", study=A)
+    users.add("bea", "data-manager", study=B)
+    users.set_role("mona", "site", "GZ-02", AccessRecorder(B, "ops", "cli", lambda _: None))
+    of_a = _owners_from_users_file(users.path, A)()
+    of_b = _owners_from_users_file(users.path, B)()
+    assert {name: owner.site for name, owner in of_a.items()} == {"mona": None}  # bea is told nothing of A
+    assert {name: owner.site for name, owner in of_b.items()} == {"bea": None, "mona": "GZ-02"}
