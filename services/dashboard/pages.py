@@ -133,7 +133,10 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         actions=actions,
         parameters=parameters,
         max_text=MAX_REVIEW_TEXT_CHARS,
-        assignees=assignees(request.app.state.users, current_study(), found["site_id"]),
+        # The study's users are listed only to whom may assign (not to a site user, say).
+        assignees=assignees(request.app.state.users, current_study(), found["site_id"])
+        if may_review(user, Action.ASSIGN, found["site_id"])
+        else [],
         **extra,
     )
 

@@ -137,3 +137,9 @@ def test_overdue_days_per_study_from_options_and_environment(monkeypatch: pytest
     for bad, says in (("0", "DAYS from 1"), ("x=3", "not served"), ("soon", "expected DAYS")):
         with pytest.raises(ValueError, match=says):
             parse_overdue_days([bad], (A, B))
+
+
+def test_the_studys_users_are_not_listed_to_who_may_not_assign(app: Any) -> None:  # noqa: F811
+    for user in ("mona", "sid"):
+        page = _client(app, user).get("/findings/00000000-0000-0000-0000-000000000002").text
+        assert "<option>dana</option>" not in page, user
