@@ -268,6 +268,7 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     from services.notifier.commands import add_notifier_commands
     from services.options import add_kafka_args
     from services.rules.commands import add_rules_commands
+    from services.studies import STUDIES_HELP
 
     add_rules_commands(commands)
 
@@ -275,11 +276,9 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
         dest="action", required=True
     )
     dashboard_serve = dashboard.add_parser(
-        "serve",
-        help="serve the dashboard: findings, reviews, participant timelines, operations",
-        conflict_handler="resolve",  # its --study is repeatable (add_dashboard_args), not the common one
+        "serve", help="serve the dashboard: findings, reviews, participant timelines, operations"
     )
-    add_kafka_args(dashboard_serve)
+    add_kafka_args(dashboard_serve, studies=STUDIES_HELP)
     add_dashboard_args(dashboard_serve)
     dashboard_serve.set_defaults(run=_dashboard)
     add_users_commands(commands)

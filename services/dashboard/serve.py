@@ -15,31 +15,27 @@ from services.errors import ConfigurationError
 from services.http import serve_asgi
 from services.http_limits import limits_from_args
 from services.kafka import KafkaSettings
-from services.options import TOPIC_NAME_PART
+from services.studies import chosen_studies as serving
 
 log = structlog.get_logger("trialguard.dashboard.serve")
 
 
 def chosen_studies(args: argparse.Namespace) -> tuple[str, ...]:
-    """The studies to serve: those named with ``--study`` (in that order), else every installed one.
+    """The studies to serve, as ``rules serve`` chooses them (``services.studies``): those named
+    with ``--study`` (repeatable) or in TRIALGUARD_STUDY_ID (comma-separated), else every
+    installed one; in that order, once each.
 
     Raises:
-        ConfigurationError: a study named twice, with characters a topic name cannot have, or not
-            installed (the message lists the installed ones).
+        ConfigurationError: a name a topic cannot have, no study at all, or a study without an
+            installed protocol package (the message lists the installed ones).
     """
+    studies = serving(args.study)
     installed = registry.studies()
-    named = tuple(args.study or ())
-    for study in named:
-        if not TOPIC_NAME_PART.fullmatch(study):
-            raise ConfigurationError(f"--study {study[:60]!r}: a topic name part is 1-100 of A-Z a-z 0-9 . _ -")
+    for study in studies:
         if study not in installed:
             known = ", ".join(installed) or "none"
-            raise ConfigurationError(f"--study {study[:60]!r}: no protocol package is installed for it ({known} are)")
-    if len(set(named)) != len(named):
-        raise ConfigurationError("--study: a study is named twice")
-    if not (named or installed):
-        raise ConfigurationError("dashboard serve: no protocol package is installed, so no study to serve")
-    return named or tuple(installed)
+            raise ConfigurationError(f"study {study[:60]!r}: no protocol package is installed for it ({known} are)")
+    return tuple(studies)
 
 
 async def serve(kafka: KafkaSettings, args: argparse.Namespace, studies: tuple[str, ...] = ()) -> int:

@@ -112,13 +112,6 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         "--secure-cookies", action="store_true", help="send the session cookie over HTTPS only (behind a TLS proxy)"
     )
     parser.add_argument(
-        "--study",
-        action="append",
-        default=None,
-        metavar="STUDY",
-        help="a study to serve; repeat for several (default: every installed study)",
-    )
-    parser.add_argument(
         "--overdue-days",
         action="append",
         default=[],

@@ -23,17 +23,19 @@ def _serve(*argv: str) -> tuple[str, ...]:
     return chosen_studies(build_parser().parse_args(["dashboard", "serve", *argv]))
 
 
-def test_every_installed_study_by_default_or_those_named_in_order() -> None:
+def test_every_installed_study_by_default_or_those_named_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIALGUARD_STUDY_ID", raising=False)
     assert _serve() == (A, B)
     assert _serve("--study", B) == (B,)
-    assert _serve("--study", B, "--study", A) == (B, A)
+    assert _serve("--study", B, "--study", A, "--study", B) == (B, A)
+    monkeypatch.setenv("TRIALGUARD_STUDY_ID", f"{B},{A}")
+    assert _serve() == (B, A)
 
 
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
         (["--study", "NCT00000000"], "no protocol package is installed for it"),
-        (["--study", A, "--study", A], "named twice"),
         (["--study", "a b"], "topic name part"),
     ],
 )
