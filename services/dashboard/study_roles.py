@@ -6,7 +6,7 @@ dashboard answers 404 for its pages and API, as for a study that does not exist.
 
 A user store from before roles per study (a ``users`` table with one role each, no
 ``study_roles``) is migrated when first opened: each user's role becomes their role in the
-*legacy study*, ``TRIALGUARD_STUDY_ID`` (default NCT06904729), the one study a dashboard served
+*legacy study*, ``TRIALGUARD_STUDY_ID`` (its first; default NCT06904729), the one study a dashboard served
 then. Nobody gains a role in any other study by the migration; an operator gives it with
 ``trialguard users role NAME --study STUDY --role ROLE``.
 """
@@ -36,8 +36,9 @@ CREATE TABLE study_roles (
 
 
 def legacy_study() -> str:
-    """The study a role given without a study is for: ``TRIALGUARD_STUDY_ID``, else NCT06904729."""
-    return os.environ.get("TRIALGUARD_STUDY_ID") or DEFAULT_STUDY
+    """The study a role given without a study is for: ``TRIALGUARD_STUDY_ID`` (its first, when it
+    names several), else NCT06904729."""
+    return (os.environ.get("TRIALGUARD_STUDY_ID") or "").split(",")[0].strip() or DEFAULT_STUDY
 
 
 def ensure_study_roles(db: sqlite3.Connection, legacy: str) -> None:

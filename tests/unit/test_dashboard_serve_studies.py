@@ -86,3 +86,12 @@ def test_the_notifier_of_a_study_knows_only_that_studys_users_as_owners(tmp_path
     of_b = _owners_from_users_file(users.path, B)()
     assert {name: owner.site for name, owner in of_a.items()} == {"mona": None}  # bea is told nothing of A
     assert {name: owner.site for name, owner in of_b.items()} == {"bea": None, "mona": "GZ-02"}
+
+
+def test_the_legacy_study_is_the_first_of_the_variable_else_the_first_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.dashboard.study_roles import legacy_study
+
+    monkeypatch.setenv("TRIALGUARD_STUDY_ID", f"{B}, {A}")
+    assert legacy_study() == B
+    monkeypatch.delenv("TRIALGUARD_STUDY_ID")
+    assert legacy_study() == A
