@@ -7,6 +7,7 @@ that matplotlib made (it escapes the text it draws).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -26,6 +27,8 @@ from services.dashboard.roles import Action, Role, User, may_review
 from services.dashboard.timeline import cached_svg, timeline_of
 from services.kafka import group_lag, rules_group_id
 from services.presentation.charts import findings_per_week_svg
+from services.presentation.explanation import Explanation
+from services.presentation.wording import label, value_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,18 +65,25 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
     found, page = listed
     scope = site_scope(user)
     with request.app.state.store.reader() as db:
+        newest = queries.newest_seq(db, scope)
+        if not found.as_of:  # the snapshot this page and the pages after it show: arrivals wait
+            found = dataclasses.replace(found, as_of=str(newest))
         rows = queries.finding_rows(db, found, page, scope)
         total = queries.finding_total(db, found, scope)
         table = queries.summary(db, found, scope)
         choices = {
             column: queries.distinct(db, column, scope) for column in ("rule_id", "category", "severity", "site_id")
         }
-        newest = queries.newest_seq(db, scope)
-    keep = found.params() | ({"sort": page.sort, "order": "desc" if page.descending else "asc"} if page.sort else {})
+        arrived = queries.arrived(db, found, scope)
+    keep = found.params() | page.params()
 
     def sort_link(key: str) -> str:
         descending = not (page.sort == key and page.descending)
         return "?" + urlencode(found.params() | {"sort": key, "order": "desc" if descending else "asc"})
+
+    alerts_first_link = "?" + urlencode(
+        found.params() | dataclasses.replace(page, alerts_first=not page.alerts_first).params()
+    )
 
     def page_link(offset: int) -> str:
         return "?" + urlencode(keep | {"offset": str(offset), "limit": str(page.limit)})
@@ -92,8 +102,11 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
         sort_link=sort_link,
         page_link=page_link,
         newest_seq=newest,
+        arrived=arrived,
+        alerts_first_link=alerts_first_link,
         query=urlencode(found.params()),
         csv_link="/api/findings.csv?" + urlencode(keep),
+        xlsx_link="/api/findings.xlsx?" + urlencode(keep),
         statuses=[s.value for s in ReviewStatus],
     )
 
@@ -124,11 +137,23 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         "finding.html",
         status_code,
         f=found,
+        why=found["explanation"],
+        value_events=_value_events(request, found["explanation"]),
+        label=label,
+        value_text=value_text,
         actions=actions,
         parameters=parameters,
         max_text=MAX_REVIEW_TEXT_CHARS,
         **extra,
     )
+
+
+def _value_events(request: Request, why: Explanation) -> list[dict[str, Any]]:
+    """The events that carried a value that broke a limit (the lab result, not the enrollment)."""
+    if not why.sources:
+        return []
+    with request.app.state.store.reader() as db:
+        return queries.events_by_id(db, [source.event_id for source in why.sources])
 
 
 def show_value(value: Any) -> str:
