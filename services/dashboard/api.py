@@ -24,6 +24,7 @@ from services.dashboard.timeline import timeline_of
 
 router = APIRouter()
 
+
 def site_scope(user: User) -> str | None:
     """The only site a user may see, or None for every site."""
     return None if may_read_site(user, "\0any other site\0") else (user.site or "\0no site\0")

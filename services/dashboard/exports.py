@@ -11,6 +11,7 @@ formula is written as text: a spreadsheet shows it, it does not run it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import sqlite3
@@ -78,7 +79,8 @@ def export_rows(
     with_history: bool,
 ) -> ExportRows:
     """Every row of the filtered list (up to ``MAX_ROWS``), with its why and its reviews."""
-    listed = queries.finding_rows(db, found, queries.Page(page.sort, page.descending, MAX_ROWS, 0, 0, page.alerts_first), site_scope)
+    every = dataclasses.replace(page, limit=MAX_ROWS, offset=0, after_seq=0)
+    listed = queries.finding_rows(db, found, every, site_scope)
     rows, history = [], []
     for row in listed:
         body = db.execute("SELECT body FROM finding_bodies WHERE finding_id = ?", (row["finding_id"],)).fetchone()

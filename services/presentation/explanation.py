@@ -127,10 +127,10 @@ def explain(
     tested = _facts(tree) | {rule.item_name}
     rest = [(k, v) for k, v in evidence.items() if k not in tested and k != rule.for_each]
     # A limit a value broke says it all; a yes/no or an implied comparison reads after the rule's term.
-    sentences = [
-        _sentence("; ".join(words) if measured[clause] else f"{rule.term} ({'; '.join(map(_lower, words))})", clause, criteria)
-        for clause, words in groups.items()
-    ]
+    sentences = []
+    for clause, words in groups.items():
+        said = "; ".join(words) if measured[clause] else f"{rule.term} ({'; '.join(map(_lower, words))})"
+        sentences.append(_sentence(said, clause, criteria))
     if not sentences:
         sentences = [_sentence(rule.term, rule.reference, criteria)]
     if rest:
