@@ -148,6 +148,7 @@ class ReviewBody(BaseModel):
     comment: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
     reason: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
     assignee: str | None = Field(default=None, max_length=64)
+    reason_other: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
 
 
 @router.post("/findings/{finding_id}/reviews", status_code=201, dependencies=[Depends(check_api_csrf)])
@@ -160,7 +161,7 @@ async def post_review(request: Request, user: CurrentUser, finding_id: str, body
                 db,
                 user,
                 finding_id,
-                ReviewRequest(body.action, body.comment, body.reason, body.assignee),
+                ReviewRequest(body.action, body.comment, body.reason, body.assignee, body.reason_other),
                 study_id=app.state.settings.kafka.study_id,
                 publish=app.state.publish,
                 live=app.state.live,

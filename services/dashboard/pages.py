@@ -22,6 +22,7 @@ from services.dashboard import queries
 from services.dashboard.access import recent_changes
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
+from services.dashboard.review_forms import ACTIONS_BY_KIND, FIELDS, OTHER, TITLES, reasons_for
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import Action, Role, User, may_review
 from services.dashboard.timeline import cached_svg, timeline_of
@@ -118,10 +119,19 @@ def finding_page(request: Request, user: CurrentUser, finding_id: str, error: st
 
 def _finding_page(request: Request, user: User, finding_id: str, status_code: int = 200, **extra: Any) -> Response:
     found = finding_for(request, user, finding_id)
+    extra = {"failed": "", "asked": {}} | extra  # a refused review's form opens again with what was asked
     protocol = request.app.state.protocol
     status = ReviewStatus(found["status"])
     actions = [
-        a for a in ReviewAction if status in ALLOWED_FROM[a] and may_review(user, Action(a.value), found["site_id"])
+        a
+        for a in ReviewAction
+        if status in ALLOWED_FROM[a]
+        and a in ACTIONS_BY_KIND.get(found["kind"], ())
+        and may_review(user, Action(a.value), found["site_id"])
+    ]
+    forms = [
+        {"action": a, "title": TITLES[a], "fields": FIELDS[a], "reasons": reasons_for(a, found["kind"])}
+        for a in actions
     ]
     try:
         parameters = protocol.parameters_of(found["rule_id"])
@@ -142,6 +152,8 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         label=label,
         value_text=value_text,
         actions=actions,
+        forms=forms,
+        other=OTHER,
         parameters=parameters,
         max_text=MAX_REVIEW_TEXT_CHARS,
         **extra,
@@ -177,6 +189,7 @@ async def review_form(
     comment: Annotated[str, Form(max_length=MAX_REVIEW_TEXT_CHARS)] = "",
     reason: Annotated[str, Form(max_length=MAX_REVIEW_TEXT_CHARS)] = "",
     assignee: Annotated[str, Form(max_length=64)] = "",
+    reason_other: Annotated[str, Form(max_length=MAX_REVIEW_TEXT_CHARS)] = "",
 ) -> Response:
     check_csrf(request, csrf)
     app = request.app
@@ -186,7 +199,7 @@ async def review_form(
                 db,
                 user,
                 finding_id,
-                ReviewRequest(action, comment, reason, assignee),
+                ReviewRequest(action, comment, reason, assignee, reason_other),
                 study_id=app.state.settings.kafka.study_id,
                 publish=app.state.publish,
                 live=app.state.live,
@@ -196,7 +209,15 @@ async def review_form(
             if refused.status == 404:
                 raise HTTPException(404, refused.message) from None
             return await asyncio.to_thread(
-                _finding_page, request, user, finding_id, refused.status, error=refused.message, done=""
+                _finding_page,
+                request,
+                user,
+                finding_id,
+                refused.status,
+                error=refused.message,
+                done="",
+                failed=action[:20],
+                asked={"comment": comment, "reason": reason, "assignee": assignee, "reason_other": reason_other},
             )
     return RedirectResponse(f"/findings/{finding_id}?done={action}", status_code=303)
 
