@@ -85,7 +85,7 @@ def check_action_for_kind(action: ReviewAction, kind: str) -> None:
     """Raises: ReviewFormError when the action makes no sense for the kind (closing a safety alert)."""
     if action not in ACTIONS_BY_KIND.get(kind, frozenset()):
         raise ReviewFormError(
-            f"A safety alert cannot be closed as not a deviation. Resolve it and give the reason."
+            "A safety alert cannot be closed as not a deviation. Resolve it and give the reason."
             if action is ReviewAction.CLOSE
             else f"A {kind} cannot be given the action {action.value}."
         )
@@ -126,5 +126,6 @@ def plain_problems(errors: Sequence[Mapping[str, Any]]) -> str:
         context = error.get("ctx") or {}
         message = str(context["error"]) if error.get("type") == "value_error" and "error" in context else error["msg"]
         where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",))
-        said.append(f"{where.replace('_', ' ').capitalize()}: {message}" if where else message[:1].upper() + message[1:])
+        named = f"{where.replace('_', ' ').capitalize()}: {message}" if where else message[:1].upper() + message[1:]
+        said.append(named)
     return "; ".join(said) + "."
