@@ -15,14 +15,18 @@ Evidence the condition does not test follows as "Also recorded: …".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from contracts.units import ANALYTES
 from protocol.criteria import Criterion
+from protocol.kit import KitError, kit_of
 from protocol.model import Parameter, Protocol, RuleSpec
+from protocol.registry import ProtocolLookupError, versions_for
 from services.presentation.wording import label, value_text, with_unit
 
 LAB_EVENT: Final = "ScreeningLabResulted"
@@ -136,6 +140,26 @@ def explain(
     if rest:
         sentences.append("Also recorded: " + "; ".join(f"{label(k)}: {value_text(v)}" for k, v in rest) + ".")
     return Explanation(tuple(sentences), frozenset(failing), tuple(sources))
+
+
+def explain_published(finding: Mapping[str, Any], events: Events = tuple) -> Explanation:
+    """``explain`` under the version the finding names (its ``study_id`` and ``protocol_version``),
+    quoting that protocol package's registry criteria; the term and evidence when it is unknown."""
+    study, version = str(finding.get("study_id", "")), str(finding.get("protocol_version", ""))
+    protocol, criteria = _version(study, version)
+    return explain(finding, protocol, criteria, events)
+
+
+@functools.lru_cache(maxsize=64)  # bounded: a hostile finding may name any study or version
+def _version(study_id: str, version: str) -> tuple[Protocol | None, tuple[Criterion, ...]]:
+    try:
+        protocol = versions_for(study_id).version(version)
+    except (ProtocolLookupError, KeyError):
+        return None, ()
+    try:
+        return protocol, kit_of(protocol).criteria
+    except KitError:
+        return protocol, ()
 
 
 def _lower(text: str) -> str:
@@ -254,9 +278,18 @@ def _parameter_for(leaf: _Leaf, parameters: Sequence[Parameter]) -> Parameter | 
     words = set(leaf.fact.split("_")) - _GENERIC_WORDS
     if isinstance(leaf.constant, int | float) and not isinstance(leaf.constant, bool):
         by_value = [p for p in parameters if _same(p.value, leaf.constant)]
-        named = [p for p in by_value if words & set(p.name.split("_"))]
-        if named or by_value:
-            return (named or by_value)[0]
+        if by_value:
+            # Several limits may share a value (3.0 ×10⁹/L and 3.0 × ULN): the one named like the
+            # fact, or whose source names it (ALT in "ALT and AST"), bounding the same way, wins.
+            side = "max" if leaf.op in ("$gt", "$gte") else "min"
+            return max(
+                by_value,
+                key=lambda p: (
+                    bool(words & set(p.name.split("_"))),
+                    any(re.search(rf"\b{re.escape(w)}\b", p.source, re.IGNORECASE) for w in words),
+                    side in p.name.split("_"),
+                ),
+            )
     named = [p for p in parameters if words & (set(p.name.split("_")) - _GENERIC_WORDS)]
     return named[0] if named else None
 
