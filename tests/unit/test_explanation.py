@@ -31,7 +31,8 @@ def _scenario_findings() -> dict[tuple[str, str], tuple[Protocol, dict[str, Any]
             bodies = [json.loads(e.model_dump_json()) for e in events]
             for finding in run(scenario, version.protocol, kit.vocabulary).findings:
                 mine = [b for b in bodies if b["participant_id"] == finding.participant_id]
-                found.setdefault((study, finding.rule_id), (version.protocol, json.loads(finding.model_dump_json()), mine))
+                body = json.loads(finding.model_dump_json())
+                found.setdefault((study, finding.rule_id), (version.protocol, body, mine))
     return found
 
 
