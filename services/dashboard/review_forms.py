@@ -124,7 +124,17 @@ def plain_problems(errors: Sequence[Mapping[str, Any]]) -> str:
     said = []
     for error in errors:
         context = error.get("ctx") or {}
-        message = str(context["error"]) if error.get("type") == "value_error" and "error" in context else error["msg"]
+        kind = error.get("type")
+        if kind == "value_error" and "error" in context:
+            message = str(context["error"])
+        elif kind == "string_pattern_mismatch":
+            message = "use only letters, digits and . _ @ - (a user name)"
+        elif kind == "string_too_long":
+            message = f"at most {context.get('max_length')} characters"
+        elif kind == "string_too_short":
+            message = "must not be empty"
+        else:
+            message = str(error["msg"])
         where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",))
         named = f"{where.replace('_', ' ').capitalize()}: {message}" if where else message[:1].upper() + message[1:]
         said.append(named)
