@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ _LIMIT_WORDS: Final = {
     "$gte": "is at or above the threshold",
     "$neq": "is not",
 }
+_COMPARISONS: Final = {"$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt, "$gte": operator.ge}
 _IMPLIED_WORDS: Final = {"$lt": "is below", "$lte": "is at most", "$gt": "is above", "$gte": "is at least"}
 _GENERIC_WORDS: Final = frozenset({"min", "max", "days", "of", "the", "within", "uln", "multiple", "default"})
 _ANALYTE_ALIASES: Final = {"bilirubin": "total_bilirubin", "egfr": "creatinine", "crcl": "creatinine"}
@@ -213,14 +215,12 @@ def _holds(leaf: _Leaf, seen: Any, limit: Any) -> bool | None:
         return bool(seen == limit)
     if leaf.op == "$neq":
         return bool(seen != limit)
+    compare = _COMPARISONS.get(leaf.op)
+    if compare is None:
+        return None
     try:
-        return {
-            "$lt": seen < limit,
-            "$lte": seen <= limit,
-            "$gt": seen > limit,
-            "$gte": seen >= limit,
-        }[leaf.op]
-    except TypeError:
+        return bool(compare(seen, limit))
+    except TypeError:  # a number against a text: the evidence cannot say
         return None
 
 

@@ -26,8 +26,8 @@ FLOOD = 500
 
 def _serious_adverse_events(stack: Stack, count: int) -> list[bytes]:
     """``count`` serious adverse events of the cohort's participants: one SAFETY-SAE alert each."""
-    people = {(item["participant_id"], item["site_id"]) for item in stack.findings()["items"]}
-    people = sorted(p for p in people if not p[0].startswith("P-HOSTILE"))
+    everyone = {(item["participant_id"], item["site_id"]) for item in stack.findings()["items"]}
+    people = sorted(p for p in everyone if not p[0].startswith("P-HOSTILE"))
     events = []
     for n in range(count):
         participant, site = people[n % len(people)]
@@ -60,20 +60,20 @@ def _pager(page: Page) -> tuple[int, int, int]:
 
 
 def test_a_flood_of_500_findings_neither_grows_nor_reorders_the_page_being_read(stack: Stack, page: Page) -> None:
-    login(page, stack, "monitor", "/findings?sort=participant&order=asc&limit=20")
+    login(page, stack, "monitor", "/findings?sort=participant&order=asc&limit=5")
     expect(page.locator("#live-status")).to_contain_text("listening")
     page.evaluate("window.__same_page = true")
     first_page, total = _rows(page), int(page.locator("[data-testid=total]").inner_text())
-    assert _pager(page) == (1, 20, total)
+    assert _pager(page) == (1, 5, total)
     before = stack.findings()["total"]
 
     stack.publish(_serious_adverse_events(stack, FLOOD))
     # While the flood arrives the user goes to the next page, then sorts the other way.
     page.click("[data-testid=next]")
     second_page = _rows(page)
-    assert len(second_page) == 20
+    assert len(second_page) == 5
     assert not set(second_page) & set(first_page), "paging is stable: no row twice"
-    assert _pager(page) == (21, 40, total)
+    assert _pager(page) == (6, 10, total)
     page.click("th >> text=Participant")
     page.wait_for_url(lambda url: "order=desc" in url)
     assert int(page.locator("[data-testid=total]").inner_text()) == total, "the same snapshot under another sort"
@@ -85,7 +85,7 @@ def test_a_flood_of_500_findings_neither_grows_nor_reorders_the_page_being_read(
     assert after >= before + FLOOD
     expect(page.locator("[data-testid=arrivals]")).to_have_text(f"{after - before} new — show")
     assert _rows(page) == first_page, "the page did not grow or reorder"
-    assert _pager(page) == (1, 20, total)
+    assert _pager(page) == (1, 5, total)
     assert int(page.locator("[data-testid=total]").inner_text()) == total
     summary = page.locator("[data-testid=summary] tbody td[data-status]").all_inner_texts()
     assert sum(int(n) for n in summary) == total, "the summary agrees with the total and the pager"
@@ -94,8 +94,8 @@ def test_a_flood_of_500_findings_neither_grows_nor_reorders_the_page_being_read(
 
     page.click("[data-testid=arrivals]")
     expect(page.locator("[data-testid=total]")).to_have_text(str(after))
-    assert _pager(page) == (1, 20, after)
-    assert len(_rows(page)) == 20
+    assert _pager(page) == (1, 5, after)
+    assert len(_rows(page)) == 5
     summary = page.locator("[data-testid=summary] tbody td[data-status]").all_inner_texts()
     assert sum(int(n) for n in summary) == after
 
