@@ -80,7 +80,8 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
 
     def sort_link(key: str) -> str:
         descending = not (page.sort == key and page.descending)
-        return "?" + urlencode(found.params() | {"sort": key, "order": "desc" if descending else "asc"})
+        sized = {"limit": str(page.limit)} if page.limit != queries.DEFAULT_LIMIT else {}
+        return "?" + urlencode(found.params() | sized | {"sort": key, "order": "desc" if descending else "asc"})
 
     alerts_first_link = "?" + urlencode(
         found.params() | dataclasses.replace(page, alerts_first=not page.alerts_first).params()

@@ -179,10 +179,12 @@ class Page:
         return f" ORDER BY {first}{SORTABLE[self.sort]} {direction} NULLS LAST, seq {direction}"
 
     def params(self) -> dict[str, str]:
-        """The sort as query parameters (for links that keep it); the defaults are left out."""
+        """The sort and page size as query parameters (for links that keep them); defaults left out."""
         kept = {"sort": self.sort, "order": "desc" if self.descending else "asc"} if self.sort else {}
         if self.alerts_first != (not self.sort):
             kept["alerts_first"] = "1" if self.alerts_first else "0"
+        if self.limit != DEFAULT_LIMIT:
+            kept["limit"] = str(self.limit)
         return kept
 
 

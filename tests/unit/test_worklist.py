@@ -318,3 +318,15 @@ def test_the_reason_published_is_the_chosen_reasons_words(
     )
     assert answer.status_code == 201, answer.text
     assert answer.json()["reason"] == "Data corrected at the site"
+
+
+def test_sorting_paging_and_the_alerts_switch_keep_the_snapshot_and_the_page_size(worklist: Any) -> None:
+    page = _client(worklist, "monitor").get("/findings?limit=5").text
+    as_of = re.search(r'data-as-of="(\d+)"', page)
+    assert as_of is not None
+    links = re.findall(r'<th><a href="([^"]+)"', page)
+    links += re.findall(r'href="([^"]+)" data-testid="(?:next|alerts-first|csv|xlsx)"', page)
+    assert len(links) >= 15
+    for link in links:
+        assert f"as_of={as_of.group(1)}" in link, link
+        assert "limit=5" in link or "/api/findings." in link, link
