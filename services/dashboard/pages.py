@@ -29,7 +29,7 @@ from services.dashboard.timeline import cached_svg, timeline_of
 from services.kafka import group_lag, rules_group_id
 from services.presentation.charts import findings_per_week_svg
 from services.presentation.explanation import Explanation
-from services.presentation.wording import label, value_text
+from services.presentation.wording import label, unit_text, value_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -139,7 +139,13 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
     except KeyError:  # a rule id this protocol version does not define (a hostile or foreign finding)
         parameters = ()
     parameters = [
-        {"name": p.name, "value": show_value(p.value), "unit": p.unit, "source": p.source, "assumption": p.assumption}
+        {
+            "name": label(p.name),
+            "value": show_value(p.value),
+            "unit": unit_text(p.unit),
+            "source": p.source,
+            "assumption": p.assumption,
+        }
         for p in parameters
     ]
     return render(
