@@ -27,7 +27,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from contracts import AccessChanged, FindingReviewed
 from protocol.registry import protocol_for
 from services.access_log import PUBLISH_SECONDS, AccessLogError
-from services.dashboard import accounts, api, auth, pages
+from services.dashboard import accounts, api, auth, pages, preferences, times
 from services.dashboard.consumer import ReadModelConsumer
 from services.dashboard.live import Broadcaster
 from services.dashboard.settings import DashboardSettings
@@ -107,6 +107,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.state.protocol = protocol_for(settings.kafka.study_id)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
     app.state.templates.env.globals["study"] = settings.kafka.study_id
+    times.install(app.state.templates.env)  # event_time / system_time: one rule for every time shown
     app.state.reviews_published = Counter(
         "trialguard_reviews_published", "Review actions published, by action", ["action"], registry=registry
     )
@@ -170,6 +171,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.include_router(api.router, prefix="/api")
     app.include_router(pages.router)
     app.include_router(accounts.router)
+    app.include_router(preferences.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 
