@@ -12,7 +12,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlencode
@@ -60,7 +60,7 @@ def canonical_query(params: Mapping[str, str]) -> str:
     except queries.FilterError as error:
         raise ViewError(str(error)) from None
     sort = {"sort": page.sort, "order": "desc" if page.descending else "asc"} if page.sort else {}
-    return urlencode(found.params() | sort)
+    return urlencode(replace(found, as_of="").params() | sort)  # a view is live, not the snapshot it was saved in
 
 
 class SavedViews:

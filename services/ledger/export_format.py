@@ -1,4 +1,7 @@
-"""The audit export file: JSON lines of records and signed per-partition checkpoints.
+"""The audit export file, format 1: JSON lines of records and signed per-partition checkpoints.
+
+Exports are written in format 2 now (:mod:`services.ledger.export_v2`, docs/audit-format.md);
+format 1 is kept so that exports made before still read and verify under their own rules.
 
 Format (one JSON object per line, UTF-8, ``\\n``-terminated):
 
@@ -28,29 +31,23 @@ the latter.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
-
-
-class ExportFormatError(ValueError):
-    """A line of an export file is not a well-formed record or checkpoint line.
-
-    Attributes:
-        line: the 1-based line number.
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line {line}: {reason}")
-        self.line = line
-        self.reason = reason
+from services.ledger.export_fields import (
+    ExportFormatError as ExportFormatError,  # re-exported: readers of format 1 catch it from here
+)
+from services.ledger.export_fields import (
+    _bytes,
+    _check_fields,
+    _digest,
+    _int,
+    _str,
+)
+from services.ledger.export_v2 import RecordV2, header_line, parse_v2
 
 
 @dataclass(frozen=True)
@@ -193,7 +190,8 @@ def read_lines(path: Path) -> Iterator[tuple[int, Line]]:
 
 
 def read_export(path: Path) -> Iterator[ExportedRecord]:
-    """The record lines of an export file in file order; checkpoint lines are skipped.
+    """The record lines of an export file (format 1 or 2) in file order; checkpoint, header and
+    manifest lines are skipped. A format 2 null value reads as empty bytes.
 
     This reads the records; it does not verify them (see :mod:`services.audit.verify`).
 
@@ -201,9 +199,28 @@ def read_export(path: Path) -> Iterator[ExportedRecord]:
         ExportFormatError: a line is malformed; the error names its line number.
         OSError: the file cannot be read.
     """
-    for _, line in read_lines(path):
-        if isinstance(line, ExportedRecord):
-            yield line
+    for _, line in _numbered_records(path):
+        yield line
+
+
+def _numbered_records(path: Path) -> Iterator[tuple[int, ExportedRecord]]:
+    with path.open("rb") as f:
+        v2 = f.readline().rstrip(b"\n") == header_line().encode()
+    if not v2:
+        for number, line in read_lines(path):
+            if isinstance(line, ExportedRecord):
+                yield number, line
+        return
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.endswith(b"\n"):
+                raise ExportFormatError(number, "the last line has no newline (truncated file?)")
+            r = parse_v2(raw.decode("utf-8", "replace"), number)
+            if isinstance(r, RecordV2):
+                yield (
+                    number,
+                    ExportedRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value or b"", r.chain),
+                )
 
 
 def read_checkpoints(path: Path) -> list[ExportedCheckpoint]:
@@ -213,48 +230,6 @@ def read_checkpoints(path: Path) -> list[ExportedCheckpoint]:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _check_fields(obj: dict[str, Any], expected: set[str], number: int) -> None:
-    missing = expected - obj.keys()
-    extra = obj.keys() - expected
-    if missing:
-        raise ExportFormatError(number, f"missing field(s) {', '.join(sorted(missing))}")
-    if extra:
-        raise ExportFormatError(number, f"unexpected field(s) {', '.join(sorted(k[:40] for k in extra))}")
-
-
-def _str(obj: dict[str, Any], name: str, number: int) -> str:
-    value = obj[name]
-    if not isinstance(value, str) or not value:
-        raise ExportFormatError(number, f"{name} is not a non-empty string")
-    return value
-
-
-def _int(obj: dict[str, Any], name: str, number: int, minimum: int = 0) -> int:
-    value = obj[name]
-    # bool is an int in Python; true is no offset.
-    if type(value) is not int or value < minimum:
-        raise ExportFormatError(number, f"{name} is not an integer >= {minimum}")
-    return value
-
-
-def _bytes(obj: dict[str, Any], name: str, number: int) -> bytes:
-    value = obj[name]
-    if not isinstance(value, str):
-        raise ExportFormatError(number, f"{name} is not a base64 string")
-    try:
-        # validate=True: a stray character must not be silently dropped from what is hashed.
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ExportFormatError(number, f"{name} is not valid base64") from None
-
-
-def _digest(obj: dict[str, Any], name: str, number: int) -> str:
-    value = obj[name]
-    if not isinstance(value, str) or not HEX_DIGEST.fullmatch(value):
-        raise ExportFormatError(number, f"{name} is not 64 lowercase hex digits")
-    return value
 
 
 def is_export(path: Path) -> bool:
@@ -267,7 +242,7 @@ def is_export(path: Path) -> bool:
                     first = json.loads(raw)
                 except ValueError:
                     return False
-                return isinstance(first, dict) and first.get("kind") in ("record", "checkpoint")
+                return isinstance(first, dict) and first.get("kind") in ("header", "record", "checkpoint")
     return False
 
 
@@ -279,6 +254,6 @@ def participant_event_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     Raises:
         ExportFormatError: a malformed line.
     """
-    for number, line in read_lines(path):
-        if isinstance(line, ExportedRecord) and line.topic.endswith(".participant-events"):
+    for number, line in _numbered_records(path):
+        if line.topic.endswith(".participant-events"):
             yield number, line.value

@@ -89,7 +89,9 @@ def test_overdue_follows_the_studys_setting_and_leaves_resolved_findings_out(app
     assert api.get("/api/findings?queue=overdue").json()["total"] == 8  # events of early 2026, 14 days
     dana = _client(app, "dana")
     csrf = _csrf(dana.get(f"/findings/{GZ01_FINDING}").text)
-    resolved = dana.post(f"/findings/{GZ01_FINDING}/reviews", data={"csrf": csrf, "action": "resolve", "reason": "x"})
+    resolved = dana.post(
+        f"/findings/{GZ01_FINDING}/reviews", data={"csrf": csrf, "action": "resolve", "reason": "data_corrected"}
+    )
     assert resolved.status_code == 303
     assert api.get("/api/findings?queue=overdue").json()["total"] == 7
     app.state.settings = dataclasses.replace(app.state.settings, overdue_days=((A, 3650),))
