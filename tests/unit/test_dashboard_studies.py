@@ -97,6 +97,8 @@ def _paths_of_b(finding: str) -> list[str]:
         f"/api/findings?study={B}",
         f"/api/summary?study={B}",
         f"/api/findings.csv?study={B}",
+        f"/api/findings.xlsx?study={B}",
+        f"/api/arrivals?study={B}&as_of=0",
         f"/api/live?study={B}",
         f"/api/queues?study={B}",
         f"/api/views?study={B}",
