@@ -2,7 +2,11 @@
 
 ``add`` (prints a one-time set-password link), ``passwd`` (an operator's reset from standard input,
 or ``--link`` for a new set-password link), ``disable``, ``enable``, ``remove``, ``role``,
-``token`` (with an expiry), ``tokens`` (list, never the secrets), ``revoke-token``, ``list``.
+``revoke-role``, ``token`` (with an expiry), ``tokens`` (list, never the secrets), ``revoke-token``,
+``list``.
+
+Roles are per study: ``add`` and ``role`` give the role in the study of ``--study`` (the access log
+the change goes to), ``revoke-role`` takes it away there; ``list`` shows each user's role per study.
 
 Every change is published to the study's access log (operator = the OS user) before it is kept:
 when Kafka does not take it, nothing changes and the command exits 3. Each subcommand sets
@@ -101,7 +105,8 @@ def users_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: Te
         user = store.add(args.name, args.role, site=args.site, recorder=changes)
         token = store.issue_password_link(user.name, changes, new_user=True)
         site = f", site {user.site}" if user.site else ""
-        print(f"added {user.name} ({user.role.value}{site}); their set-password link, valid once for "
+        print(f"added {user.name} ({user.role.value}{site} in study {changes.study_id}); their set-password link, "
+              f"valid once for "
               f"{LINK_HOURS} hours (give it to them; nobody else should open it):", file=err)  # fmt: skip
         return _link(args, token)
 
@@ -147,7 +152,19 @@ def users_role(args: argparse.Namespace, stdout: TextIO | None = None, stderr: T
 
     def apply(store: UserStore, changes: AccessRecorder) -> str:
         user = store.set_role(args.name, args.role, args.site, changes)
-        return f"{user.name} is now {user.role.value}" + (f" of site {user.site}" if user.site else "")
+        site = f" of site {user.site}" if user.site else ""
+        return f"{user.name} is now {user.role.value}{site} in study {user.study}"
+
+    return _change(args, apply, stdout, stderr, recorder)
+
+
+def users_revoke_role(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
+                      recorder: AccessRecorder | None = None) -> int:  # fmt: skip
+    """``users revoke-role NAME --study STUDY``: the user sees nothing of that study any more."""
+
+    def apply(store: UserStore, changes: AccessRecorder) -> str:
+        store.revoke_role(args.name, changes)
+        return f"{args.name} has no role in study {changes.study_id} any more; their sessions ended"
 
     return _change(args, apply, stdout, stderr, recorder)
 
@@ -189,7 +206,7 @@ def users_tokens(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
 
 
 def users_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """``users list``: one line per user (name, role, site, state), by name."""
+    """``users list``: one line per user (name, role and site last given, state, role per study), by name."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     path = users_path(args.data_dir)
     if not path.exists():
@@ -197,12 +214,17 @@ def users_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: T
         print(f"no users: there is no user store at {path}", file=stderr)
         return 0
     try:
-        users = UserStore(path).list_states()
+        store = UserStore(path)
+        users = [(u, store.get(u["name"])) for u in store.list_states()]
     except (OSError, sqlite3.Error) as e:
         return _fail("list", f"cannot use {path}: {e}", stderr, 2)
-    for u in users:
+    for u, user in users:
         state = "disabled" if not u["enabled"] else ("active" if u["has_password"] else "password-not-set")
-        print(f"{u['name']:<24} {u['role']:<13} {u['site'] or '-':<12} {state}", file=stdout)
+        held = [
+            f"{r.study_id}={r.role.value}" + (f"@{r.site}" if r.site else "") for r in (user.studies if user else ())
+        ]
+        line = f"{u['name']:<24} {u['role']:<13} {u['site'] or '-':<12} {state:<16} {','.join(held) or '(no study)'}"
+        print(line, file=stdout)
     return 0
 
 
@@ -262,11 +284,15 @@ def add_users_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         parser.add_argument("name")
         parser.set_defaults(run=users_state)
 
-    role = users.add_parser("role", help="give a user another role (their sessions end)")
+    role = users.add_parser("role", help="give a user a role in the study of --study (their sessions end)")
     role.add_argument("name")
     role.add_argument("--role", required=True, choices=[r.value for r in Role])
     role.add_argument("--site", help="the site id, for --role site")
     role.set_defaults(run=users_role)
+
+    revoke_role = users.add_parser("revoke-role", help="take a user's role in the study of --study away")
+    revoke_role.add_argument("name")
+    revoke_role.set_defaults(run=users_revoke_role)
 
     token = users.add_parser("token", help="print a new API bearer token for a user",
                              description="Print a new API bearer token (shown once; only its SHA-256 is kept). "
@@ -283,7 +309,8 @@ def add_users_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     tokens = users.add_parser("tokens", help="list a user's API tokens: id, created, expires, revoked")
     tokens.add_argument("name")
     listing = users.add_parser("list", help="list the dashboard's users: name, role, site, state")
-    for parser in (add, passwd, role, token, revoke, *(users.choices[a] for a in ("disable", "enable", "remove"))):
+    changing = ("disable", "enable", "remove")
+    for parser in (add, passwd, role, revoke_role, token, revoke, *(users.choices[a] for a in changing)):
         _common(parser)
         parser.set_defaults(sync=True)
     for parser, run in ((tokens, users_tokens), (listing, users_list)):
