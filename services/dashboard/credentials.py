@@ -233,6 +233,15 @@ class CredentialStore:
             ).fetchall()
         return [TokenInfo(r["token_id"], r["created_at"], r["expires_at"], r["revoked_at"]) for r in rows]
 
+    def token_owner(self, token_id: str) -> str | None:
+        """The name of the user a token id belongs to (None: no such token)."""
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT users.name FROM tokens JOIN users ON users.uid = tokens.uid WHERE tokens.token_id = ?",
+                (token_id,),
+            ).fetchone()
+        return None if found is None else str(found["name"])
+
     def revoke_token(self, token_id: str, recorder: AccessRecorder) -> str:
         """Revoke a token by its id, at once; returns the name of its user.
 

@@ -8,7 +8,9 @@ or ``--link`` for a new set-password link), ``disable``, ``enable``, ``remove``,
 Roles are per study: ``add`` and ``role`` give the role in the study of ``--study`` (the access log
 the change goes to), ``revoke-role`` takes it away there; ``list`` shows each user's role per study.
 
-Every change is published to the study's access log (operator = the OS user) before it is kept:
+Every change is published to the study's access log (operator = the OS user) before it is kept;
+a change to the user as a whole (password, disable, enable, remove, tokens) goes to the access
+log of every study the user has a role in as well, since it changes what they can do in each:
 when Kafka does not take it, nothing changes and the command exits 3. Each subcommand sets
 ``run=`` and ``sync=True`` so ``main`` calls it directly.
 
@@ -19,16 +21,19 @@ Exit status: 0 done; 1 no such user or token; 2 a change refused as asked, or an
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import sqlite3
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Final, TextIO
 from urllib.parse import urlencode
 
-from services.access_log import AccessLogError, AccessRecorder, cli_recorder
+from contracts.access import AccessChanged
+from services.access_log import AccessLogError, AccessRecorder, cli_recorder, os_operator, publish_to_kafka
 from services.dashboard.credentials import LINK_HOURS, MAX_TOKEN_DAYS, TOKEN_DAYS
 from services.dashboard.roles import Role
 from services.dashboard.users import UserError, UserStore
@@ -73,6 +78,7 @@ def _change(
     recorder: AccessRecorder | None,
     *,
     must_exist: bool = True,
+    whole_user: bool = False,
 ) -> int:
     """Run one change against the store with the access-log recorder, mapping errors to statuses."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
@@ -84,7 +90,9 @@ def _change(
         store = UserStore(path)
         if must_exist and name is not None and store.get(name) is None:
             return _fail(args.action, f"no user named {name[:80]!r}", stderr, 1)
-        printed = change(store, recorder or cli_recorder(settings_from_args(args)))
+        if recorder is None:
+            recorder = _whole_user_recorder(store, args) if whole_user else cli_recorder(settings_from_args(args))
+        printed = change(store, recorder)
     except UserError as e:
         return _fail(args.action, str(e), stderr, 1 if str(e).startswith("no token") else 2)
     except AccessLogError as e:
@@ -94,6 +102,22 @@ def _change(
     if printed:
         print(printed, file=stdout)
     return 0
+
+
+def _whole_user_recorder(store: UserStore, args: argparse.Namespace) -> AccessRecorder:
+    """A recorder that publishes each change to ``--study``'s access log and to that of every
+    study the user (named by ``args.name``, or owning ``args.token_id``) has a role in."""
+    settings = settings_from_args(args)
+    name = getattr(args, "name", None) or store.token_owner(args.token_id)
+    user = store.get(name) if name else None
+    studies = sorted({settings.study_id, *(held.study_id for held in (user.studies if user else ()))})
+
+    def publish(event: AccessChanged) -> None:
+        for study in studies:
+            copy = event.model_copy(update={"study_id": study})
+            asyncio.run(publish_to_kafka(replace(settings, study_id=study), copy))
+
+    return AccessRecorder(settings.study_id, os_operator(), "cli", publish)
 
 
 def users_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
@@ -119,7 +143,7 @@ def users_passwd(args: argparse.Namespace, stdin: TextIO | None = None, stdout: 
     if args.link:
         return _change(
             args, lambda store, changes: _link(args, store.issue_password_link(args.name, changes)),
-            stdout, stderr, recorder,
+            stdout, stderr, recorder, whole_user=True,
         )  # fmt: skip
     password = _read_password(args.name, stdin or sys.stdin)
     if not password:
@@ -129,7 +153,7 @@ def users_passwd(args: argparse.Namespace, stdin: TextIO | None = None, stdout: 
         store.set_password(args.name, password, changes)
         return f"password of {args.name} changed; their sessions ended"
 
-    return _change(args, reset, stdout, stderr, recorder)
+    return _change(args, reset, stdout, stderr, recorder, whole_user=True)
 
 
 def users_state(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
@@ -143,7 +167,7 @@ def users_state(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
         store.set_enabled(args.name, args.action == "enable", changes)
         return f"{args.action}d {args.name}" + ("; their sessions ended" if args.action == "disable" else "")
 
-    return _change(args, apply, stdout, stderr, recorder)
+    return _change(args, apply, stdout, stderr, recorder, whole_user=True)
 
 
 def users_role(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
@@ -174,7 +198,7 @@ def users_token(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
     """``users token NAME [--expires-days N]``: prints a new API bearer token (alone on stdout)."""
     return _change(
         args, lambda store, changes: store.issue_token(args.name, changes, days=args.expires_days),
-        stdout, stderr, recorder,
+        stdout, stderr, recorder, whole_user=True,
     )  # fmt: skip
 
 
@@ -185,7 +209,7 @@ def users_revoke_token(args: argparse.Namespace, stdout: TextIO | None = None, s
     def apply(store: UserStore, changes: AccessRecorder) -> str:
         return f"revoked token {args.token_id} of {store.revoke_token(args.token_id, changes)}"
 
-    return _change(args, apply, stdout, stderr, recorder)
+    return _change(args, apply, stdout, stderr, recorder, whole_user=True)
 
 
 def users_tokens(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
