@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +28,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from contracts import AccessChanged, FindingReviewed
 from protocol.registry import protocol_for
 from services.access_log import PUBLISH_SECONDS, AccessLogError
-from services.dashboard import accounts, api, auth, pages
+from services.dashboard import accounts, api, auth, bulk, bulk_routes, pages
+from services.dashboard.batch_publish import BatchPublishError, ReviewBatchPublisher
+from services.dashboard.clocks import protocol_clocks
 from services.dashboard.consumer import ReadModelConsumer
 from services.dashboard.live import Broadcaster
 from services.dashboard.settings import DashboardSettings
@@ -61,6 +64,9 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
         app.state.store = store
         app.state.consumer = consumer
         await consumer.start()
+        batches = ReviewBatchPublisher(settings)
+        await batches.start()
+        app.state.publish_batch = batches.publish
         topic = settings.kafka.topics.finding_reviews
 
         async def publish(review: FindingReviewed) -> None:
@@ -89,6 +95,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
             yield
         finally:
             state["status"] = "stopping"
+            await batches.stop()
             await consumer.stop()
             store.close()
 
@@ -103,10 +110,14 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.state.users = users or UserStore(settings.users_path)
     app.state.login_throttle = LoginThrottle()
     app.state.publish_access = _not_connected
+    app.state.publish_batch = _no_batches
     app.state.live = Broadcaster()
     app.state.protocol = protocol_for(settings.kafka.study_id)
+    app.state.clocks = protocol_clocks(app.state.protocol)
+    app.state.now = lambda: dt.datetime.now(dt.UTC)  # the clocks' "now"; tests inject their own
     app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
     app.state.templates.env.globals["study"] = settings.kafka.study_id
+    app.state.templates.env.globals["bulk_actions_for"] = bulk.actions_for
     app.state.reviews_published = Counter(
         "trialguard_reviews_published", "Review actions published, by action", ["action"], registry=registry
     )
@@ -168,6 +179,8 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.include_router(observability_router(registry, lambda: str(state["status"])))
     app.include_router(auth.router)
     app.include_router(api.router, prefix="/api")
+    app.include_router(bulk_routes.api_router, prefix="/api")
+    app.include_router(bulk_routes.page_router)
     app.include_router(pages.router)
     app.include_router(accounts.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -176,6 +189,10 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
 
 def _not_connected(event: AccessChanged) -> None:
     raise AccessLogError("the dashboard is not connected to Kafka yet")
+
+
+async def _no_batches(reviews: Sequence[FindingReviewed]) -> None:
+    raise BatchPublishError("the dashboard is not connected to Kafka yet")
 
 
 def _quote(text: str) -> str:

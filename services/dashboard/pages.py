@@ -19,8 +19,10 @@ from contracts import ReviewAction, ReviewStatus
 from contracts.reviews import ALLOWED_FROM, MAX_REVIEW_TEXT_CHARS
 from services.dashboard import queries
 from services.dashboard.access import recent_changes
+from services.dashboard.ageing import ageing
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
+from services.dashboard.clocks import AWARENESS_NOTE, detail_context, with_clocks
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import Action, Role, User, may_review
 from services.dashboard.timeline import cached_svg, timeline_of
@@ -69,6 +71,7 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
             column: queries.distinct(db, column, scope) for column in ("rule_id", "category", "severity", "site_id")
         }
         newest = queries.newest_seq(db, scope)
+    with_clocks(rows, request.app.state.clocks, request.app.state.now())
     keep = found.params() | ({"sort": page.sort, "order": "desc" if page.descending else "asc"} if page.sort else {})
 
     def sort_link(key: str) -> str:
@@ -127,6 +130,7 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         actions=actions,
         parameters=parameters,
         max_text=MAX_REVIEW_TEXT_CHARS,
+        **detail_context(found, request.app.state.clocks, request.app.state.now()),
         **extra,
     )
 
@@ -197,7 +201,10 @@ def overview_page(request: Request, user: CurrentUser) -> Response:
             "important_total": queries.finding_total(db, important, scope),
             "alerts": queries.finding_rows(db, alerts, queries.Page(limit=20), scope),
             "alerts_total": queries.finding_total(db, alerts, scope),
+            "ageing": ageing(db, scope, request.app.state.now()),
+            "awareness_note": AWARENESS_NOTE,
         }
+        with_clocks(context["alerts"], request.app.state.clocks, request.app.state.now())
         weeks = queries.per_week(db, scope)
         # The chart counts findings: it changes with new ones only. The key keeps "every site"
         # (None) apart from a site that happens to be named "None".

@@ -24,7 +24,7 @@ def test_every_alert_rule_of_each_study_has_a_clock_and_nothing_else_has(study: 
     assert list(clocks) == [r.rule_id for r in protocol.rules if r.kind is Kind.ALERT]
     for clock in clocks.values():
         # The records state no timelines: every clock says why it was chosen.
-        assert clock.assumption and clock.source and clock.severity and clock.report_to
+        assert all((clock.assumption, clock.source, clock.severity, clock.report_to))
 
 
 @pytest.mark.parametrize("study", ["NCT06904729", "NCT06946485"])

@@ -24,6 +24,19 @@
     return td;
   }
 
+  function selectCell(item) {
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.name = "finding_id";
+    box.value = item.finding_id;
+    box.setAttribute("form", "bulk");
+    box.setAttribute("aria-label", "select " + item.rule_id + " of " + item.participant_id);
+    const td = document.createElement("td");
+    td.className = "select";
+    td.appendChild(box);
+    return td;
+  }
+
   function row(item) {
     const tr = document.createElement("tr");
     tr.className = ["new", item.kind, item.severity || ""].join(" ");
@@ -36,7 +49,7 @@
       cell(item.rule_id, "/findings/" + encodeURIComponent(item.finding_id)),
       cell(item.kind),
       cell(item.category),
-      cell(item.severity || "—"),
+      cell(item.severity || item.alert_severity || "—"),
       cell(item.term),
       cell(item.protocol_reference),
       cell(item.occurred_at),
@@ -46,6 +59,7 @@
       cell(item.assignee || ""),
     );
     tr.children[10].className = "status " + item.status;
+    if (document.getElementById("bulk")) tr.prepend(selectCell(item));  // bulk review's checkbox
     return tr;
   }
 
