@@ -24,17 +24,14 @@
     return td;
   }
 
-  function selectCell(item) {
+  function selectBox(item) {
     const box = document.createElement("input");
     box.type = "checkbox";
     box.name = "finding_id";
     box.value = item.finding_id;
     box.setAttribute("form", "bulk");
     box.setAttribute("aria-label", "select " + item.rule_id + " of " + item.participant_id);
-    const td = document.createElement("td");
-    td.className = "select";
-    td.appendChild(box);
-    return td;
+    return box;
   }
 
   function row(item) {
@@ -59,7 +56,7 @@
       cell(item.assignee || ""),
     );
     tr.children[10].className = "status " + item.status;
-    if (document.getElementById("bulk")) tr.prepend(selectCell(item));  // bulk review's checkbox
+    if (document.getElementById("bulk")) tr.children[0].prepend(selectBox(item), " ");  // bulk review's
     return tr;
   }
 
