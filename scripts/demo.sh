@@ -1,29 +1,75 @@
 #!/usr/bin/env bash
-# `make demo`: a local Kafka, the rules service, the dashboard, and a simulated cohort published
-# live (its years of event time in a few minutes) for the dashboard to show as it happens.
+# `make demo`: a local Kafka, the rules service (serving every installed study), the dashboard, and a
+# simulated cohort of each study published live (years of event time in a few minutes) for the
+# dashboard to show as it happens.
 #   scripts/demo.sh        start (again; what already runs is left running) and show where to look
-#   scripts/demo.sh stop   stop the simulator, the dashboard, the rules service and Kafka it started
+#   scripts/demo.sh stop   stop the simulators, the dashboard, the rules service and Kafka it started,
+#                          on the ports recorded when they started (TRIALGUARD_DEMO_DIR/state)
 # Settings (environment):
-#   KAFKA_PORT                    broker port                               (default 9092)
+#   KAFKA_PORT                    broker port on 127.0.0.1                   (default 9092)
+#   KAFKA_CONTROLLER_PORT         the broker's KRaft controller port         (default KAFKA_PORT+1)
+#   TRIALGUARD_HTTP_PORT          the rules service's /health and /metrics   (default 8081)
 #   TRIALGUARD_DASHBOARD_PORT     dashboard port on 127.0.0.1                (default 8080)
-#   TRIALGUARD_DEMO_PARTICIPANTS  participants of the simulated cohort       (default 300)
-#   TRIALGUARD_DEMO_MINUTES       minutes the cohort's event time takes      (default 5)
-#   TRIALGUARD_DEMO_SEED          the cohort's seed (default: a new one per run, so that a second run
+#   TRIALGUARD_DEMO_PARTICIPANTS  participants of each simulated cohort      (default 300)
+#   TRIALGUARD_DEMO_MINUTES       minutes the cohorts' event time takes      (default 5)
+#   TRIALGUARD_DEMO_SEED          the cohorts' seed (default: a new one per run, so that a second run
 #                                 adds participants instead of republishing the same events)
-#   TRIALGUARD_DEMO_TIMEOUT       seconds to wait for the dashboard          (default 120)
-#   TRIALGUARD_DEMO_DIR           pids, logs, credentials, dashboard data    (default .cache/demo)
+#   TRIALGUARD_DEMO_TIMEOUT       seconds to wait for the rules service and the dashboard (default 120)
+#   TRIALGUARD_DEMO_DIR           pids, ports, logs, credentials, dashboard data (default .cache/demo)
+# A port already taken by something else, or a process that dies while the demo starts, stops it
+# with an error naming the port and the setting to change (or the log to read).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 run=${TRIALGUARD_DEMO_DIR:-.cache/demo}
 bin=.venv/bin
 examples=${TRIALGUARD_EXAMPLES:-$root/examples/three-participants.jsonl}
-dashboard_port=${TRIALGUARD_DASHBOARD_PORT:-8080}
+state=$run/state
 dashboard_data=$run/dashboard
 credentials=$run/credentials
-export TRIALGUARD_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT:-9092}
+studies=(NCT06904729 NCT06946485)
 
 alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+fail() { echo "demo: $*" >&2; exit 1; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The ports of a demo that runs are those it recorded when it started (whatever the settings say
+# now), so that a second `make demo` or `make demo-stop` finds it.
+recorded() { if [[ -f $state ]]; then sed -n "s/^$1=//p" "$state" | tail -n 1; fi; }
+kafka_port=$(recorded KAFKA_PORT)
+kafka_port=${kafka_port:-${KAFKA_PORT:-9092}}
+controller_port=$(recorded KAFKA_CONTROLLER_PORT)
+controller_port=${controller_port:-${KAFKA_CONTROLLER_PORT:-$((kafka_port + 1))}}
+rules_port=$(recorded TRIALGUARD_HTTP_PORT)
+rules_port=${rules_port:-${TRIALGUARD_HTTP_PORT:-8081}}
+dashboard_port=$(recorded TRIALGUARD_DASHBOARD_PORT)
+dashboard_port=${dashboard_port:-${TRIALGUARD_DASHBOARD_PORT:-8080}}
+export KAFKA_PORT=$kafka_port KAFKA_CONTROLLER_PORT=$controller_port
+export TRIALGUARD_BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port
+unset TRIALGUARD_STUDY_ID # the rules service serves every installed study
+
+# Refuse a port that something other than this demo listens on, naming the setting that moves it.
+check_port() {
+  local port=$1 setting=$2 owner=$3
+  if ! alive "$run/$owner.pid" && listening "$port"; then
+    fail "port $port is taken by another program; set $setting to a free port (e.g. $setting=$((port + 100)) make demo)"
+  fi
+}
+
+# Wait until URL answers 200, failing loudly when NAME's process exits or TIMEOUT passes.
+wait_healthy() {
+  local name=$1 url=$2 deadline=$((SECONDS + ${TRIALGUARD_DEMO_TIMEOUT:-120}))
+  echo "demo: waiting for the $name at $url (at most ${TRIALGUARD_DEMO_TIMEOUT:-120} s)"
+  until "$bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; do
+    if ! alive "$run/$name.pid"; then
+      echo "demo: the $name exited; last lines of $run/$name.log:" >&2
+      tail -n 20 "$run/$name.log" >&2
+      exit 1
+    fi
+    ((SECONDS < deadline)) || fail "the $name did not answer $url within ${TRIALGUARD_DEMO_TIMEOUT:-120} s; see $run/$name.log"
+    sleep 0.5
+  done
+}
 
 # Stop one process of the demo by its pidfile: SIGTERM (each stops cleanly on it), SIGKILL after 30 s.
 stop() {
@@ -56,18 +102,34 @@ start() {
 }
 
 if [[ ${1:-} == stop ]]; then
-  stop simulator
+  for study in "${studies[@]}"; do stop "simulator-$study"; done
+  stop simulator # a demo started before there were two studies
   stop dashboard
   stop rules
   scripts/kafka.sh down
+  rm -f "$state"
   exit 0
 fi
 
 mkdir -p "$run"
+if ! scripts/kafka.sh status >/dev/null 2>&1; then
+  listening "$kafka_port" && fail "port $kafka_port is taken by another program; set KAFKA_PORT to a free port"
+  listening "$controller_port" &&
+    fail "port $controller_port (Kafka's controller) is taken by another program; set KAFKA_CONTROLLER_PORT to a free port"
+fi
+check_port "$rules_port" TRIALGUARD_HTTP_PORT rules
+check_port "$dashboard_port" TRIALGUARD_DASHBOARD_PORT dashboard
+cat >"$state" <<STATE
+KAFKA_PORT=$kafka_port
+KAFKA_CONTROLLER_PORT=$controller_port
+TRIALGUARD_HTTP_PORT=$rules_port
+TRIALGUARD_DASHBOARD_PORT=$dashboard_port
+STATE
 scripts/kafka.sh up
 # The key that signs the audit hash-chain checkpoints, made once (see README, "Audit").
 [[ -f $run/audit.key ]] || "$bin/trialguard" audit keygen --out "$run/audit.key" >/dev/null
-start rules "$bin/trialguard" rules serve --audit-key "$run/audit.key" --checkpoint-every 500
+start rules "$bin/trialguard" rules serve --audit-key "$run/audit.key" --checkpoint-every 500 --http-port "$rules_port"
+wait_healthy rules "http://127.0.0.1:$rules_port/health"
 
 # The demo login, created once; its password is kept (mode 600) and shown on every run.
 if [[ ! -f $credentials ]]; then
@@ -91,31 +153,24 @@ echo "demo: publishing $examples"
 "$bin/trialguard" publish "$examples"
 
 seed=${TRIALGUARD_DEMO_SEED:-$(($(date +%s) % 1000000))}
-if ! alive "$run/simulator.pid"; then
-  echo "demo: simulated cohort: seed $seed, ${TRIALGUARD_DEMO_PARTICIPANTS:-300} participants," \
-    "${TRIALGUARD_DEMO_MINUTES:-5} minutes (ground truth: $run/labels-$seed.json)"
-fi
-start simulator "$bin/trialguard" simulate --live --participants "${TRIALGUARD_DEMO_PARTICIPANTS:-300}" \
-  --seed "$seed" --minutes "${TRIALGUARD_DEMO_MINUTES:-5}" --labels "$run/labels-$seed.json"
+for study in "${studies[@]}"; do
+  if ! alive "$run/simulator-$study.pid"; then
+    echo "demo: simulated $study cohort: seed $seed, ${TRIALGUARD_DEMO_PARTICIPANTS:-300} participants," \
+      "${TRIALGUARD_DEMO_MINUTES:-5} minutes (ground truth: $run/labels-$study-$seed.json)"
+  fi
+  start "simulator-$study" "$bin/trialguard" simulate --live --study "$study" \
+    --participants "${TRIALGUARD_DEMO_PARTICIPANTS:-300}" --seed "$seed" --minutes "${TRIALGUARD_DEMO_MINUTES:-5}" \
+    --labels "$run/labels-$study-$seed.json"
+done
 
 url=http://127.0.0.1:$dashboard_port
 # The commands shown at the end reach this broker without flags only on the default port.
 cli=.venv/bin/trialguard
-[[ ${KAFKA_PORT:-9092} == 9092 ]] || cli="TRIALGUARD_BOOTSTRAP_SERVERS=$TRIALGUARD_BOOTSTRAP_SERVERS $cli"
-timeout=${TRIALGUARD_DEMO_TIMEOUT:-120}
-echo "demo: waiting for the dashboard at $url/health (at most ${timeout} s)"
-deadline=$((SECONDS + timeout))
-until "$bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url/health" 2>/dev/null; do
-  if ! alive "$run/dashboard.pid"; then
-    echo "demo: the dashboard exited; see $run/dashboard.log:" >&2
-    tail -n 20 "$run/dashboard.log" >&2
-    exit 1
-  fi
-  if ((SECONDS >= deadline)); then
-    echo "demo: the dashboard did not answer $url/health within ${timeout} s; see $run/dashboard.log" >&2
-    exit 1
-  fi
-  sleep 0.5
+[[ $kafka_port == 9092 ]] || cli="TRIALGUARD_BOOTSTRAP_SERVERS=$TRIALGUARD_BOOTSTRAP_SERVERS $cli"
+wait_healthy dashboard "$url/health"
+for name in rules "${studies[@]/#/simulator-}"; do
+  alive "$run/$name.pid" || [[ $name == simulator-* && $(tail -c 2000 "$run/$name.log") == *simulate.live.done* ]] ||
+    { tail -n 20 "$run/$name.log" >&2; fail "the $name exited; see $run/$name.log"; }
 done
 
 cat <<TXT
@@ -123,10 +178,12 @@ cat <<TXT
 Dashboard:        $url   (pid $(cat "$run/dashboard.pid"), log $run/dashboard.log)
   user:           demo
   password:       $(sed -n 's/^password: //p' "$credentials")   (kept in $credentials)
-Simulator:        pid $(cat "$run/simulator.pid")   (log $run/simulator.log: simulated date, events published)
-Rules service:    pid $(cat "$run/rules.pid")   (log $run/rules.log, JSON lines)
-Kafka:            $TRIALGUARD_BOOTSTRAP_SERVERS   (log .cache/kafka/run/${KAFKA_PORT:-9092}/server.log)
-Findings:         $cli deviations --format table
+Simulators:       $(for s in "${studies[@]}"; do printf '%s pid %s  ' "$s" "$(cat "$run/simulator-$s.pid" 2>/dev/null || echo done)"; done)
+                  (logs $run/simulator-STUDY.log: simulated date, events published)
+Rules service:    pid $(cat "$run/rules.pid"), studies ${studies[*]}   (log $run/rules.log, JSON lines;
+                  http://127.0.0.1:$rules_port/health and /metrics)
+Kafka:            $TRIALGUARD_BOOTSTRAP_SERVERS   (log .cache/kafka/run/$kafka_port/server.log)
+Findings:         $cli deviations --format table [--study NCT06946485]
 Audit:            $cli export events --out events.jsonl --key $run/audit.key
                   $cli audit verify events.jsonl --public-key $run/audit.key.pub --bootstrap-servers $TRIALGUARD_BOOTSTRAP_SERVERS
                   $cli audit report --out report.html --public-key $run/audit.key.pub

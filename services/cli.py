@@ -197,10 +197,11 @@ def _simulate(args: argparse.Namespace) -> int:
     from services.options import check_names, settings_from_args
 
     check_names(args)
-    if args.study != STUDY_ID:
-        print(
-            f"trialguard simulate: the simulator makes {STUDY_ID} events only, not {args.study[:60]}", file=sys.stderr
-        )
+    from services.simulator.scripted import scripted_studies
+
+    if args.study != STUDY_ID and args.study not in scripted_studies():
+        known = ", ".join((STUDY_ID, *scripted_studies()))
+        print(f"trialguard simulate: the simulator makes events of {known}, not {args.study[:60]}", file=sys.stderr)
         return 2
     from services.simulator.live import run as run_live
 

@@ -53,20 +53,35 @@ class KafkaSettings:
         return self.security.faststream_security()
 
 
-def add_kafka_args(parser: argparse.ArgumentParser) -> None:
+def add_kafka_args(parser: argparse.ArgumentParser, *, studies: str | None = None) -> None:
     """Add ``--bootstrap-servers``, ``--study``, ``--namespace`` (defaults from :class:`KafkaSettings`)
-    and the ``--kafka-*`` security options (:func:`~services.kafka_security.add_security_args`)."""
+    and the ``--kafka-*`` security options (:func:`~services.kafka_security.add_security_args`).
+
+    Args:
+        parser: the command's parser.
+        studies: for a command that serves several studies: ``--study`` is repeatable
+            (``args.study`` a list, None when not given) and this text says what none means.
+    """
     defaults = KafkaSettings(security=KafkaSecurity())  # the variables are read by settings_from_args
     parser.add_argument(
         "--bootstrap-servers",
         default=defaults.bootstrap_servers,
         help="Kafka bootstrap servers (env TRIALGUARD_BOOTSTRAP_SERVERS; default %(default)s)",
     )
-    parser.add_argument(
-        "--study",
-        default=defaults.study_id,
-        help="study id, the middle part of topic names (env TRIALGUARD_STUDY_ID; default %(default)s)",
-    )
+    if studies is None:
+        parser.add_argument(
+            "--study",
+            default=defaults.study_id,
+            help="study id, the middle part of topic names (env TRIALGUARD_STUDY_ID; default %(default)s)",
+        )
+    else:
+        parser.add_argument(
+            "--study",
+            action="append",
+            default=None,
+            metavar="STUDY",
+            help=f"a study id, the middle part of topic names; repeat for more ({studies})",
+        )
     parser.add_argument(
         "--namespace",
         default=defaults.namespace,

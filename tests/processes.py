@@ -128,12 +128,20 @@ def cli_command(settings: KafkaSettings, *command: str) -> list[str]:
 class ServiceProcess:
     """``trialguard rules serve`` as a child process of the test, logging to a file."""
 
-    def __init__(self, settings: KafkaSettings, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        also_studies: tuple[str, ...] = (),
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
         self.http_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.also_studies = also_studies
+        """Studies served beside ``settings.study_id`` by the same process (``--study``, repeated)."""
 
     def start(self) -> ServiceProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -141,6 +149,7 @@ class ServiceProcess:
             self.proc = subprocess.Popen(
                 [
                     *cli_command(self.settings, "rules", "serve"),
+                    *(option for study in self.also_studies for option in ("--study", study)),
                     "--http-port",
                     str(self.http_port),
                 ],

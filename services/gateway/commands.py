@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sqlite3
 import ssl
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TextIO
 
 import structlog
 
 from services.access_log import AccessLogError, AccessRecorder, cli_recorder
+from services.defaults import DEFAULT_STUDY
 from services.errors import ConfigurationError
 from services.gateway.settings import GatewaySettings, add_data_dir_arg, add_serve_args
 from services.gateway.sources import SourceError, SourceStore
 from services.options import add_kafka_args, check_names, settings_from_args
+from services.studies import STUDIES_HELP, chosen_studies
 
 log = structlog.get_logger("trialguard.gateway.serve")
 
@@ -37,6 +41,8 @@ async def serve(args: argparse.Namespace) -> int:
     Raises:
         ConfigurationError: a bad study or namespace, or an address that cannot be bound.
     """
+    studies = tuple(chosen_studies(args.study))
+    args = argparse.Namespace(**{**vars(args), "study": studies[0]})
     check_names(args)
     from services.gateway.app import create_app  # the web stack loads only for this command
     from services.gateway.lab_api import mllp_handler
@@ -67,6 +73,7 @@ async def serve(args: argparse.Namespace) -> int:
         fhir_identifier_system=args.fhir_identifier_system,
         fhir_patient_reference=args.fhir_patient_reference,
         hl7_assigning_authority=args.hl7_assigning_authority,
+        studies=studies,
     )
     tls = _mllp_tls(settings)
     stop = asyncio.Event()
@@ -164,19 +171,37 @@ def _source_change(
 
 def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
                 recorder: AccessRecorder | None = None) -> int:  # fmt: skip
-    """``trialguard sources add NAME --site SITE [--hl7-application APP --hl7-facility FAC]``:
-    prints the new API key, once."""
+    """``trialguard sources add NAME --site SITE [--study S ...] [--hl7-application APP --hl7-facility FAC]``:
+    prints the new API key, once. The addition is recorded in the access log of each study it sends for."""
     err = stderr or sys.stderr
+    studies = args.study or [os.environ.get("TRIALGUARD_STUDY_ID") or DEFAULT_STUDY]
+    args = argparse.Namespace(**{**vars(args), "study": studies[0]})
 
     def add(store: SourceStore, changes: AccessRecorder) -> str:
+        settings = settings_from_args(args)
+        recorders = [changes] + [cli_recorder(replace(settings, study_id=study)) for study in studies[1:]]
         source, key = store.add(
-            args.name, args.site, args.hl7_application, args.hl7_facility, args.mllp_allow, changes,
-            time_zone=args.time_zone, strict=args.strict,
+            args.name, args.site, args.hl7_application, args.hl7_facility, args.mllp_allow, _Each(recorders),
+            time_zone=args.time_zone, strict=args.strict, studies=studies,
         )  # fmt: skip
-        print(f"source {source.name} added for site {source.site}; its API key (shown once, keep it safe):", file=err)
+        print(f"source {source.name} added for site {source.site}, studies {', '.join(source.studies)}; "
+              "its API key (shown once, keep it safe):", file=err)  # fmt: skip
         return key
 
     return _source_change(args, add, stdout, stderr, recorder)
+
+
+class _Each:
+    """Records one change in the access log of each of several studies (all, or an error: the
+    store keeps nothing then; a study's log may hold the event of a change that was not kept,
+    which an auditor reads as an attempt)."""
+
+    def __init__(self, recorders: list[AccessRecorder]) -> None:
+        self.recorders = recorders
+
+    def record(self, *args: Any, **fields: Any) -> None:
+        for recorder in self.recorders:
+            recorder.record(*args, **fields)
 
 
 def sources_rotate_key(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
@@ -232,7 +257,7 @@ def sources_set(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
 
 def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """``trialguard sources list``: name, site, HL7 sending application and facility, MLLP networks,
-    time zone, strict or filter, added, state (no keys)."""
+    time zone, strict or filter, studies, added, state (no keys)."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         sources = _store(args).list_sources()
@@ -243,7 +268,8 @@ def sources_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
         state = "enabled" if s.enabled else "disabled"
         hl7 = f"{s.hl7_application or '-'}\t{s.hl7_facility or '-'}"
         reading = f"{s.time_zone or '-'}\t{'strict' if s.strict else 'filter'}"
-        print(f"{s.name}\t{s.site}\t{hl7}\t{','.join(s.mllp_allow) or '-'}\t{reading}\t{s.created_at}\t{state}",
+        print(f"{s.name}\t{s.site}\t{hl7}\t{','.join(s.mllp_allow) or '-'}\t{reading}\t{','.join(s.studies)}\t"
+              f"{s.created_at}\t{state}",
               file=stdout)  # fmt: skip
     return 0
 
@@ -282,7 +308,7 @@ def add_gateway_commands(commands: Any) -> None:
         "and publish each request's events to participant-events in one Kafka transaction: 202 once Kafka has "
         "them all, 422 with every problem and nothing published, 413 for a body over 1 MiB.",
     )
-    add_kafka_args(serve_parser)
+    add_kafka_args(serve_parser, studies=STUDIES_HELP)
     add_serve_args(serve_parser)
     serve_parser.set_defaults(run=serve)
 
@@ -303,7 +329,8 @@ def add_gateway_commands(commands: Any) -> None:
     )
     _reading_args(add, default_strict=False)
     add_data_dir_arg(add)
-    add_kafka_args(add)
+    add_kafka_args(add, studies="the studies it sends for, each recording the addition in its access log; "
+                   "default TRIALGUARD_STUDY_ID or " + DEFAULT_STUDY)  # fmt: skip
     add.set_defaults(run=sources_add, sync=True)
     settings = sources.add_parser(
         "set", help="change how a source's messages are read: its time zone, strict or filter (the rest unchanged)"

@@ -68,7 +68,7 @@ async def submit(request: Request, events: list[ParticipantEvent], source: Sourc
     """Publish admitted events (all or none) and answer 202 with their ids, or 503 when Kafka did
     not take them (the sender retries; nothing was published)."""
     app_state = request.app.state
-    fresh = [e for e in events if not app_state.registry.published(e.event_id)]
+    fresh = [e for e in events if not app_state.participants.published(e)]
     try:
         if fresh:  # a resent request publishes nothing again: same ids, same answer
             await app_state.publisher.publish(fresh)
@@ -76,6 +76,6 @@ async def submit(request: Request, events: list[ParticipantEvent], source: Sourc
         app_state.metrics.rejections.labels(reason="publish_failed").inc()
         return JSONResponse({"detail": f"not published: {e}; retry"}, status_code=503, headers={"Retry-After": "5"})
     # Own registrations count at once: a lab result may follow in the next request.
-    app_state.registry.note(events)
+    app_state.participants.note(events)
     log.info("request_published", source=source.name, events=len(events))
     return JSONResponse({"event_ids": [str(e.event_id) for e in events]}, status_code=202)

@@ -17,9 +17,10 @@ from pydantic_core import from_json
 from contracts import MAX_NESTING_DEPTH, ContractError, ParticipantEvent, parse_event
 from contracts.errors import Violation
 from contracts.limits import too_deep
-from services.gateway.admission import Problem, RejectedError, admit, contract_problems
+from services.gateway.admission import Problem, RejectedError, contract_problems
 from services.gateway.auth import CurrentSource
 from services.gateway.endpoints import read_body, rejected, submit, unavailable
+from services.gateway.routing import admit_to_studies
 
 log = structlog.get_logger("trialguard.gateway.json")
 
@@ -103,11 +104,10 @@ async def post_events(request: Request, source: CurrentSource) -> JSONResponse:
         request.app.state.metrics.rejections.labels(reason="unsupported_media_type").inc()
         return JSONResponse({"detail": f"send application/json or {NDJSON}"}, status_code=415)
     events, problems, where = parse_events(body, content_type)
-    settings = request.app.state.settings
     admitted: list[ParticipantEvent] = []
     try:
         # Problems of the gateway's rules are listed even when others broke the contract.
-        admitted = admit(events, source, request.app.state.registry, settings.kafka.study_id, where)
+        admitted = admit_to_studies(events, source, request.app.state.participants, where)
     except RejectedError as e:
         problems = sorted(problems + e.problems, key=lambda p: p.position)
     if problems:

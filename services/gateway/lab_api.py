@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from contracts import ParticipantEvent
-from services.gateway.admission import Problem, RejectedError, admit
+from services.gateway.admission import Problem, RejectedError
 from services.gateway.auth import CurrentSource
 from services.gateway.endpoints import read_body, unavailable
 from services.gateway.fhir import FhirResult, SourceInfo, observations_to_events
@@ -27,6 +27,7 @@ from services.gateway.hl7 import Hl7Result, oru_to_events, sending_application
 from services.gateway.hl7_ack import Hl7Error, ack
 from services.gateway.hl7_wire import WireError, batch_ack, decode, split
 from services.gateway.publisher import PublishError
+from services.gateway.routing import admit_to_studies, mapping_study, route_by_participant
 from services.gateway.sources import Source
 
 log = structlog.get_logger("trialguard.gateway.labs")
@@ -102,7 +103,7 @@ async def _fhir(request: Request, source: Source) -> Response:
         result = observations_to_events(
             payload,
             SourceInfo(source.name, source.site, source.time_zone, source.strict),
-            settings.kafka.study_id,
+            mapping_study(source, state.participants),
             settings.fhir_identifier_system,
             received_at=dt.datetime.now(dt.UTC),
             patient_reference=settings.fhir_patient_reference,
@@ -135,19 +136,20 @@ async def _publish(
     """Admit and publish ``events`` (all or none); ``done`` or ``refused`` makes the answer."""
     state = request.app.state
     try:
-        admitted = admit(list(enumerate(events)), source, state.registry, state.settings.kafka.study_id)
+        routed = route_by_participant(events, source, state.participants)
+        admitted = admit_to_studies(list(enumerate(routed)), source, state.participants)
     except RejectedError as e:
         for reason in {p.reason for p in e.problems}:
             state.metrics.rejections.labels(reason=reason).inc()
         return refused(e.problems)
-    fresh = [e for e in admitted if not state.registry.published(e.event_id)]
+    fresh = [e for e in admitted if not state.participants.published(e)]
     if fresh:  # a resent message publishes nothing again
         try:
             await state.publisher.publish(fresh)
         except PublishError as e:
             state.metrics.rejections.labels(reason="publish_failed").inc()
             return JSONResponse({"detail": f"not published: {e}; retry"}, status_code=503, headers={"Retry-After": "5"})
-        state.registry.note(fresh)
+        state.participants.note(fresh)
     log.info("lab_request_published", source=source.name, events=len(fresh), resent=len(admitted) - len(fresh))
     return done(admitted)
 
@@ -210,7 +212,7 @@ async def handle_hl7(
     result: Hl7Result = oru_to_events(
         message,
         SourceInfo(source.name, source.site),
-        state.settings.kafka.study_id,
+        mapping_study(source, state.participants),
         assigning_authority=state.settings.hl7_assigning_authority,
         time_zone=source.time_zone,
         strict=source.strict,
@@ -219,14 +221,15 @@ async def handle_hl7(
         state.metrics.rejections.labels(reason="hl7").inc()
         return result.ack(message), []
     try:
-        admitted = admit(list(enumerate(result.events)), source, state.registry, state.settings.kafka.study_id)
+        routed = route_by_participant(result.events, source, state.participants)
+        admitted = admit_to_studies(list(enumerate(routed)), source, state.participants)
     except RejectedError as e:
         errors = [Hl7Error("OBX", p.position + 1, None, f"{p.field}: {p.problem}", code=204) for p in e.problems]
         return ack(message, "AE", errors), []
-    fresh = [e for e in admitted if not state.registry.published(e.event_id)]
+    fresh = [e for e in admitted if not state.participants.published(e)]
     if fresh:  # a resent message publishes nothing again
         await state.publisher.publish(fresh)
-        state.registry.note(fresh)
+        state.participants.note(fresh)
     if result.not_used:
         state.metrics.results_not_used.labels(format="hl7v2").inc(len(result.not_used))
     log.info(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from typing import Protocol
 
 import structlog
@@ -60,7 +61,8 @@ class KafkaPublisher:
     def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.topic = settings.kafka.topics.participant_events
+        self.topics = {study: replace(settings.kafka, study_id=study).topics.participant_events
+                       for study in settings.studies_served}  # fmt: skip
         self._producer: AIOKafkaProducer | None = None
         self._turn = asyncio.Lock()
         self.fenced = False
@@ -83,7 +85,8 @@ class KafkaPublisher:
                 await self._producer.stop()
 
     async def publish(self, events: list[ParticipantEvent]) -> None:
-        """Publish ``events`` to participant-events, keyed by participant id, in one transaction.
+        """Publish ``events``, each to its study's participant-events (admission checked the study
+        is served), keyed by participant id, in one transaction.
 
         Each value is ``contracts.encode(event)``: the contract's own compact JSON.
 
@@ -102,7 +105,8 @@ class KafkaPublisher:
                     await producer.begin_transaction()
                     try:
                         sent = [
-                            await producer.send(self.topic, encode(e), key=e.participant_id.encode()) for e in events
+                            await producer.send(self.topics[e.study_id], encode(e), key=e.participant_id.encode())
+                            for e in events
                         ]
                         await asyncio.gather(*sent)  # every event acknowledged (acks=all) ...
                         await producer.commit_transaction()  # ... and all of them visible, or none

@@ -59,6 +59,9 @@ class GatewaySettings:
             ``Patient/<id>``, for labs that use the study's participant ids as Patient ids.
         hl7_assigning_authority: the PID-3 assigning authority (CX-4) of the participant id; None
             takes the first PID-3 identifier.
+        studies: the studies it feeds, each with its participant registry and topic
+            (``services.gateway.routing``); none: ``kafka.study_id`` alone. The transactional id
+            keeps ``kafka.study_id`` (the first study), as a one-study gateway's always had.
     """
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -78,6 +81,12 @@ class GatewaySettings:
     fhir_identifier_system: str = "urn:trialguard:participant"
     fhir_patient_reference: bool = False
     hl7_assigning_authority: str | None = None
+    studies: tuple[str, ...] = ()
+
+    @property
+    def studies_served(self) -> tuple[str, ...]:
+        """The studies this gateway feeds (``studies``; the Kafka settings' study when none)."""
+        return self.studies or (self.kafka.study_id,)
 
     @property
     def sources_path(self) -> Path:

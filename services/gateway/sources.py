@@ -18,16 +18,18 @@ import os
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Literal, Protocol
 
 import structlog
 
 from contracts import AccessAction
 from services.access_log import AccessRecorder
+from services.defaults import DEFAULT_STUDY
 from services.gateway.local_time import LocalTimeError, check_time_zone
+from services.options import TOPIC_NAME_PART
 
 log = structlog.get_logger("trialguard.gateway.sources")
 
@@ -57,6 +59,8 @@ _MIGRATIONS: Final = {
     "mllp_allow": "ALTER TABLE sources ADD COLUMN mllp_allow TEXT NOT NULL DEFAULT ''",
     "time_zone": "ALTER TABLE sources ADD COLUMN time_zone TEXT",
     "strict": "ALTER TABLE sources ADD COLUMN strict INTEGER NOT NULL DEFAULT 0",
+    # A source added before sources had studies sent for the one study gateways then fed.
+    "studies": f"ALTER TABLE sources ADD COLUMN studies TEXT NOT NULL DEFAULT '{DEFAULT_STUDY}'",
 }
 
 
@@ -86,6 +90,17 @@ def address_in(address: str, networks: Iterable[str]) -> bool:
     return any(ip in ipaddress.ip_network(n) for n in networks)
 
 
+class ChangeRecorder(Protocol):
+    """Where a change is recorded: an :class:`AccessRecorder`, or one that records it in the
+    access logs of several studies."""
+
+    def record(
+        self, action: AccessAction, subject_kind: Literal["user", "source"], subject: str, **fields: Any
+    ) -> object:
+        """Record one change; raise ``AccessLogError`` when it could not be."""
+        ...
+
+
 class SourceError(ValueError):
     """A source that cannot be added as asked."""
 
@@ -106,6 +121,8 @@ class Source:
             such times are refused (``services.gateway.local_time``).
         strict: refuse a whole message that carries a result the study does not use; by default
             (False) such results are left out and acknowledged as not used by the study.
+        studies: the studies it sends for (``services.gateway.routing``); events for any other
+            study are refused.
     """
 
     name: str
@@ -117,6 +134,7 @@ class Source:
     mllp_allow: tuple[str, ...] = ()
     time_zone: str | None = None
     strict: bool = False
+    studies: tuple[str, ...] = (DEFAULT_STUDY,)
 
     def allows_mllp_from(self, address: str) -> bool:
         """Whether a peer at this address may send this source's messages over MLLP."""
@@ -149,6 +167,7 @@ def _source(row: sqlite3.Row) -> Source:
         allowed,
         row["time_zone"],
         bool(row["strict"]),
+        tuple(row["studies"].split()),
     )
 
 
@@ -198,10 +217,11 @@ class SourceStore:
         hl7_application: str | None = None,
         hl7_facility: str | None = None,
         mllp_allow: Iterable[str] = (),
-        recorder: AccessRecorder | None = None,
+        recorder: ChangeRecorder | None = None,
         *,
         time_zone: str | None = None,
         strict: bool = False,
+        studies: Sequence[str] = (DEFAULT_STUDY,),
     ) -> tuple[Source, str]:
         """Register a source and make its API key.
 
@@ -213,6 +233,8 @@ class SourceStore:
             mllp_allow: addresses or networks it may send MLLP from (needs the HL7 pair).
             time_zone: the IANA zone its local times are read in.
             strict: refuse messages carrying results the study does not use.
+            studies: the studies it sends for, at least one (the access-log event goes to the
+                recorder, which records it in each of them: ``trialguard sources add``).
 
         Returns:
             The source and its API key: the only time the key exists outside the caller.
@@ -226,6 +248,12 @@ class SourceStore:
                 raise SourceError(
                     f"{what} {value[:80]!r}: 1-64 of A-Z a-z 0-9 _ . : -, starting with a letter or digit"
                 )
+        studies = tuple(dict.fromkeys(studies))
+        if not studies:
+            raise SourceError("a source sends for at least one study (--study)")
+        for study in studies:
+            if not TOPIC_NAME_PART.fullmatch(study):
+                raise SourceError(f"--study {study[:80]!r}: a study id is 1-100 of A-Z a-z 0-9 . _ -")
         if (hl7_application is None) != (hl7_facility is None):
             raise SourceError("--hl7-application and --hl7-facility go together (MSH-3 and MSH-4)")
         for what, hl7 in (("HL7 application", hl7_application), ("HL7 facility", hl7_facility)):
@@ -241,9 +269,9 @@ class SourceStore:
             with self._transaction() as connection:
                 connection.execute(
                     "INSERT INTO sources (name, site, hl7_application, hl7_facility, key_sha256, created_at, "
-                    "mllp_allow, time_zone, strict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "mllp_allow, time_zone, strict, studies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (name, site, hl7_application, hl7_facility, _key_digest(key), created, " ".join(networks),
-                     zone, int(strict)),
+                     zone, int(strict), " ".join(studies)),
                 )  # fmt: skip
                 if recorder is not None:
                     recorder.record(AccessAction.SOURCE_ADDED, "source", name, site=site, enabled=True)
@@ -253,8 +281,8 @@ class SourceStore:
             raise SourceError(
                 f"HL7 sending application {hl7_application!r} at {hl7_facility!r} is registered to another source"
             ) from None
-        log.info("source_added", source=name, site=site, mllp_allow=list(networks))
-        return Source(name, site, hl7_application, hl7_facility, created, True, networks, zone, strict), key
+        log.info("source_added", source=name, site=site, studies=list(studies), mllp_allow=list(networks))
+        return Source(name, site, hl7_application, hl7_facility, created, True, networks, zone, strict, studies), key
 
     def allow_mllp(self, name: str, networks: Iterable[str], recorder: AccessRecorder) -> Source:
         """Replace the networks a source may send MLLP from (none: no MLLP).

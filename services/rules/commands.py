@@ -17,22 +17,28 @@ from services.http import serve_http
 from services.options import add_kafka_args, check_names, env_int, settings_from_args
 from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY
 from services.rules.service import RulesService
+from services.rules.studies import Studies, loadable
+from services.studies import STUDIES_HELP, chosen_studies, named_studies
 
 VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,60}")
 
 
-async def run_service(service: RulesService, http_port: int, http_host: str) -> int:
-    """Run ``service`` (and its /health and /metrics) until SIGTERM/SIGINT."""
+async def run_service(service: RulesService | Studies, http_port: int, http_host: str) -> int:
+    """Run ``service`` (one study's, or several studies') and its /health and /metrics until SIGTERM/SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     http = None
     if http_port >= 0:
+        registry = service.registry if isinstance(service, Studies) else service.metrics.registry
         try:
-            http = await serve_http(http_port, service.metrics.registry, lambda: service.status, http_host)
+            http = await serve_http(http_port, registry, lambda: service.status, http_host)
         except OSError as e:
-            raise ConfigurationError(f"cannot serve HTTP on {http_host}:{http_port}: {e.strerror}") from None
+            raise ConfigurationError(
+                f"cannot serve HTTP on {http_host}:{http_port}: {e.strerror} "
+                "(set --http-port or TRIALGUARD_HTTP_PORT; -1: none)"
+            ) from None
     try:
         await service.run(stop)
     finally:
@@ -70,8 +76,13 @@ def _snapshot_every(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    """Run the rules service until SIGTERM/SIGINT; exits early only on a configuration error."""
-    return await run_service(_service(args, versions_for(args.study)), args.http_port, args.http_host)
+    """Run the rules service of every chosen study until SIGTERM/SIGINT; exits early only on a
+    configuration error."""
+    studies = loadable(chosen_studies(args.study), versions_for, named=named_studies(args.study))
+    services = {
+        study: _service(argparse.Namespace(**{**vars(args), "study": study}), versions_for(study)) for study in studies
+    }
+    return await run_service(Studies(services), args.http_port, args.http_host)
 
 
 async def _shadow(args: argparse.Namespace) -> int:
@@ -117,8 +128,14 @@ def _snapshot_args(parser: argparse.ArgumentParser) -> None:
 def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``trialguard rules serve|shadow``."""
     rules = commands.add_parser("rules", help="the rules service").add_subparsers(dest="action", required=True)
-    serve = rules.add_parser("serve", help="consume participant events, publish deviations and alerts")
-    add_kafka_args(serve)
+    serve = rules.add_parser(
+        "serve",
+        help="consume participant events, publish deviations and alerts",
+        description="Serve every installed study (or those named with --study), each on its own topics, with "
+        "its own consumer group and transactional ids: exactly once per study. /health is ready once every "
+        "study is; /metrics labels each series with its study.",
+    )
+    add_kafka_args(serve, studies=STUDIES_HELP)
     _http_args(serve, os.environ.get("TRIALGUARD_HTTP_PORT", "8081"))
     serve.add_argument(
         "--audit-key",

@@ -33,9 +33,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from services.kafka import KafkaSettings, ensure_topics
-from services.simulator.clock import CUTOFF_DAY, OFFSET, STUDY_START
+from services.simulator.clock import CUTOFF_DAY, OFFSET, STUDY_ID, STUDY_START
 from services.simulator.cohort import cohort_problem
 from services.simulator.offline import simulate
+from services.simulator.scripted_live import write_in_log_order
 
 log = structlog.get_logger("trialguard.simulate.live")
 
@@ -93,21 +94,37 @@ async def publish_live(
     await ensure_topics(settings)
     with tempfile.TemporaryDirectory(prefix="trialguard-live.") as scratch:
         cohort = Path(scratch) / "cohort.jsonl"
-        summary = await asyncio.to_thread(simulate, count, seed, cohort, labels_path, rate)
-        log.info(
-            "simulate.live.cohort",
-            seed=seed,
-            participants=summary.participants,
-            events=summary.events,
-            injected_participants=summary.injected_participants,
-            injected=dict(sorted(summary.injected.items())),
-            minutes=minutes,
-        )
+        end = CUTOFF
+        if settings.study_id == STUDY_ID:
+            summary = await asyncio.to_thread(simulate, count, seed, cohort, labels_path, rate)
+            log.info(
+                "simulate.live.cohort",
+                seed=seed,
+                participants=summary.participants,
+                events=summary.events,
+                injected_participants=summary.injected_participants,
+                injected=dict(sorted(summary.injected.items())),
+                minutes=minutes,
+            )
+        else:  # a scripted study: its own cohort, paced over its own span of event time
+            scripted = await asyncio.to_thread(
+                write_in_log_order, settings.study_id, count, seed, rate, cohort, labels_path
+            )
+            end = scripted.last or end
+            log.info(
+                "simulate.live.cohort",
+                study=settings.study_id,
+                seed=seed,
+                participants=scripted.participants,
+                events=scripted.events,
+                injected_participants=scripted.injected_participants,
+                minutes=minutes,
+            )
         producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", enable_idempotence=True)
         await producer.start()
         try:
             report = await _publish(producer, settings.topics.participant_events, cohort, minutes, stop,
-                                    progress_seconds)  # fmt: skip
+                                    progress_seconds, end)  # fmt: skip
         finally:
             await producer.stop()
     log.info(
@@ -120,7 +137,13 @@ async def publish_live(
 
 
 async def _publish(
-    producer: AIOKafkaProducer, topic: str, cohort: Path, minutes: float, stop: asyncio.Event, progress_seconds: float
+    producer: AIOKafkaProducer,
+    topic: str,
+    cohort: Path,
+    minutes: float,
+    stop: asyncio.Event,
+    progress_seconds: float,
+    end: dt.datetime = CUTOFF,
 ) -> LiveReport:
     loop = asyncio.get_running_loop()
     report = LiveReport()
@@ -135,7 +158,7 @@ async def _publish(
         if first is None:
             first = occurred
             if minutes > 0:
-                speed = max((CUTOFF - first).total_seconds(), 1.0) / (minutes * 60)
+                speed = max((end - first).total_seconds(), 1.0) / (minutes * 60)
         if speed:
             wait = started + (occurred - first).total_seconds() / speed - loop.time()
             if wait > 0:
