@@ -8,7 +8,8 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from contracts import ContractError, parse_event
@@ -19,6 +20,7 @@ from services.replay import run as run_replay
 
 if TYPE_CHECKING:
     from services.kafka import KafkaSettings
+    from services.notifier.subscriptions import Owner
 
 # The broker, web and gateway stacks are imported where a command needs them, not here:
 # `trialguard replay`, an offline tool, would otherwise carry tens of MB it never uses (its peak
@@ -144,6 +146,25 @@ def _schemas(args: argparse.Namespace) -> int:
     return 1 if stale else 0
 
 
+def _owners_from_users_file(path: Path) -> Callable[[], dict[str, Owner]]:
+    """The notifier's subscription owners: the dashboard's enabled users, a site user with its
+    site (read again at each call; no file yet: no one)."""
+    from services.dashboard.roles import GRANTS, Role
+    from services.dashboard.users import UserStore
+    from services.notifier.subscriptions import Owner
+
+    def owners() -> dict[str, Owner]:
+        if not path.exists():
+            return {}
+        return {
+            row["name"]: Owner(row["name"], row["site"] if GRANTS[Role(row["role"])].own_site_only else None)
+            for row in UserStore(path).list_states()
+            if row["enabled"]
+        }
+
+    return owners
+
+
 def _replay(args: argparse.Namespace) -> int:
     """Replay a JSON-lines event log offline: findings on stdout (or --out), summary on stderr."""
     try:
@@ -241,6 +262,7 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     from services.dashboard.settings import add_serve_args as add_dashboard_args
     from services.dashboard.users_cli import add_users_commands
     from services.gateway.commands import add_gateway_commands
+    from services.notifier.commands import add_notifier_commands
     from services.options import add_kafka_args
     from services.rules.commands import add_rules_commands
 
@@ -258,6 +280,7 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     add_users_commands(commands)
     add_audit_commands(commands)
     add_gateway_commands(commands)
+    add_notifier_commands(commands, _owners_from_users_file)
 
     publish = commands.add_parser("publish", help="publish contract-v1 JSON lines to participant-events")
     publish.add_argument("file", help="a JSON-lines file, or - for standard input")

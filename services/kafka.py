@@ -131,6 +131,18 @@ async def partition_ids(settings: KafkaSettings, topic: str) -> list[int]:
     return sorted(p["partition"] for p in described["partitions"])
 
 
+async def cluster_id(settings: KafkaSettings) -> str:
+    """The Kafka cluster's id (KRaft's, set when the broker's storage was formatted): what tells
+    one broker's offsets from another's, whatever address it has."""
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
+    await admin.start()
+    try:
+        described = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    return str(described.get("cluster_id") or "")
+
+
 async def ensure_topics(settings: KafkaSettings, partitions: int = INPUT_PARTITIONS) -> None:
     """Create the study's topics when absent (an existing topic is left as it is).
 

@@ -19,6 +19,9 @@ import structlog
 from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.audit.export_log import export_log
+from services.audit.export_writer import ExportWriter, resign_v2
+from services.audit.verify_v2 import is_v2
 from services.files import atomic_text
 from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_partition, settings_from_args
 from services.ledger.chain import Chain
@@ -27,9 +30,11 @@ from services.ledger.export_format import (
     ExportedRecord,
     ExportFormatError,
     checkpoint_line,
+    is_export,
     read_lines,
     record_line,
 )
+from services.ledger.export_v2 import Manifest
 from services.ledger.keys import KeyFileError, load_private_key
 from services.ledger.signatures import sign
 
@@ -44,14 +49,15 @@ class ExportError(Exception):
 
 async def export_events(
     settings: KafkaSettings, out: Path, private_key: Ed25519PrivateKey, progress: IO[str] | None = None
-) -> list[ExportedCheckpoint]:
-    """Export participant-events from offset 0 to its current end (committed records only) to ``out``.
+) -> Manifest:
+    """Export participant-events from its start to its current end (committed records only) to
+    ``out``, in format 2 (docs/audit-format.md): every record with its timestamp type, key, value
+    and headers (null kept apart from empty), then the signed manifest of every partition.
 
-    The file appears complete or not at all. A record with a null value is exported with an
-    empty value (participant-events never carries tombstones).
+    The file appears complete or not at all.
 
     Returns:
-        The checkpoints written, one per partition.
+        The manifest written.
 
     Raises:
         ExportError: participant-events does not exist.
@@ -62,32 +68,24 @@ async def export_events(
     partitions = await partition_ids(settings, topic)
     if not partitions:
         raise ExportError(f"topic {topic} does not exist (or has no partitions)")
-    checkpoints: list[ExportedCheckpoint] = []
-    total = 0
     last_report = time.monotonic()
     with atomic_text(out) as f:
+        writer = ExportWriter(f, settings.study_id, topic)
         for partition in partitions:
-            chain = Chain(topic, partition)
+            writer.partition(partition)
             async for record in read_partition(settings, topic, partition):
-                value = record.value or b""
-                head = chain.append(record.offset, record.timestamp, record.key, value)
-                exported = ExportedRecord(
-                    topic, partition, record.offset, record.timestamp, record.key, value, head.hex()
-                )
-                f.write(record_line(exported) + "\n")
-                total += 1
+                headers = [(name, value) for name, value in record.headers]
+                writer.record(record.offset, record.timestamp_type, record.timestamp, record.key, record.value, headers)
                 if progress is not None and time.monotonic() - last_report >= PROGRESS_SECONDS:
                     last_report = time.monotonic()
-                    print(f"exported {total:,} records (partition {partition})", file=progress, flush=True)
-            checkpoints.append(sign(chain, private_key))
-        for checkpoint in checkpoints:
-            f.write(checkpoint_line(checkpoint) + "\n")
-    log.info("events exported", topic=topic, records=total, partitions=len(partitions))
-    return checkpoints
+                    print(f"exported {writer.records:,} records (partition {partition})", file=progress, flush=True)
+        manifest = writer.finish(len(partitions), private_key)
+    log.info("events exported", topic=topic, records=writer.records, partitions=len(partitions))
+    return manifest
 
 
 def reexport(source: Path, out: Path, private_key: Ed25519PrivateKey) -> list[ExportedCheckpoint]:
-    """Sign an existing export again with another key (offline: a key rotation, or a copy for an
+    """Sign an existing format 1 export again with another key (offline: a key rotation, or a copy for an
     auditor who holds another key), after checking every record's chain value.
 
     Raises:
@@ -121,11 +119,9 @@ async def _export(args: argparse.Namespace) -> int:
         print(f"trialguard export events: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    settings = settings_from_args(args)
     try:
-        if args.events is not None:
-            checkpoints = reexport(Path(args.events), out, private_key)
-        else:
-            checkpoints = await export_events(settings_from_args(args), out, private_key, progress=sys.stderr)
+        summary = await _write(args, settings, out, private_key)
     except ExportFormatError as e:
         print(f"trialguard export events: {args.events}:{e.line}: {e.reason}", file=sys.stderr)
         return 1
@@ -138,10 +134,30 @@ async def _export(args: argparse.Namespace) -> int:
     except KafkaError as e:
         print(f"trialguard export events: Kafka error: {type(e).__name__}", file=sys.stderr)
         return 1
-    records = sum(c.count for c in checkpoints)
-    signed = f"; checkpoints signed by key {checkpoints[0].key_id}" if checkpoints else ""
-    print(f"exported {records:,} records of {len(checkpoints)} partitions to {out}{signed}", file=sys.stderr)
+    print(summary, file=sys.stderr)
     return 0
+
+
+async def _write(args: argparse.Namespace, settings: KafkaSettings, out: Path, private_key: Ed25519PrivateKey) -> str:
+    """Make the export the arguments ask for; a one-line summary of it."""
+    if args.events is None:
+        manifest = await export_events(settings, out, private_key, progress=sys.stderr)
+    else:
+        source = Path(args.events)
+        if is_v2(source):
+            manifest = resign_v2(source, out, private_key)
+        elif is_export(source):
+            checkpoints = reexport(source, out, private_key)
+            records = sum(c.count for c in checkpoints)
+            signed = f"; checkpoints signed by key {checkpoints[0].key_id}" if checkpoints else ""
+            return f"signed {records:,} records of {len(checkpoints)} partitions again to {out} (format 1){signed}"
+        else:
+            manifest = export_log(source, out, settings.study_id, settings.topics.participant_events, private_key)
+    records = sum(p.count for p in manifest.positions)
+    return (
+        f"exported {records:,} records of {len(manifest.positions)} partitions to {out} (format 2); "
+        f"manifest signed by key {manifest.key_id}"
+    )
 
 
 def add_commands(audit: argparse._SubParsersAction[Any], export: argparse._SubParsersAction[Any]) -> None:
@@ -149,19 +165,22 @@ def add_commands(audit: argparse._SubParsersAction[Any], export: argparse._SubPa
     del audit
     events = export.add_parser(
         "events",
-        help="export participant-events as a hash-chained file with signed checkpoints",
+        help="export participant-events as a hash-chained file with a signed manifest",
         description="Read participant-events from offset 0 to its current end (committed records only) and "
         "write every record as a JSON line with its exact bytes (base64) and its partition's hash chain value, "
-        "partitions one after another in offset order, then one checkpoint per partition signed with the "
+        "partitions one after another in offset order, then a manifest of every partition signed with the "
         "Ed25519 key KEYFILE (see `trialguard audit keygen`). The file is written complete or not at all; "
-        "`trialguard audit verify` checks it. Exit status: 0 written, 1 Kafka error, 2 usage or I/O error.",
+        "`trialguard audit verify` checks it; the format is specified in docs/audit-format.md. "
+        "Exit status: 0 written, 1 Kafka error or a bad line of LOG, 2 usage or I/O error.",
     )
     events.add_argument("--out", required=True, metavar="FILE", help="the export file")
     events.add_argument("--key", required=True, metavar="KEYFILE", help="the Ed25519 private key (PEM) that signs")
     events.add_argument(
         "--events",
-        metavar="EXPORT",
-        help="offline: sign an existing export again with KEYFILE (every chain value is checked first)",
+        metavar="LOG",
+        help="offline, no broker: export the plain JSON-lines event LOG (its lines as partition 0, offset = "
+        "0-based line number), or, when LOG is an audit export, sign it again with KEYFILE (every chain value "
+        "is checked first)",
     )
     add_kafka_args(events)
     events.set_defaults(run=_export)

@@ -24,12 +24,12 @@ from contracts import AccessChanged, FindingReviewed, ReviewStatus, ReviewTransi
 from protocol.fingerprint import fingerprint
 from protocol.registry import ProtocolLookupError, versions_for
 from services.audit.diff import compare
+from services.audit.live_check import verified_from_log
 from services.audit.recompute import InputRecord, Recomputed, new_replay, records_from_file, records_from_topic
 from services.audit.report import CheckResult, PartitionExtent, ReportInputs, VersionRow, render
-from services.audit.verify import VerificationError, Verified, check_export, check_live
+from services.audit.verify import VerificationError, check_export, check_live
 from services.files import atomic_text
 from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_to_end, settings_from_args
-from services.ledger.chain import Chain
 from services.ledger.export_format import ExportFormatError, is_export
 from services.ledger.keys import KeyFileError, load_public_key
 
@@ -119,14 +119,7 @@ async def _from_broker(settings: KafkaSettings, public_key: Path | None) -> Repo
     )
     verification = NOT_CHECKED
     if public_key is not None:
-        verified = Verified(records=len(records))
-        chains: dict[tuple[str, int], Chain] = {}
-        for record in records:
-            chain = chains.setdefault(
-                (topics.participant_events, record.partition), Chain(topics.participant_events, record.partition)
-            )
-            head = chain.append(record.offset, record.timestamp_ms or 0, record.key, record.value)
-            verified.heads.setdefault((chain.topic, chain.partition), []).append(head.hex())
+        verified = await verified_from_log(settings)
         compared, problems = await check_live(settings, topics.audit_checkpoints, verified, load_public_key(public_key))
         verification = CheckResult(
             not problems and compared > 0,
@@ -162,8 +155,8 @@ def _from_export(path: Path, study_id: str, public_key: Path | None) -> ReportIn
             verified = check_export(path, load_public_key(public_key))
             verification = CheckResult(
                 True,
-                f"{verified.records:,} records in {len(verified.checkpoints)} "
-                "partitions; chains and signed checkpoints hold",
+                f"{verified.records:,} records in {verified.partitions} partitions (format {verified.format}); "
+                f"chains and signed {'manifest' if verified.format == 2 else 'checkpoints'} hold",
             )
         except VerificationError as e:
             verification = CheckResult(False, f"{path}:{e.line}: {e.reason}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,43 +18,18 @@ import structlog
 from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.kafka import KafkaSettings, add_kafka_args, partition_ids, read_to_end, settings_from_args
+from services.audit.live_check import compare_live
+from services.audit.verified import VerificationError, Verified
+from services.audit.verify_v2 import check_export_v2, is_v2
+from services.kafka import KafkaSettings, add_kafka_args, settings_from_args
 from services.ledger.chain import Chain
-from services.ledger.export_format import ExportedCheckpoint, ExportedRecord, ExportFormatError, parse_line, read_lines
+from services.ledger.export_format import ExportedCheckpoint, ExportedRecord, ExportFormatError, read_lines
 from services.ledger.keys import KeyFileError, key_id, load_public_key
 from services.ledger.signatures import check_signature
 
+__all__ = ["VerificationError", "Verified", "add_commands", "check_export", "check_live"]
+
 log = structlog.get_logger("trialguard.audit.verify")
-
-
-class VerificationError(Exception):
-    """An export does not hold: the first line that breaks, and why.
-
-    Attributes:
-        line: 1-based line number (one past the last line when the end is missing).
-        reason: what does not hold.
-    """
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line {line}: {reason}")
-        self.line = line
-        self.reason = reason
-
-
-@dataclass
-class Verified:
-    """What a verified export holds.
-
-    Attributes:
-        records: record lines.
-        checkpoints: the checkpoints, by (topic, partition).
-        heads: every partition's chain value after each record, by (topic, partition): the
-            n-th entry is ``h_{n+1}``, to compare live checkpoints against.
-    """
-
-    records: int = 0
-    checkpoints: dict[tuple[str, int], ExportedCheckpoint] = field(default_factory=dict)
-    heads: dict[tuple[str, int], list[str]] = field(default_factory=dict)
 
 
 def check_export(path: Path, public_key: Ed25519PublicKey) -> Verified:
@@ -65,6 +39,8 @@ def check_export(path: Path, public_key: Ed25519PublicKey) -> Verified:
         VerificationError: the first line that breaks the chain, the order or a checkpoint.
         OSError: the file cannot be read.
     """
+    if is_v2(path):
+        return check_export_v2(path, public_key)
     kid = key_id(public_key)
     result = Verified()
     chains: dict[tuple[str, int], Chain] = {}
@@ -106,6 +82,7 @@ def _check_record(
             raise VerificationError(number, f"partition {record.partition} comes after partition {current.partition}")
         current = chains[where] = Chain(record.topic, record.partition)
         result.heads[where] = []
+        result.offsets[where] = []
     if record.offset <= current.last_offset:
         raise VerificationError(number, f"offset {record.offset} does not follow offset {current.last_offset}")
     head = current.append(record.offset, record.timestamp_ms, record.key, record.value).hex()
@@ -116,6 +93,7 @@ def _check_record(
             "(this line was changed, or a line of the partition before it was changed, removed, inserted or moved)",
         )
     result.heads[where].append(head)
+    result.offsets[where].append(record.offset)
     result.records += 1
     return current
 
@@ -136,6 +114,7 @@ def _check_checkpoint(
     # An empty partition has a checkpoint too (count 0, the genesis head) but no chain yet.
     chain = chains.setdefault(where, Chain(checkpoint.topic, checkpoint.partition))
     result.heads.setdefault(where, [])
+    result.offsets.setdefault(where, [])
     problems = [
         (checkpoint.count != chain.count, f"count {checkpoint.count}, but the file has {chain.count} records"),
         (
@@ -155,40 +134,10 @@ def _check_checkpoint(
 async def check_live(
     settings: KafkaSettings, topic: str, verified: Verified, public_key: Ed25519PublicKey
 ) -> tuple[int, list[str]]:
-    """Compare the live checkpoints on ``topic`` with the export's chains.
-
-    A live checkpoint at count n must carry the export's ``h_n`` of its partition; one beyond
-    the export's end cannot be compared (the topic has grown since) and is counted as skipped.
-
-    Returns:
-        Checkpoints compared, and the problems found (empty when all hold).
-    """
-    kid = key_id(public_key)
-    compared = 0
-    problems: list[str] = []
-    if not await partition_ids(settings, topic):
-        return 0, [f"topic {topic} does not exist"]
-    async for record in read_to_end(settings, topic):
-        where_live = f"{topic} partition {record.partition} offset {record.offset}"
-        try:
-            live = parse_line((record.value or b"").decode("utf-8", "replace"), record.offset)
-        except ExportFormatError as e:
-            problems.append(f"{where_live}: not a checkpoint ({e.reason})")
-            continue
-        if not isinstance(live, ExportedCheckpoint):
-            problems.append(f"{where_live}: not a checkpoint")
-            continue
-        if (why := check_signature(live, public_key, kid)) is not None:
-            problems.append(f"{where_live}: {why}")
-            continue
-        heads = verified.heads.get((live.topic, live.partition), [])
-        if live.count > len(heads):
-            continue
-        compared += 1
-        expected = heads[live.count - 1] if live.count else Chain(live.topic, live.partition).head.hex()
-        if live.head != expected:
-            problems.append(f"{where_live}: head at count {live.count} differs from the export's chain")
-    return compared, problems
+    """Checkpoints that agree, and the problems (a live checkpoint beyond the export's end is one:
+    see :func:`services.audit.live_check.compare_live`, which also takes an as-of checkpoint)."""
+    comparison = await compare_live(settings, topic, verified, public_key)
+    return comparison.compared, comparison.problems
 
 
 async def _verify(args: argparse.Namespace) -> int:
@@ -207,20 +156,40 @@ async def _verify(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"trialguard audit verify: {e.filename or path}: {e.strerror}", file=sys.stderr)
         return 2
-    partitions = len(verified.checkpoints)
-    print(f"{path}: {verified.records:,} records in {partitions} partitions; chains and signed checkpoints hold")
-    if args.bootstrap_servers is not None:
-        settings = settings_from_args(args)
-        try:
-            compared, problems = await check_live(settings, settings.topics.audit_checkpoints, verified, public_key)
-        except KafkaError as e:
-            print(f"trialguard audit verify: Kafka error: {type(e).__name__}", file=sys.stderr)
+    signed = "signed checkpoints (format 1: completeness not signed)"
+    if verified.manifest is not None:
+        signed = f"signed manifest (study {verified.manifest.study}, topic {verified.manifest.topic})"
+    print(
+        f"{path}: format {verified.format}, {verified.records:,} records in {verified.partitions} partitions; "
+        f"chains and {signed} hold"
+    )
+    if args.bootstrap_servers is None:
+        if args.as_of_checkpoint is not None:
+            print("trialguard audit verify: --as-of-checkpoint needs --bootstrap-servers", file=sys.stderr)
             return 2
-        for problem in problems:
-            print(f"trialguard audit verify: {problem}", file=sys.stderr)
-        if problems:
-            return 1
-        print(f"{compared} live checkpoints agree with the export")
+        return 0
+    settings = settings_from_args(args)
+    if verified.manifest is not None and verified.manifest.topic != settings.topics.participant_events:
+        print(
+            f"trialguard audit verify: the export signs topic {verified.manifest.topic} (study "
+            f"{verified.manifest.study}); --study {settings.study_id} checks {settings.topics.participant_events}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        live = await compare_live(
+            settings, settings.topics.audit_checkpoints, verified, public_key, args.as_of_checkpoint
+        )
+    except KafkaError as e:
+        print(f"trialguard audit verify: Kafka error: {type(e).__name__}", file=sys.stderr)
+        return 2
+    for beyond in live.beyond:
+        print(beyond)
+    for problem in live.problems:
+        print(f"trialguard audit verify: {problem}", file=sys.stderr)
+    if live.problems:
+        return 1
+    print(f"{live.compared} live checkpoints agree with the export; {len(live.beyond)} beyond its as-of checkpoint")
     return 0
 
 
@@ -233,11 +202,20 @@ def add_commands(audit: argparse._SubParsersAction[Any], export: argparse._SubPa
         description="Recompute every partition's hash chain from the records' bytes and check each record "
         "line's chain value, the order of the lines, and each checkpoint (count, last offset, head, Ed25519 "
         "signature by the given public key). With --bootstrap-servers, also compare the signed checkpoints the rules "
-        "service wrote to the audit-checkpoints topic. Exit status: 0 everything holds (summary on stdout), "
+        "service wrote to the audit-checkpoints topic: every one must agree with the export, and one beyond the "
+        "export's end is a rollback (exit 1) unless --as-of-checkpoint says the export is older. The format is "
+        "specified in docs/audit-format.md. Exit status: 0 everything holds (summary on stdout), "
         "1 the first line that breaks is named on stderr, 2 usage, I/O or Kafka error.",
     )
     verify.add_argument("file", help="the export file")
     verify.add_argument("--public-key", required=True, metavar="KEYFILE.pub", help="the Ed25519 public key (PEM)")
+    verify.add_argument(
+        "--as-of-checkpoint",
+        type=int,
+        metavar="OFFSET",
+        help="the export is deliberately older: it must hold the live checkpoints up to the one at OFFSET of the "
+        "audit-checkpoints topic; later ones are reported as beyond it, not as a rollback",
+    )
     add_kafka_args(verify)
     # The live check runs only when asked for by giving the broker, not from the environment's default.
     verify.set_defaults(bootstrap_servers=None)

@@ -28,7 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from contracts import AccessChanged, FindingReviewed
 from protocol.registry import protocol_for
 from services.access_log import PUBLISH_SECONDS, AccessLogError
-from services.dashboard import accounts, api, auth, bulk, bulk_routes, pages
+from services.dashboard import accounts, api, auth, bulk, bulk_routes, pages, preferences, times
 from services.dashboard.batch_publish import BatchPublishError, ReviewBatchPublisher
 from services.dashboard.clocks import protocol_clocks
 from services.dashboard.consumer import ReadModelConsumer
@@ -118,6 +118,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
     app.state.templates.env.globals["study"] = settings.kafka.study_id
     app.state.templates.env.globals["bulk_actions_for"] = bulk.actions_for
+    times.install(app.state.templates.env)  # event_time / system_time: one rule for every time shown
     app.state.reviews_published = Counter(
         "trialguard_reviews_published", "Review actions published, by action", ["action"], registry=registry
     )
@@ -183,6 +184,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.include_router(bulk_routes.page_router)
     app.include_router(pages.router)
     app.include_router(accounts.router)
+    app.include_router(preferences.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 

@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
 from services.dashboard.store import Applied, ReadModel, Record
-from services.kafka import KafkaSettings, ensure_topics, partition_ids
+from services.kafka import KafkaSettings, cluster_id, ensure_topics, partition_ids
 
 log = structlog.get_logger("trialguard.dashboard.consumer")
 
@@ -67,8 +67,11 @@ class ReadModelConsumer:
         )
 
     async def start(self) -> None:
-        """Create the study's topics when absent, subscribe, start, and seek to the stored offsets."""
+        """Create the study's topics when absent, rebuild a read model of another cluster or
+        namespace, subscribe, start, and seek to the stored offsets."""
         await ensure_topics(self.settings)
+        # Before reading the stored offsets: offsets of another cluster or namespace mean nothing here.
+        await asyncio.to_thread(self.store.check_origin, await cluster_id(self.settings), self.settings.namespace)
         for topic in self.topic_names:
             partitions = [TopicPartition(topic, p, declare=False) for p in await partition_ids(self.settings, topic)]
             subscriber = self.broker.subscriber(

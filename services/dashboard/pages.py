@@ -26,6 +26,7 @@ from services.dashboard.clocks import AWARENESS_NOTE, detail_context, with_clock
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import Action, Role, User, may_review
 from services.dashboard.timeline import cached_svg, timeline_of
+from services.dashboard.times import time_mode
 from services.kafka import group_lag, rules_group_id
 from services.presentation.charts import findings_per_week_svg
 
@@ -182,7 +183,7 @@ async def review_form(
 
 @router.get("/participants/{participant_id}")
 def participant_page(request: Request, user: CurrentUser, participant_id: str) -> Response:
-    timeline = timeline_of(request.app, participant_id)
+    timeline = timeline_of(request.app, participant_id, time_mode(request))
     if timeline is None or site_scope(user) not in (None, timeline["site_id"]):
         raise HTTPException(404, "no such participant")
     return render(request, user, "participant.html", t=timeline, svg=Markup(timeline["svg"]))  # noqa: S704 - matplotlib output

@@ -130,6 +130,43 @@ class ReadModel:
             self._writer.executescript(SCHEMA)
             self._writer.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
 
+    def check_origin(self, cluster_id: str, namespace: str) -> bool:
+        """Keep the read model only if it was read from this Kafka cluster and topic namespace.
+
+        Its offsets mean something only on the cluster they were read from: on another one (a new
+        broker, other ports, a formatted data folder) they would skip records the model never saw.
+        So a model read elsewhere, or before the origin was recorded, is dropped and rebuilt from
+        offset 0 (logged); the origin is recorded either way.
+
+        Returns:
+            True when the read model was dropped.
+        """
+        with self._lock:
+            db = self._writer
+            stored = dict(
+                db.execute("SELECT name, value FROM meta WHERE name IN ('kafka_cluster_id', 'topic_namespace')")
+            )
+            has_offsets = db.execute("SELECT 1 FROM offsets LIMIT 1").fetchone() is not None
+            now = {"kafka_cluster_id": cluster_id, "topic_namespace": namespace}
+            rebuild = has_offsets and stored != now
+            if rebuild:
+                log.warning(
+                    "read_model_rebuilt",
+                    reason="another Kafka cluster or topic namespace" if stored else "origin not recorded",
+                    was_cluster=stored.get("kafka_cluster_id"),
+                    was_namespace=stored.get("topic_namespace"),
+                    cluster=cluster_id,
+                    namespace=namespace,
+                )
+                for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+                    if not name.startswith("sqlite_"):
+                        db.execute(f'DROP TABLE "{name}"')
+                db.executescript(SCHEMA)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                self._findings = 0
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(now.items()))
+        return rebuild
+
     def _table_exists(self, name: str) -> bool:
         row = self._writer.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
         return row is not None

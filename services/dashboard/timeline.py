@@ -11,10 +11,13 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote
 
 from contracts.units import analyte_for
 from protocol.model import Protocol
 from services.dashboard import queries
+from services.dashboard.event_values import event_values
+from services.dashboard.times import event_time_text
 from services.presentation.charts import participant_timeline_svg, visit_windows
 from services.presentation.lifecycle import lifecycle
 
@@ -37,21 +40,18 @@ def label(event: dict[str, Any]) -> str:
         return str(payload.get("arm", ""))
     if kind == "FollowUpVisitCompleted":
         return str(payload.get("visit", ""))
-    if kind == "AdverseEventReported":
-        grades = [f"CTCAE {payload.get('ctcae_grade')}"]
-        grades += [
-            f"{name.split('_')[0].upper()} {payload[name]}"
-            for name in ("crs_grade", "icans_grade")
-            if payload.get(name) is not None
-        ]
-        return ", ".join(grades) + (", serious" if payload.get("serious") else "")
+    if kind == "AdverseEventReported":  # the same words as the tooltip, which is its accessible name
+        return event_values(kind, payload)
     if kind == "EligibilityConfirmed":
         return "eligible" if payload.get("eligible") else "not eligible"
     return ""
 
 
-def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
-    """Everything the participant page shows, or None for a participant the read model never saw."""
+def timeline_of(app: Any, participant_id: str, time_mode: str = "site") -> dict[str, Any] | None:
+    """Everything the participant page shows, or None for a participant the read model never saw.
+
+    ``time_mode`` ("site" or "utc", see ``times``) is how the markers' tooltips show event times.
+    """
     protocol: Protocol = app.state.protocol
     with app.state.store.reader() as db:
         events = queries.events_of(db, participant_id)
@@ -66,18 +66,37 @@ def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
             "event_id": e["event_id"],
             "event_type": e["event_type"],
             "label": label(e),
+            "values": event_values(e["event_type"], e["body"].get("payload", {})),
             "occurred_at": dt.datetime.fromisoformat(e["body"]["occurred_at"]),
         }
         for e in events
     ]
+    for d in drawn:
+        d["link"] = f"#event-{d['event_id']}"  # its row in the events table below the picture
+        d["tooltip"] = _tooltip(d["event_type"], d["values"], event_time_text(d["occurred_at"], time_mode))
     windows = visit_windows(
         [e["body"] | {"occurred_at": d["occurred_at"]} for e, d in zip(events, drawn, strict=True)], protocol.schedule
     )
-    marks = [f | {"occurred_at": dt.datetime.fromisoformat(f["occurred_at"])} for f in findings]
+    marks = [
+        f
+        | {
+            "occurred_at": dt.datetime.fromisoformat(f["occurred_at"]),
+            "link": f"/findings/{quote(str(f['finding_id']), safe='')}",
+            "tooltip": _tooltip(
+                f["rule_id"],
+                f"{f['kind']}{', ' + f['severity'] if f.get('severity') else ''}, {f['status']}",
+                f["term"],
+                event_time_text(f["occurred_at"], time_mode),
+            ),
+        }
+        for f in findings
+    ]
     newest_finding = max((f["seq"] for f in findings), default=0)
-    version = f"{len(events)}:{events[-1]['event_id'] if events else ''}:{len(findings)}:{newest_finding}"
+    # Reviews change a finding's status in its tooltip: the newest status change is in the key too.
+    reviewed = max((str(f.get("status_at") or "") for f in findings), default="")
+    version = f"{len(events)}:{events[-1]['event_id'] if events else ''}:{len(findings)}:{newest_finding}:{reviewed}"
     svg = cached_svg(
-        (participant_id, version),
+        (participant_id, f"{version}:{time_mode}"),
         lambda: participant_timeline_svg(drawn, marks, windows, title=f"Participant {participant_id}"),
     )
     return {
@@ -90,6 +109,7 @@ def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
                 "event_type": d["event_type"],
                 "occurred_at": e["body"]["occurred_at"],
                 "label": d["label"],
+                "values": d["values"],
                 "event": e["body"],
             }
             for e, d in zip(events, drawn, strict=True)
@@ -100,6 +120,10 @@ def timeline_of(app: Any, participant_id: str) -> dict[str, Any] | None:
         "findings": findings,
         "svg": svg,
     }
+
+
+def _tooltip(*parts: str) -> str:
+    return " · ".join(p for p in parts if p)
 
 
 def cached_svg(key: tuple[str, str], render: Any) -> str:

@@ -28,7 +28,7 @@ from services.access_log import AccessLogError, AccessRecorder, cli_recorder
 from services.defaults import DEFAULT_STUDY
 from services.errors import ConfigurationError
 from services.gateway.settings import GatewaySettings, add_data_dir_arg, add_serve_args
-from services.gateway.sources import SourceError, SourceStore
+from services.gateway.sources import ChangeRecorder, SourceError, SourceStore
 from services.options import add_kafka_args, check_names, settings_from_args
 from services.studies import STUDIES_HELP, chosen_studies
 
@@ -146,7 +146,7 @@ def _store(args: argparse.Namespace) -> SourceStore:
 
 def _source_change(
     args: argparse.Namespace,
-    change: Callable[[SourceStore, AccessRecorder], str],
+    change: Callable[[SourceStore, ChangeRecorder], str],
     stdout: TextIO | None,
     stderr: TextIO | None,
     recorder: AccessRecorder | None,
@@ -154,7 +154,8 @@ def _source_change(
     """Run one change with the access-log recorder; print its result on stdout, map errors to statuses."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
-        printed = change(_store(args), recorder or cli_recorder(settings_from_args(args)))
+        store = _store(args)
+        printed = change(store, recorder or _recorders_of(store, args))
     except SourceError as e:
         print(f"trialguard sources {args.action}: {e}", file=stderr)
         return 1 if str(e).startswith("no source") else 2
@@ -169,6 +170,17 @@ def _source_change(
     return 0
 
 
+def _recorders_of(store: SourceStore, args: argparse.Namespace) -> ChangeRecorder:
+    """The access logs a change to an existing source is recorded in: each study it sends for
+    (the change concerns every one of them), or ``--study``'s when it is unknown (the store then
+    refuses the change and nothing is recorded)."""
+    settings = settings_from_args(args)
+    source = store.get(args.name) if args.action != "add" else None
+    if source is None or not source.studies:
+        return cli_recorder(settings)
+    return _Each([cli_recorder(replace(settings, study_id=study)) for study in source.studies])
+
+
 def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
                 recorder: AccessRecorder | None = None) -> int:  # fmt: skip
     """``trialguard sources add NAME --site SITE [--study S ...] [--hl7-application APP --hl7-facility FAC]``:
@@ -177,7 +189,7 @@ def sources_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
     studies = args.study or [os.environ.get("TRIALGUARD_STUDY_ID") or DEFAULT_STUDY]
     args = argparse.Namespace(**{**vars(args), "study": studies[0]})
 
-    def add(store: SourceStore, changes: AccessRecorder) -> str:
+    def add(store: SourceStore, changes: ChangeRecorder) -> str:
         settings = settings_from_args(args)
         recorders = [changes] + [cli_recorder(replace(settings, study_id=study)) for study in studies[1:]]
         source, key = store.add(
@@ -196,7 +208,7 @@ class _Each:
     store keeps nothing then; a study's log may hold the event of a change that was not kept,
     which an auditor reads as an attempt)."""
 
-    def __init__(self, recorders: list[AccessRecorder]) -> None:
+    def __init__(self, recorders: list[ChangeRecorder]) -> None:
         self.recorders = recorders
 
     def record(self, *args: Any, **fields: Any) -> None:
@@ -209,7 +221,7 @@ def sources_rotate_key(args: argparse.Namespace, stdout: TextIO | None = None, s
     """``trialguard sources rotate-key NAME``: prints the new key once; the old one stops working at once."""
     err = stderr or sys.stderr
 
-    def rotate(store: SourceStore, changes: AccessRecorder) -> str:
+    def rotate(store: SourceStore, changes: ChangeRecorder) -> str:
         key = store.rotate_key(args.name, changes)
         print(f"source {args.name}: new API key (shown once; the old key no longer works):", file=err)
         return key
@@ -221,7 +233,7 @@ def sources_state(args: argparse.Namespace, stdout: TextIO | None = None, stderr
                   recorder: AccessRecorder | None = None) -> int:  # fmt: skip
     """``trialguard sources disable|enable|remove NAME``: takes effect on the gateway's next request."""
 
-    def apply(store: SourceStore, changes: AccessRecorder) -> str:
+    def apply(store: SourceStore, changes: ChangeRecorder) -> str:
         if args.action == "remove":
             store.remove(args.name, changes)
         else:
@@ -236,7 +248,7 @@ def sources_mllp_allow(args: argparse.Namespace, stdout: TextIO | None = None, s
     """``trialguard sources mllp-allow NAME [NETWORK ...]``: the networks a source may send MLLP
     from, replacing the earlier list (none given: no MLLP for it)."""
 
-    def allow(store: SourceStore, changes: AccessRecorder) -> str:
+    def allow(store: SourceStore, changes: ChangeRecorder) -> str:
         source = store.allow_mllp(args.name, args.networks, changes)
         return f"source {source.name} may send MLLP from: {' '.join(source.mllp_allow) or 'no address (MLLP refused)'}"
 
@@ -247,7 +259,7 @@ def sources_set(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
                 recorder: AccessRecorder | None = None) -> int:  # fmt: skip
     """``trialguard sources set NAME [--time-zone ZONE] [--strict | --filter]``: how its messages are read."""
 
-    def configure(store: SourceStore, changes: AccessRecorder) -> str:
+    def configure(store: SourceStore, changes: ChangeRecorder) -> str:
         source = store.configure(args.name, changes, time_zone=args.time_zone, strict=args.strict)
         mode = "strict" if source.strict else "filter"
         return f"source {source.name}: time zone {source.time_zone or '(none)'}, {mode}"

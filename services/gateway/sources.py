@@ -26,7 +26,6 @@ from typing import Any, Final, Literal, Protocol
 import structlog
 
 from contracts import AccessAction
-from services.access_log import AccessRecorder
 from services.defaults import DEFAULT_STUDY
 from services.gateway.local_time import LocalTimeError, check_time_zone
 from services.options import TOPIC_NAME_PART
@@ -284,7 +283,7 @@ class SourceStore:
         log.info("source_added", source=name, site=site, studies=list(studies), mllp_allow=list(networks))
         return Source(name, site, hl7_application, hl7_facility, created, True, networks, zone, strict, studies), key
 
-    def allow_mllp(self, name: str, networks: Iterable[str], recorder: AccessRecorder) -> Source:
+    def allow_mllp(self, name: str, networks: Iterable[str], recorder: ChangeRecorder) -> Source:
         """Replace the networks a source may send MLLP from (none: no MLLP).
 
         Raises:
@@ -303,7 +302,7 @@ class SourceStore:
         return dataclasses.replace(source, mllp_allow=parsed)
 
     def configure(
-        self, name: str, recorder: AccessRecorder, *, time_zone: str | None = None, strict: bool | None = None
+        self, name: str, recorder: ChangeRecorder, *, time_zone: str | None = None, strict: bool | None = None
     ) -> Source:
         """Set how a source's messages are read: its time zone, strict or filtering (None: unchanged).
 
@@ -332,7 +331,7 @@ class SourceStore:
             ).fetchall()
         return any(address_in(address, row["mllp_allow"].split()) for row in rows)
 
-    def _changed(self, name: str, recorder: AccessRecorder, action: AccessAction, sql: str, *values: object) -> None:
+    def _changed(self, name: str, recorder: ChangeRecorder, action: AccessAction, sql: str, *values: object) -> None:
         with self._transaction() as db:
             row = db.execute("SELECT * FROM sources WHERE name=?", (name,)).fetchone()
             if row is None:
@@ -344,7 +343,7 @@ class SourceStore:
             recorder.record(action, "source", name, site=row["site"], enabled=enabled)
         log.info("source_changed", source=name, action=action.value)
 
-    def rotate_key(self, name: str, recorder: AccessRecorder) -> str:
+    def rotate_key(self, name: str, recorder: ChangeRecorder) -> str:
         """A new API key for a source; the old one stops working at once. Returns the new key (shown once).
 
         Raises:
@@ -356,7 +355,7 @@ class SourceStore:
         self._changed(name, recorder, AccessAction.SOURCE_KEY_ROTATED, sql, _key_digest(key))
         return key
 
-    def set_enabled(self, name: str, enabled: bool, recorder: AccessRecorder) -> None:
+    def set_enabled(self, name: str, enabled: bool, recorder: ChangeRecorder) -> None:
         """Disable (its key and HL7 identity refused at once) or enable a source.
 
         Raises:
@@ -366,7 +365,7 @@ class SourceStore:
         action = AccessAction.SOURCE_ENABLED if enabled else AccessAction.SOURCE_DISABLED
         self._changed(name, recorder, action, "UPDATE sources SET enabled=? WHERE name=?", int(enabled))
 
-    def remove(self, name: str, recorder: AccessRecorder) -> None:
+    def remove(self, name: str, recorder: ChangeRecorder) -> None:
         """Remove a source and its key; the name may be registered again, with a new key.
 
         Raises:

@@ -1,4 +1,7 @@
-"""The audit export file: JSON lines of records and signed per-partition checkpoints.
+"""The audit export file, format 1: JSON lines of records and signed per-partition checkpoints.
+
+Exports are written in format 2 now (:mod:`services.ledger.export_v2`, docs/audit-format.md);
+format 1 is kept so that exports made before still read and verify under their own rules.
 
 Format (one JSON object per line, UTF-8, ``\\n``-terminated):
 
@@ -193,7 +196,8 @@ def read_lines(path: Path) -> Iterator[tuple[int, Line]]:
 
 
 def read_export(path: Path) -> Iterator[ExportedRecord]:
-    """The record lines of an export file in file order; checkpoint lines are skipped.
+    """The record lines of an export file (format 1 or 2) in file order; checkpoint, header and
+    manifest lines are skipped. A format 2 null value reads as empty bytes.
 
     This reads the records; it does not verify them (see :mod:`services.audit.verify`).
 
@@ -201,9 +205,31 @@ def read_export(path: Path) -> Iterator[ExportedRecord]:
         ExportFormatError: a line is malformed; the error names its line number.
         OSError: the file cannot be read.
     """
-    for _, line in read_lines(path):
-        if isinstance(line, ExportedRecord):
-            yield line
+    for _, line in _numbered_records(path):
+        yield line
+
+
+def _numbered_records(path: Path) -> Iterator[tuple[int, ExportedRecord]]:
+    # Late import: format 2 lines build on this module's field checks.
+    from services.ledger.export_v2 import RecordV2, header_line, parse_v2
+
+    with path.open("rb") as f:
+        v2 = f.readline().rstrip(b"\n") == header_line().encode()
+    if not v2:
+        for number, line in read_lines(path):
+            if isinstance(line, ExportedRecord):
+                yield number, line
+        return
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.endswith(b"\n"):
+                raise ExportFormatError(number, "the last line has no newline (truncated file?)")
+            r = parse_v2(raw.decode("utf-8", "replace"), number)
+            if isinstance(r, RecordV2):
+                yield (
+                    number,
+                    ExportedRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value or b"", r.chain),
+                )
 
 
 def read_checkpoints(path: Path) -> list[ExportedCheckpoint]:
@@ -231,11 +257,18 @@ def _str(obj: dict[str, Any], name: str, number: int) -> str:
     return value
 
 
+INT64_MAX = 2**63 - 1
+PARTITION_MAX = 2**31 - 1
+"""Kafka's partitions are int32 and its offsets and timestamps int64; the canonical record encodes
+them as such, so a larger number is refused rather than wrapped."""
+
+
 def _int(obj: dict[str, Any], name: str, number: int, minimum: int = 0) -> int:
     value = obj[name]
+    maximum = PARTITION_MAX if name == "partition" else INT64_MAX
     # bool is an int in Python; true is no offset.
-    if type(value) is not int or value < minimum:
-        raise ExportFormatError(number, f"{name} is not an integer >= {minimum}")
+    if type(value) is not int or not minimum <= value <= maximum:
+        raise ExportFormatError(number, f"{name} is not an integer from {minimum} to {maximum}")
     return value
 
 
@@ -267,7 +300,7 @@ def is_export(path: Path) -> bool:
                     first = json.loads(raw)
                 except ValueError:
                     return False
-                return isinstance(first, dict) and first.get("kind") in ("record", "checkpoint")
+                return isinstance(first, dict) and first.get("kind") in ("header", "record", "checkpoint")
     return False
 
 
@@ -279,6 +312,6 @@ def participant_event_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     Raises:
         ExportFormatError: a malformed line.
     """
-    for number, line in read_lines(path):
-        if isinstance(line, ExportedRecord) and line.topic.endswith(".participant-events"):
+    for number, line in _numbered_records(path):
+        if line.topic.endswith(".participant-events"):
             yield number, line.value

@@ -12,28 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import math
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import cast
 from xml.sax.saxutils import quoteattr
 
 import matplotlib
 from matplotlib import dates as mdates
 from matplotlib import transforms
-from matplotlib.artist import Artist
-from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.markers import MarkerStyle
-from matplotlib.path import Path
 from matplotlib.ticker import MaxNLocator
-from matplotlib.transforms import Affine2D
 
 from contracts import Category
+from services.presentation.marks import Mark, Marks, Style, spread
 from services.presentation.schedule import VisitWindowSpan, field, visit_windows
 
 __all__ = [
@@ -58,7 +52,7 @@ _NO_METADATA: dict[str, str | None] = {"Date": None, "Creator": None, "Format": 
 WIDTH_IN = 750 / 72  # 750 pt = 1000 CSS px: the width of the dashboard's content column
 LANE_IN = 0.55
 MARGIN_IN = 1.0  # room for the date axis and the legend
-LABEL_GAP_PT = 30
+MARK_GAP_PT = 9  # the widest marker (8 pt) and a point of air
 
 # Lanes, top to bottom. Withdrawal of consent sits with the other ways of leaving the study.
 LANES: tuple[tuple[str, frozenset[str]], ...] = (
@@ -101,6 +95,7 @@ _LANE_COLOUR = {
     "Relapse & withdrawal": "#555555",
     OTHER_LANE: "#999999",
 }
+_EVENT_STYLE = {lane: Style("o", 6, colour) for lane, colour in _LANE_COLOUR.items()}
 # (colour, marker, legend text) per finding kind: shape as well as colour, for colour-blind readers.
 _FINDING_STYLE = {
     "alert": ("#d62728", "^", "safety alert"),
@@ -131,17 +126,20 @@ def participant_timeline_svg(
 
     Args:
         events: mappings or objects with ``event_id``, ``event_type``, ``occurred_at`` (aware
-            datetime) and optionally ``label`` (short text; any text, it is escaped).
-            ClockTicked watermarks are skipped.
+            datetime) and optionally ``label`` (short text drawn beside the marker when it fits),
+            ``link`` (the marker's href) and ``tooltip`` (its ``<title>`` and accessible name);
+            any text, it is escaped. ClockTicked watermarks are skipped.
         findings: mappings or objects with ``finding_id``, ``rule_id``, ``kind`` ("deviation"
-            or "alert"), ``severity`` ("important", "minor" or None) and ``occurred_at``.
+            or "alert"), ``severity`` ("important", "minor" or None), ``occurred_at``, and
+            optionally ``link`` and ``tooltip`` as for events.
         visit_windows: mappings or objects with ``visit``, ``start`` and ``end``; a date end is
             included (its whole day is shaded), a datetime end is exact. ``visit_windows()``
             gives these.
         title: an optional heading, also the SVG's accessible name.
 
     Returns:
-        An inline ``<svg>`` element (no XML declaration, no DOCTYPE) with ``role="img"``.
+        An inline ``<svg>`` element (no XML declaration, no DOCTYPE) with ``role="group"``; each
+        marker with a link is a focusable ``<a>`` (see ``services.presentation.marks``).
     """
     shown = [e for e in events if field(e, "event_type") != WATERMARK]
     found = list(findings)
@@ -156,26 +154,22 @@ def participant_timeline_svg(
     lanes.append(FINDINGS_LANE)
     row = {name: len(lanes) - 1 - i for i, name in enumerate(lanes)}  # first lane at the top
 
-    # Positions first: the label spacing below depends on the span of the axis.
-    marks: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
-    labels: list[tuple[float, float, str]] = []
+    left, right = 1.7 / WIDTH_IN, 0.98
+    marks: list[Mark] = []
     for e in shown:
         lane = _LANE_OF.get(str(field(e, "event_type")), OTHER_LANE)
-        at, y = _num(field(e, "occurred_at")), row[lane]
-        marks["event", lane].append((at, y, f"event-{field(e, 'event_id')}"))
-        if text := field(e, "label"):
-            labels.append((at, y, str(text)))
+        marks.append(_event_mark(e, row[lane], _EVENT_STYLE[lane]))
     for f in found:
-        at, y = _num(field(f, "occurred_at")), row[FINDINGS_LANE]
-        marks["finding", _finding_style(f)].append((at, y, f"finding-{field(f, 'finding_id')}"))
-        labels.append((at, y, str(field(f, "rule_id", ""))))
-    low, high = _time_range([x for points in marks.values() for x, _, _ in points], windows)
+        marks.append(_finding_mark(f, row[FINDINGS_LANE]))
+    low, high = _time_range([m.x for m in marks], windows)
+    # Markers closer than the widest marker would hide each other: spread them in their lane.
+    per_point = (high - low) / (WIDTH_IN * 72 * (right - left))  # date-number units per point
+    marks = spread(marks, MARK_GAP_PT * per_point)
 
     with _rendering():
         fig = Figure(figsize=(WIDTH_IN, MARGIN_IN + LANE_IN * len(lanes)))
         FigureCanvasSVG(fig)
         height = fig.get_figheight()
-        left, right = 1.7 / WIDTH_IN, 0.98
         fig.subplots_adjust(left=left, right=right, bottom=0.5 / height, top=1 - 0.5 / height)
         ax = fig.add_subplot()
         ax.set_xlim(low, high)
@@ -185,23 +179,11 @@ def participant_timeline_svg(
             ax.axvspan(start, end, color="#1f77b4", alpha=0.12, linewidth=0, zorder=0)
             ax.text(start, row["Visits"] + 0.3, str(field(w, "visit", "")), fontsize=6, color="#1f77b4", clip_on=True)
 
-        for (what, style), points in marks.items():
-            if what == "event":
-                ax.add_artist(_Marks(points, marker="o", size=6, face=_LANE_COLOUR[style], edge=None, zorder=3))
-            else:
-                colour, marker, _ = _FINDING_STYLE[style]
-                ax.add_artist(_Marks(points, marker=marker, size=8, face=colour, edge="black", zorder=4))
-
-        # Labels sit a few points up and right of their marker, whatever the zoom of the dates.
-        beside = transforms.offset_copy(ax.transData, fig=fig, x=4, y=4, units="points")
-        # A label closer than LABEL_GAP_PT to the last one drawn in its lane would only overprint
-        # it (and cost ~0.5 ms to lay out): such labels are left out, the marker stays.
-        gap = LABEL_GAP_PT / (WIDTH_IN * 72 * (right - left)) * (high - low)
-        last: dict[float, float] = {}
-        for x, lane_y, text in sorted(labels, key=lambda item: (item[1], item[0])):
-            if x - last.get(lane_y, -math.inf) >= gap:
-                last[lane_y] = x
-                ax.text(x, lane_y, text, transform=beside, fontsize=6.5, rotation=25, clip_on=True)
+        # Each label sits a few points right of its own marker, whatever the zoom of the dates,
+        # inside that marker's group; Marks leaves out a label that would cover another marker.
+        beside = transforms.offset_copy(ax.transData, fig=fig, x=6, y=0, units="points")
+        events_first = sorted(marks, key=lambda m: m.gid.startswith("finding-"))  # findings on top
+        ax.add_artist(Marks(events_first, label_offset=beside, zorder=3))
 
         ax.set_ylim(-0.6, len(lanes) - 0.4)
         ax.set_yticks(range(len(lanes)), list(reversed(lanes)))
@@ -222,7 +204,9 @@ def participant_timeline_svg(
         ax.legend(handles=legend, loc="lower left", bbox_to_anchor=(0, 1), ncol=3, fontsize=7, frameon=False)
         if title:
             ax.set_title(title, loc="right", fontsize=9)
-        return _svg(fig, label)
+        # A group, not an image: an image's children are hidden from assistive technology, and
+        # these markers are links a keyboard and a screen reader must reach.
+        return _svg(fig, label, role="group")
 
 
 def findings_per_week_svg(rows: Iterable[tuple[dt.date, str, int]], *, title: str = "") -> str:
@@ -280,46 +264,34 @@ def findings_per_week_svg(rows: Iterable[tuple[dt.date, str, int]], *, title: st
         return _svg(fig, label)
 
 
-class _Marks(Artist):
-    """Markers at points, each point in an SVG group of its own: ``<g id="event-…">``.
+def _event_mark(event: object, lane_y: int, style: Style) -> Mark:
+    """An event's marker: its link and tooltip as given, or a tooltip of its type, label and time."""
+    at = field(event, "occurred_at")
+    text = str(field(event, "label", "") or "")
+    default = " · ".join(p for p in (str(field(event, "event_type")), text, _time_text(at)) if p)
+    title = str(field(event, "tooltip", "") or default)
+    if text not in title:  # the words drawn must be part of the link's accessible name (WCAG 2.5.3)
+        title = f"{text} · {title}"
+    return Mark(
+        _num(at), lane_y, f"event-{field(event, 'event_id')}", style,
+        url=str(field(event, "link", "") or ""), title=title, label=text,
+    )  # fmt: skip
 
-    One Line2D per point gives the same groups through ``gid``, but costs about 0.5 ms a point to
-    build and draw: 300 events would take a page view over 100 ms. This artist draws all points of
-    a lane with the renderer's own ``draw_markers`` (as Line2D does), opening a group named by
-    the point's id around each, so each event and finding is still exactly one element.
-    """
 
-    def __init__(
-        self, points: Sequence[tuple[float, float, str]], *, marker: str, size: float, face: str, edge: str | None,
-        zorder: float,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        self._points = points
-        self._marker = MarkerStyle(marker)
-        self._size = size
-        self._face = face
-        self._edge = edge
-        self.set_zorder(zorder)
+def _finding_mark(finding: object, lane_y: int) -> Mark:
+    """A finding's marker, shaped and coloured by kind and severity, labelled with its rule id."""
+    colour, marker, kind = _FINDING_STYLE[_finding_style(finding)]
+    at = field(finding, "occurred_at")
+    rule = str(field(finding, "rule_id", ""))
+    default = " · ".join((rule, kind, _time_text(at)))
+    return Mark(
+        _num(at), lane_y, f"finding-{field(finding, 'finding_id')}", Style(marker, 8, colour, "black"),
+        url=str(field(finding, "link", "") or ""), title=str(field(finding, "tooltip", "") or default), label=rule,
+    )  # fmt: skip
 
-    def draw(self, renderer: RendererBase) -> None:
-        if not self.get_visible():
-            return
-        gc = renderer.new_gc()
-        if self.axes is not None:  # as Line2D does: nothing outside the axes
-            gc.set_clip_rectangle(self.axes.bbox)
-        gc.set_foreground(self._edge or self._face)
-        gc.set_linewidth(0.5 if self._edge else 0)
-        pixels = cast(float, renderer.points_to_pixels(self._size))  # a float for a float
-        marker_trans = self._marker.get_transform() + Affine2D().scale(pixels)
-        marker_path = self._marker.get_path()
-        trans = self.get_transform()
-        face = matplotlib.colors.to_rgb(self._face)
-        for x, y, gid in self._points:
-            renderer.open_group("mark", gid=gid)
-            renderer.draw_markers(gc, marker_path, marker_trans, Path([(x, y)]), trans, face)
-            renderer.close_group("mark")
-        gc.restore()
-        self.stale = False
+
+def _time_text(at: dt.datetime | dt.date) -> str:
+    return at.isoformat(sep=" ", timespec="minutes") if isinstance(at, dt.datetime) else at.isoformat()
 
 
 def _finding_style(finding: object) -> str:
@@ -378,7 +350,7 @@ def _rendering() -> Iterator[None]:
         yield
 
 
-def _svg(fig: Figure, label: str) -> str:
+def _svg(fig: Figure, label: str, role: str = "img") -> str:
     """The figure as an inline SVG element with an accessible name.
 
     Must run inside the rc_context: the SVG backend reads svg.fonttype and svg.hashsalt while saving.
@@ -389,4 +361,4 @@ def _svg(fig: Figure, label: str) -> str:
     # HTML inlines the <svg> element only: the XML declaration and DOCTYPE before it must go.
     text = text[text.index("<svg") :]
     # The one attribute insertion on matplotlib's output: role and name for assistive technology.
-    return text.replace("<svg ", f'<svg role="img" aria-label={quoteattr(label)} ', 1)
+    return text.replace("<svg ", f"<svg role={quoteattr(role)} aria-label={quoteattr(label)} ", 1)

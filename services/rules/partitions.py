@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from protocol import ParticipantState
 from services.kafka import KafkaSettings
-from services.ledger.chain import Chain
+from services.ledger.chain_v2 import ChainV2
 from services.participant_records import Record
 from services.rules.chains import Checkpointer, restore_chain
 from services.rules.records import RecordHandler
@@ -49,7 +49,7 @@ class OwnedPartition:
     states: MutableMapping[str, ParticipantState] = field(default_factory=dict)
     """By participant id; as restored, decoded when first asked for (``RestoredStates``)."""
     next_offset: int = 0
-    chain: Chain | None = None
+    chain: ChainV2 | None = None
     """The audit hash chain as of ``next_offset`` (None when no checkpoints are written)."""
     changed: set[str] = field(default_factory=set)
     """Participants changed since the last committed snapshot round: the next round writes them."""

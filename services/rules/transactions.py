@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from events import Topics
 from protocol import ParticipantState
-from services.ledger.chain import Chain
+from services.ledger.chain_v2 import ChainV2
 from services.metrics import Metrics
 from services.participant_records import Record
 from services.rules.chains import Checkpointer
@@ -50,7 +50,7 @@ class Batch:
     rule_ids: list[str]
     outcomes: Counter[str]
     """Events of note (``RecordHandler.handle``), for the metrics once committed."""
-    chain: Chain | None
+    chain: ChainV2 | None
     """The audit chain after the records."""
     opened: float
     """When the first record was processed (the event loop's clock)."""

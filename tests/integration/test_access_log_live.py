@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -129,3 +130,24 @@ def test_the_dashboard_publishes_its_own_changes_and_shows_them(settings: KafkaS
             assert time.monotonic() < deadline, "the dashboard's changes never reached its operations page"
             time.sleep(0.2)
     assert users.authenticate("nina", "nina's own passphrase") is not None
+
+
+async def test_a_change_to_a_source_of_two_studies_is_in_both_studies_access_logs(
+    settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """An auditor of either study sees every change to a source that sends for it, whichever
+    ``--study`` the operator happened to give (or none)."""
+    gateway = ["--data-dir", str(tmp_path / "gateway")]
+    both = ["--study", "NCT06904729", "--study", "NCT06946485"]
+    for argv in (
+        ("sources", "add", "lis.both", "--site", "GZ-01", *both, *gateway),
+        ("sources", "rotate-key", "lis.both", *gateway),
+        ("sources", "disable", "lis.both", "--study", "NCT06946485", *gateway),
+    ):
+        done = await asyncio.to_thread(_cli, settings, *argv)
+        assert done.returncode == 0, done.stderr
+    for study in ("NCT06904729", "NCT06946485"):
+        topic = replace(settings, study_id=study).topics.access_log
+        values = [r.value or b"" async for r in read_to_end(settings, topic)]
+        actions = [re.search(rb'"action":\s*"([a-z-]+)"', value) for value in values]
+        assert [m.group(1).decode() for m in actions if m] == ["source-added", "source-key-rotated", "source-disabled"]

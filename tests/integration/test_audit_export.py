@@ -13,6 +13,7 @@ from services.audit.verify import VerificationError, check_export
 from services.kafka import KafkaSettings
 from services.ledger.export_format import read_export
 from services.ledger.keys import generate, load_private_key, load_public_key
+from tests import independent_verifier
 from tests.integration.kafka_support import keyed, publish
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "three-participants.jsonl"
@@ -27,9 +28,9 @@ async def test_an_export_of_the_example_verifies_and_a_tampered_copy_names_its_l
     public_path, _ = generate(key_path)
     out = tmp_path / "events.export.jsonl"
 
-    checkpoints = await export_events(settings, out, load_private_key(key_path))
+    manifest = await export_events(settings, out, load_private_key(key_path))
 
-    assert sum(c.count for c in checkpoints) == len(lines)
+    assert sum(p.count for p in manifest.positions) == len(lines)
     check_tamper_evidence(out, public_path, lines)
 
 
@@ -38,6 +39,8 @@ def check_tamper_evidence(out: Path, public_path: Path, lines: list[bytes]) -> N
     tmp_path = out.parent
     verified = check_export(out, load_public_key(public_path))
     assert verified.records == len(lines)
+    # The independent verifier, written from docs/audit-format.md alone, accepts it too.
+    independent_verifier.verify(out.read_bytes(), load_public_key(public_path))
     assert sorted(r.value for r in read_export(out)) == sorted(lines)  # the exact bytes, every one
     assert not list(tmp_path.glob(".*.part"))  # the temporary file was renamed, not left behind
 
@@ -52,3 +55,5 @@ def check_tamper_evidence(out: Path, public_path: Path, lines: list[bytes]) -> N
     with pytest.raises(VerificationError) as caught:
         check_export(tampered, load_public_key(public_path))
     assert caught.value.line == target
+    with pytest.raises(independent_verifier.RefusedError):
+        independent_verifier.verify(tampered.read_bytes(), load_public_key(public_path))

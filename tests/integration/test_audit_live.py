@@ -19,6 +19,7 @@ from services.cli import main
 from services.kafka import KafkaSettings, read_to_end
 from services.ledger.keys import generate, load_private_key, load_public_key, public_path
 from services.rules import RulesService
+from tests import independent_verifier
 from tests.integration.kafka_support import findings, keyed, publish, run_until_consumed
 from tests.integration.test_amendment_live import HISTORY, stream
 
@@ -56,6 +57,10 @@ async def test_live_checkpoints_agree_with_a_later_export_across_a_restart(
     compared, problems = await check_live(settings, settings.topics.audit_checkpoints, verified, public_key)
     assert problems == []
     assert compared == len(everything)
+    # The independent verifier agrees, given the same checkpoint records.
+    values = [(r.offset, r.value or b"") async for r in read_to_end(settings, settings.topics.audit_checkpoints)]
+    fmt, parts, _ = independent_verifier.verify(export.read_bytes(), public_key)
+    assert independent_verifier.compare_live(fmt, parts, values, public_key, None) == []
 
 
 async def test_a_shadow_run_writes_only_its_own_topics(settings: KafkaSettings) -> None:

@@ -50,7 +50,7 @@ async def test_the_report_states_what_was_checked_from_the_broker_and_from_an_ex
         main, ["audit", "report", "--out", str(offline), "--events", str(export), "--public-key", public]
     )
     assert code == 0
-    assert "chains and signed checkpoints hold" in offline.read_text()
+    assert "chains and signed manifest hold" in offline.read_text()
 
     lines = export.read_bytes().splitlines(keepends=True)
     lines[9], lines[10] = lines[10], lines[9]

@@ -29,7 +29,7 @@ def _detail(app: Any, now: dt.datetime) -> str:
 
 def test_an_alert_due_exactly_now_is_not_overdue_and_a_second_later_it_is(app: Any) -> None:
     page = _detail(app, DUE_0)
-    assert 'data-testid="due-at">2026-01-08T00:00:00+00:00' in page
+    assert 'data-testid="due-at"><time datetime="2026-01-08T00:00:00+00:00">2026-01-08 00:00:00 UTC</time>' in page
     assert 'data-testid="overdue"' not in page
     assert re.search(r'data-testid="since-event">7 d 0 h<', page)
     late = _detail(app, DUE_0 + dt.timedelta(seconds=1))

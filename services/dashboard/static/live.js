@@ -8,6 +8,7 @@
   if (!status || !rows) return;
   let newest = Number(status.dataset.newestSeq || "0");
   const query = status.dataset.query || "";
+  const headers = Array.from(document.querySelectorAll("[data-testid=findings] thead th")).map((th) => th.textContent.replace(/[▲▼]/g, "").trim());
   let busy = false;
   let again = false;
 
@@ -56,6 +57,8 @@
       cell(item.assignee || ""),
     );
     tr.children[10].className = "status " + item.status;
+    // Each cell names its column: on a phone the rows are cards (app.css).
+    Array.from(tr.children).forEach((td, i) => { if (headers[i]) td.dataset.label = headers[i]; });
     if (document.getElementById("bulk")) tr.children[0].prepend(selectBox(item), " ");  // bulk review's
     return tr;
   }

@@ -1,0 +1,80 @@
+"""The notifier's HTTP side: ``/health``, ``/metrics`` (Prometheus) and ``/operations`` (JSON):
+deliveries by subscription and state, and the dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.http import observability_router
+from services.notifier.consumer import FindingsConsumer
+from services.notifier.delivery import Deliverer
+from services.notifier.store import NotifierStore
+
+STATES = ("pending", "delivered", "dead")
+
+
+class _Families(Collector):
+    def __init__(self, store: NotifierStore, consumer: FindingsConsumer, deliverer: Deliverer) -> None:
+        self.store, self.consumer, self.deliverer = store, consumer, deliverer
+
+    def collect(self) -> Iterator[Metric]:
+        outbox = GaugeMetricFamily(
+            "trialguard_notifier_outbox", "Outbox rows by state (dead: dead letters)", labels=["state"]
+        )
+        totals = dict.fromkeys(STATES, 0)
+        for states in self.store.counts().values():
+            for state, n in states.items():
+                totals[state] += n
+        for state in STATES:
+            outbox.add_metric([state], totals[state])
+        yield outbox
+        yield GaugeMetricFamily(
+            "trialguard_notifier_dead_letters", "Deliveries given up after the maximum attempts", value=totals["dead"]
+        )
+        attempts = CounterMetricFamily(
+            "trialguard_notifier_attempts", "Delivery attempts since start, by outcome", labels=["outcome"]
+        )
+        for outcome in ("delivered", "retried", "dead"):
+            attempts.add_metric([outcome], self.deliverer.outcomes[outcome])
+        yield attempts
+        yield CounterMetricFamily(
+            "trialguard_notifier_findings_read",
+            "Findings read from the deviations topic since start",
+            value=self.consumer.findings_read,
+        )
+        yield CounterMetricFamily(
+            "trialguard_notifier_deliveries_queued",
+            "Outbox rows written since start",
+            value=self.consumer.deliveries_queued,
+        )
+
+
+def operations(store: NotifierStore) -> dict[str, Any]:
+    """The operations document: totals, per subscription, and the newest dead letters."""
+    per_subscription = store.counts()
+    totals = dict.fromkeys(STATES, 0)
+    for states in per_subscription.values():
+        for state, n in states.items():
+            totals[state] += n
+    return {"totals": totals, "subscriptions": per_subscription, "dead_letters": store.dead_letters()}
+
+
+def create_app(store: NotifierStore, consumer: FindingsConsumer, deliverer: Deliverer) -> FastAPI:
+    """The app; it listens on loopback unless told otherwise (ids only, no clinical values)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(store, consumer, deliverer))
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
+    app.include_router(observability_router(registry, lambda: "ready" if consumer.ready else "starting"))
+
+    @app.get("/operations")
+    def operations_page() -> JSONResponse:
+        return JSONResponse(operations(store))
+
+    return app
