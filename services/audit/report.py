@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from contracts import AccessChanged
 from services.presentation.charts import findings_per_week_svg
+from services.presentation.explanation import explain_published
 
 TEMPLATES = Path(__file__).parent / "templates"
 ALERT_CATEGORY = "SAFETY ALERT"
@@ -110,5 +111,6 @@ def render(inputs: ReportInputs) -> str:
         by_severity=_counts(deviations, "severity"),
         by_site=_counts(findings, "site_id"),
         important=important,
+        why_of=lambda finding: explain_published(finding).text,
         chart=Markup(chart),  # noqa: S704 - matplotlib's SVG, its text escaped
     )

@@ -6,13 +6,10 @@ sorted, paged and counted in SQL (see ``queries``).
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
@@ -20,31 +17,13 @@ from contracts.reviews import MAX_REVIEW_TEXT_CHARS
 from services.dashboard import queries
 from services.dashboard.auth import CurrentUser, check_api_csrf
 from services.dashboard.clocks import clock_fields, read_row_clock
+from services.dashboard.explaining import explanation_of
+from services.dashboard.exports import ExportRows, csv_lines, export_rows, workbook
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import User, may_read_review_history, may_read_site
 from services.dashboard.timeline import timeline_of
 
 router = APIRouter()
-
-CSV_COLUMNS = (
-    "finding_id",
-    "participant_id",
-    "site_id",
-    "rule_id",
-    "kind",
-    "category",
-    "severity",
-    "term",
-    "protocol_reference",
-    "protocol_version",
-    "occurred_at",
-    "raised_at",
-    "status",
-    "days_open",
-    "assignee",
-)
-
-CSV_MAX_ROWS = 100_000
 
 
 def site_scope(user: User) -> str | None:
@@ -66,7 +45,8 @@ def list_params(request: Request) -> tuple[queries.FindingFilter, queries.Page]:
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in row.items() if key not in ("priority", "occurred_utc", "body")}
+    hidden = ("priority", "occurred_utc", "body", "explanation", "trigger_events", "reviews")
+    return {key: value for key, value in row.items() if key not in hidden}
 
 
 def _clocked(request: Request, row: dict[str, Any]) -> dict[str, Any]:
@@ -98,35 +78,41 @@ def summary(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(
         return {"total": queries.finding_total(db, found, scope), "by_category": queries.summary(db, found, scope)}
 
 
-@router.get("/findings.csv")
-def findings_csv(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(list_params)]) -> Any:
-    """The filtered list as CSV (every page, up to 100,000 rows)."""
-    found, page = listed
+@router.get("/arrivals")
+def arrivals(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(list_params)]) -> dict[str, Any]:
+    """``{"arrived": N, "newest_seq": S}``: findings under the filter that came after its ``as_of``."""
+    found, _ = listed
     scope = site_scope(user)
     with request.app.state.store.reader() as db:
-        rows = queries.finding_rows(db, found, queries.Page(page.sort, page.descending, CSV_MAX_ROWS, 0), scope)
+        return {"arrived": queries.arrived(db, found, scope), "newest_seq": queries.newest_seq(db, scope)}
 
-    def lines() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_COLUMNS)
-        for row in rows:
-            # A cell that starts like a formula is data, not a formula, in a spreadsheet.
-            writer.writerow(_not_a_formula(row[c]) for c in CSV_COLUMNS)
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-        yield out.getvalue()
 
+def _exported(request: Request, user: User, listed: tuple[queries.FindingFilter, queries.Page]) -> ExportRows:
+    found, page = listed
+    with request.app.state.store.reader() as db:
+        return export_rows(db, found, page, site_scope(user), with_history=may_read_review_history(user))
+
+
+@router.get("/findings.csv")
+def findings_csv(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(list_params)]) -> Any:
+    """The filtered list as CSV (every page, up to 100,000 rows), with the why, status, assignee,
+    last reason, comments and the review history."""
+    lines = csv_lines(_exported(request, user, listed))
     return StreamingResponse(
-        lines(), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="findings.csv"'}
+        lines, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="findings.csv"'}
     )
 
 
-def _not_a_formula(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get("/findings.xlsx")
+def findings_xlsx(request: Request, user: CurrentUser, listed: Annotated[Any, Depends(list_params)]) -> Response:
+    """The filtered list as an Excel workbook: the findings, and their review history on a second sheet."""
+    content = workbook(_exported(request, user, listed))
+    return Response(
+        content, media_type=XLSX_TYPE, headers={"Content-Disposition": 'attachment; filename="findings.xlsx"'}
+    )
 
 
 def finding_for(request: Request, user: User, finding_id: str) -> dict[str, Any]:
@@ -140,6 +126,7 @@ def finding_for(request: Request, user: User, finding_id: str) -> dict[str, Any]
         if found is None or not may_read_site(user, found["site_id"]):
             raise HTTPException(404, "no such finding")
         found["trigger_events"] = queries.events_by_id(db, [str(e) for e in found["body"]["trigger_event_ids"]])
+        found["explanation"] = explanation_of(db, found["body"])
     if not may_read_review_history(user):
         found["reviews"] = []
     return found
@@ -149,7 +136,11 @@ def finding_for(request: Request, user: User, finding_id: str) -> dict[str, Any]
 def get_finding(request: Request, user: CurrentUser, finding_id: str) -> dict[str, Any]:
     """Every field of a finding, its trigger events and its review history."""
     found = finding_for(request, user, finding_id)
+    explanation = found["explanation"]
     return _clocked(request, found) | {
+        "explanation": explanation.text,
+        "failing_evidence": sorted(explanation.failing),
+        "value_events": [source.event_id for source in explanation.sources],
         "finding": found["body"],
         "trigger_events": found["trigger_events"],
         "reviews": found["reviews"],
@@ -165,6 +156,7 @@ class ReviewBody(BaseModel):
     comment: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
     reason: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
     assignee: str | None = Field(default=None, max_length=64)
+    reason_other: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
 
 
 @router.post("/findings/{finding_id}/reviews", status_code=201, dependencies=[Depends(check_api_csrf)])
@@ -177,7 +169,7 @@ async def post_review(request: Request, user: CurrentUser, finding_id: str, body
                 db,
                 user,
                 finding_id,
-                ReviewRequest(body.action, body.comment, body.reason, body.assignee),
+                ReviewRequest(body.action, body.comment, body.reason, body.assignee, body.reason_other),
                 study_id=app.state.settings.kafka.study_id,
                 publish=app.state.publish,
                 live=app.state.live,

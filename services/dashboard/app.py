@@ -118,6 +118,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
     app.state.templates.env.globals["study"] = settings.kafka.study_id
     app.state.templates.env.globals["bulk_actions_for"] = bulk.actions_for
+    app.state.templates.env.globals["bulk_reason_choices"] = bulk.reason_choices
     times.install(app.state.templates.env)  # event_time / system_time: one rule for every time shown
     app.state.reviews_published = Counter(
         "trialguard_reviews_published", "Review actions published, by action", ["action"], registry=registry

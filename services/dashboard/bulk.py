@@ -27,6 +27,15 @@ from contracts import FindingReviewed, ReviewAction, ReviewStatus
 from contracts.reviews import ALLOWED_FROM
 from services.dashboard import queries
 from services.dashboard.live import Broadcaster
+from services.dashboard.review_forms import (
+    TITLES,
+    Reason,
+    ReviewFormError,
+    check_action_for_kind,
+    plain_problems,
+    reason_words,
+    reasons_for,
+)
 from services.dashboard.reviewing import ReviewError, ReviewRequest, check_fields_used
 from services.dashboard.roles import GRANTS, Action, User, may_read_site
 
@@ -49,6 +58,9 @@ MAX_SELECTED: Final = queries.MAX_LIMIT
 
 MAX_MATCHING: Final = 5_000
 """The most findings "all matching this filter" may cover in one batch (one Kafka transaction)."""
+
+OUT_OF_SCOPE: Final = "not found, or not of your site"
+"""The one problem for a finding that does not exist and one of another site: they read the same."""
 
 NAMED_AT_MOST: Final = 20
 """How many finding ids an error names per problem before it says how many more."""
@@ -126,15 +138,17 @@ def plan_reviews(
         db: the read model.
         user: the reviewer; the role and site scope are checked for every finding.
         finding_ids: the findings, each once (``check_selection`` or ``matching_ids``).
-        asked: the action and its one reason, comment or assignee, the same for every finding.
+        asked: the action and its one reason (a code of the action's controlled list, or "other"
+            with words), comment or assignee, the same for every finding.
         study_id: the study the reviews are of.
         now: the reviews' ``reviewed_at`` (one act, one time).
 
     Raises:
-        BulkRefusedError: 422 a bad action or field; 403 the role may not take the action, or a
-            finding is unknown or outside the user's site (the two read the same, so a site user
-            learns nothing of other sites); 409 the workflow does not allow the action from some
-            findings' status. The message names the findings.
+        BulkRefusedError: 403 the role may not take the action, or a finding is unknown or outside
+            the user's site (the two read the same, so a site user learns nothing of other sites);
+            422 a bad action or field, an action the finding's kind does not take (closing a
+            safety alert) or a reason not on its kind's list; 409 the workflow does not allow the
+            action from some findings' status. The message names the findings.
     """
     try:
         action = ReviewAction(asked.action)
@@ -155,26 +169,39 @@ def plan_reviews(
         )
     rows = _rows(db, finding_ids)
     problems: dict[str, list[str]] = {}
+    form_problems: set[str] = set()
+    reasons: dict[str, str | None] = {}
     for finding_id in finding_ids:
         row = rows.get(finding_id)
         if row is None or not may_read_site(user, row["site_id"]):
-            problems.setdefault("not found, or not of your site", []).append(finding_id)
-        elif ReviewStatus(row["status"]) not in ALLOWED_FROM[action]:
+            problems.setdefault(OUT_OF_SCOPE, []).append(finding_id)
+            continue
+        try:
+            # The same form rules as one review: no "not a deviation" on a safety alert, and a
+            # reason from the action's controlled list for the finding's kind.
+            check_action_for_kind(action, row["kind"])
+            reasons[finding_id] = reason_words(action, row["kind"], asked.reason, asked.reason_other)
+        except ReviewFormError as error:
+            problem = f"{row['kind']}: {error}"
+            form_problems.add(problem)
+            problems.setdefault(problem, []).append(finding_id)
+            continue
+        if ReviewStatus(row["status"]) not in ALLOWED_FROM[action]:
             problems.setdefault(f"{row['status']}: cannot {action.value} from there", []).append(finding_id)
     if problems:
-        scope_refused = "not found, or not of your site" in problems
+        status = 403 if OUT_OF_SCOPE in problems else 422 if form_problems else 409
         log.info(
             "bulk_review_refused",
             user=user.name,
             role=user.role.value,
             action=action.value,
-            why="scope" if scope_refused else "workflow",
+            why={403: "scope", 422: "form", 409: "workflow"}[status],
             findings=sum(map(len, problems.values())),
         )
         said = "; ".join(f"{what}: {_names(ids)}" for what, ids in problems.items())
         refused = sum(map(len, problems.values()))
         message = f"nothing was recorded: {refused} of the {len(finding_ids)} findings cannot be {_past(action)} by you"
-        raise BulkRefusedError(403 if scope_refused else 409, f"{message} — {said}", problems)
+        raise BulkRefusedError(status, f"{message} — {said}", problems)
     try:
         return [
             FindingReviewed(
@@ -188,14 +215,13 @@ def plan_reviews(
                 role=user.role.value,
                 reviewed_at=now,
                 comment=_text_or_none(asked.comment),
-                reason=_text_or_none(asked.reason),
+                reason=reasons[finding_id],
                 assignee=_text_or_none(asked.assignee),
             )
             for finding_id in finding_ids
         ]
     except ValidationError as error:
-        problems_text = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'review'}: {e['msg']}" for e in error.errors())
-        raise BulkRefusedError(422, problems_text) from None
+        raise BulkRefusedError(422, plain_problems(error.errors())) from None
 
 
 def _text_or_none(text: str | None) -> str | None:
@@ -217,7 +243,7 @@ def _rows(db: sqlite3.Connection, finding_ids: Sequence[str]) -> dict[str, sqlit
     for start in range(0, len(finding_ids), 500):  # well under SQLite's bound on parameters
         chunk = list(finding_ids[start : start + 500])
         marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT finding_id, site_id, participant_id, status FROM findings WHERE finding_id IN ({marks})"
+        sql = f"SELECT finding_id, site_id, participant_id, status, kind FROM findings WHERE finding_id IN ({marks})"
         found |= {row["finding_id"]: row for row in db.execute(sql, chunk).fetchall()}
     return found
 
@@ -259,3 +285,13 @@ async def take_bulk_review(
 def actions_for(user: User) -> list[str]:
     """The bulk actions the user's role may take (none: the page shows no bulk controls)."""
     return [a.value for a in BULK_ACTIONS if Action(a.value) in GRANTS[user.role].review]
+
+
+def reason_choices() -> list[tuple[str, tuple[Reason, ...]]]:
+    """The controlled reasons the bulk form offers, grouped by action and kind ("other" aside)."""
+    return [
+        (f"{TITLES[action]} · {kind}", reasons_for(action, kind))
+        for action in (ReviewAction.RESOLVE, ReviewAction.CLOSE)
+        for kind in ("deviation", "alert")
+        if reasons_for(action, kind)
+    ]

@@ -43,6 +43,7 @@ class BulkReviewBody(BaseModel):
     action: str = Field(max_length=20)
     comment: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
     reason: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
+    reason_other: str | None = Field(default=None, max_length=MAX_REVIEW_TEXT_CHARS)
     assignee: str | None = Field(default=None, max_length=64)
     finding_ids: list[str] | None = Field(default=None, max_length=MAX_SELECTED)
     filter: dict[str, str] | None = None
@@ -104,7 +105,7 @@ async def post_bulk_review(request: Request, user: CurrentUser, body: BulkReview
         if unknown:
             raise BulkRefusedError(422, f"filter: unknown filters {', '.join(k[:40] for k in unknown)}")
         found = None if body.filter is None else _filter(body.filter)
-        asked = ReviewRequest(body.action, body.comment, body.reason, body.assignee)
+        asked = ReviewRequest(body.action, body.comment, body.reason, body.assignee, body.reason_other)
         reviewed = await _bulk(request, user, asked, body.finding_ids, found, body.expected_total)
     except BulkRefusedError as refused:
         return JSONResponse({"detail": refused.message, "findings": refused.problems}, status_code=refused.status)
@@ -127,7 +128,9 @@ async def bulk_review_form(request: Request, user: CurrentUser) -> Response:
         reviewed = await _bulk(
             request,
             user,
-            ReviewRequest(text["action"][:20], text["comment"], text["reason"], text["assignee"][:64]),
+            ReviewRequest(
+                text["action"][:20], text["comment"], text["reason"], text["assignee"][:64], text["reason_other"]
+            ),
             None if every else [str(v)[:64] for v in form.getlist("finding_id")[: MAX_SELECTED + 1]],
             found if every else None,
             int(expected) if expected.isdigit() else None,

@@ -7,6 +7,7 @@ that matplotlib made (it escapes the text it draws).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,12 +24,15 @@ from services.dashboard.ageing import ageing
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
 from services.dashboard.clocks import AWARENESS_NOTE, detail_context, with_clocks
+from services.dashboard.review_forms import ACTIONS_BY_KIND, FIELDS, OTHER, TITLES, reasons_for
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import Action, Role, User, may_review
 from services.dashboard.timeline import cached_svg, timeline_of
 from services.dashboard.times import time_mode
 from services.kafka import group_lag, rules_group_id
 from services.presentation.charts import findings_per_week_svg
+from services.presentation.explanation import Explanation
+from services.presentation.wording import label, unit_text, value_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,19 +69,27 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
     found, page = listed
     scope = site_scope(user)
     with request.app.state.store.reader() as db:
+        newest = queries.newest_seq(db, scope)
+        if not found.as_of:  # the snapshot this page and the pages after it show: arrivals wait
+            found = dataclasses.replace(found, as_of=str(newest))
         rows = queries.finding_rows(db, found, page, scope)
         total = queries.finding_total(db, found, scope)
         table = queries.summary(db, found, scope)
         choices = {
             column: queries.distinct(db, column, scope) for column in ("rule_id", "category", "severity", "site_id")
         }
-        newest = queries.newest_seq(db, scope)
+        arrived = queries.arrived(db, found, scope)
+    keep = found.params() | page.params()
     with_clocks(rows, request.app.state.clocks, request.app.state.now())
-    keep = found.params() | ({"sort": page.sort, "order": "desc" if page.descending else "asc"} if page.sort else {})
 
     def sort_link(key: str) -> str:
         descending = not (page.sort == key and page.descending)
-        return "?" + urlencode(found.params() | {"sort": key, "order": "desc" if descending else "asc"})
+        sized = {"limit": str(page.limit)} if page.limit != queries.DEFAULT_LIMIT else {}
+        return "?" + urlencode(found.params() | sized | {"sort": key, "order": "desc" if descending else "asc"})
+
+    alerts_first_link = "?" + urlencode(
+        found.params() | dataclasses.replace(page, alerts_first=not page.alerts_first).params()
+    )
 
     def page_link(offset: int) -> str:
         return "?" + urlencode(keep | {"offset": str(offset), "limit": str(page.limit)})
@@ -96,8 +108,11 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
         sort_link=sort_link,
         page_link=page_link,
         newest_seq=newest,
+        arrived=arrived,
+        alerts_first_link=alerts_first_link,
         query=urlencode(found.params()),
         csv_link="/api/findings.csv?" + urlencode(keep),
+        xlsx_link="/api/findings.xlsx?" + urlencode(keep),
         statuses=[s.value for s in ReviewStatus],
     )
 
@@ -109,17 +124,32 @@ def finding_page(request: Request, user: CurrentUser, finding_id: str, error: st
 
 def _finding_page(request: Request, user: User, finding_id: str, status_code: int = 200, **extra: Any) -> Response:
     found = finding_for(request, user, finding_id)
+    extra = {"failed": "", "asked": {}} | extra  # a refused review's form opens again with what was asked
     protocol = request.app.state.protocol
     status = ReviewStatus(found["status"])
     actions = [
-        a for a in ReviewAction if status in ALLOWED_FROM[a] and may_review(user, Action(a.value), found["site_id"])
+        a
+        for a in ReviewAction
+        if status in ALLOWED_FROM[a]
+        and a in ACTIONS_BY_KIND.get(found["kind"], ())
+        and may_review(user, Action(a.value), found["site_id"])
+    ]
+    forms = [
+        {"action": a, "title": TITLES[a], "fields": FIELDS[a], "reasons": reasons_for(a, found["kind"])}
+        for a in actions
     ]
     try:
         parameters = protocol.parameters_of(found["rule_id"])
     except KeyError:  # a rule id this protocol version does not define (a hostile or foreign finding)
         parameters = ()
     parameters = [
-        {"name": p.name, "value": show_value(p.value), "unit": p.unit, "source": p.source, "assumption": p.assumption}
+        {
+            "name": label(p.name),
+            "value": show_value(p.value),
+            "unit": unit_text(p.unit),
+            "source": p.source,
+            "assumption": p.assumption,
+        }
         for p in parameters
     ]
     return render(
@@ -128,12 +158,26 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         "finding.html",
         status_code,
         f=found,
+        why=found["explanation"],
+        value_events=_value_events(request, found["explanation"]),
+        label=label,
+        value_text=value_text,
         actions=actions,
+        forms=forms,
+        other=OTHER,
         parameters=parameters,
         max_text=MAX_REVIEW_TEXT_CHARS,
         **detail_context(found, request.app.state.clocks, request.app.state.now()),
         **extra,
     )
+
+
+def _value_events(request: Request, why: Explanation) -> list[dict[str, Any]]:
+    """The events that carried a value that broke a limit (the lab result, not the enrollment)."""
+    if not why.sources:
+        return []
+    with request.app.state.store.reader() as db:
+        return queries.events_by_id(db, [source.event_id for source in why.sources])
 
 
 def show_value(value: Any) -> str:
@@ -157,6 +201,7 @@ async def review_form(
     comment: Annotated[str, Form(max_length=MAX_REVIEW_TEXT_CHARS)] = "",
     reason: Annotated[str, Form(max_length=MAX_REVIEW_TEXT_CHARS)] = "",
     assignee: Annotated[str, Form(max_length=64)] = "",
+    reason_other: Annotated[str, Form(max_length=MAX_REVIEW_TEXT_CHARS)] = "",
 ) -> Response:
     check_csrf(request, csrf)
     app = request.app
@@ -166,7 +211,7 @@ async def review_form(
                 db,
                 user,
                 finding_id,
-                ReviewRequest(action, comment, reason, assignee),
+                ReviewRequest(action, comment, reason, assignee, reason_other),
                 study_id=app.state.settings.kafka.study_id,
                 publish=app.state.publish,
                 live=app.state.live,
@@ -176,7 +221,15 @@ async def review_form(
             if refused.status == 404:
                 raise HTTPException(404, refused.message) from None
             return await asyncio.to_thread(
-                _finding_page, request, user, finding_id, refused.status, error=refused.message, done=""
+                _finding_page,
+                request,
+                user,
+                finding_id,
+                refused.status,
+                error=refused.message,
+                done="",
+                failed=action[:20],
+                asked={"comment": comment, "reason": reason, "assignee": assignee, "reason_other": reason_other},
             )
     return RedirectResponse(f"/findings/{finding_id}?done={action}", status_code=303)
 

@@ -7,6 +7,7 @@ come from a fixed table, never from the request.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -65,6 +66,9 @@ class FindingFilter:
     occurred_from: str = ""
     occurred_to: str = ""
     q: str = ""
+    as_of: str = ""
+    """The newest finding (``seq``) of the snapshot the user is paging: later arrivals stay out of
+    the list, its total, its summary and its pager until the user asks for them."""
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> FindingFilter:
@@ -81,6 +85,8 @@ class FindingFilter:
                     dt.date.fromisoformat(value)
                 except ValueError:
                     raise FilterError(f"{name}={value[:40]!r}: expected a date YYYY-MM-DD") from None
+        if found.as_of and not (found.as_of.isdigit() and int(found.as_of) < 2**62):
+            raise FilterError(f"as_of={found.as_of[:40]!r}: expected a finding sequence number (a whole number)")
         if found.kind not in ("", "deviation", "alert"):
             raise FilterError(f"kind={found.kind[:40]!r}: expected deviation or alert")
         if found.status not in ("", "open", "acknowledged", "resolved", "closed", "unresolved"):
@@ -120,6 +126,9 @@ class FindingFilter:
         if self.q:
             clauses.append("term LIKE :q ESCAPE '\\'")
             values["q"] = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if self.as_of:
+            clauses.append("seq <= :as_of")
+            values["as_of"] = int(self.as_of)
         if site_scope is not None:
             clauses.append("site_id = :site_scope")
             values["site_scope"] = site_scope
@@ -135,6 +144,8 @@ class Page:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     after_seq: int = 0
+    alerts_first: bool = True
+    """Open safety alerts before everything else (the default order's; the user may turn it off)."""
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> Page:
@@ -148,20 +159,34 @@ class Page:
             if not raw.isdigit() or int(raw) > top:
                 raise FilterError(f"{name}={raw[:40]!r}: expected a whole number from 0 to {top}")
             numbers[name] = int(raw)
+        first = params.get("alerts_first", "")
+        if first not in ("", "0", "1"):
+            raise FilterError(f"alerts_first={first[:40]!r}: expected 1 (open safety alerts first) or 0")
         return cls(
             sort,
             params.get("order", "desc") != "asc",
             max(1, numbers["limit"]),
             numbers["offset"],
             numbers["after_seq"],
+            # On by default in the default order; a column sort is the user's order unless asked.
+            first == "1" if first else not sort,
         )
 
     def order_by(self) -> str:
+        first = "priority, " if self.alerts_first else ""
         if not self.sort:
-            # Open safety alerts first, then the newest.
-            return " ORDER BY priority, raised_at DESC, seq DESC"
+            return f" ORDER BY {first}raised_at DESC, seq DESC"
         direction = "DESC" if self.descending else "ASC"
-        return f" ORDER BY {SORTABLE[self.sort]} {direction} NULLS LAST, seq {direction}"
+        return f" ORDER BY {first}{SORTABLE[self.sort]} {direction} NULLS LAST, seq {direction}"
+
+    def params(self) -> dict[str, str]:
+        """The sort and page size as query parameters (for links that keep them); defaults left out."""
+        kept = {"sort": self.sort, "order": "desc" if self.descending else "asc"} if self.sort else {}
+        if self.alerts_first != (not self.sort):
+            kept["alerts_first"] = "1" if self.alerts_first else "0"
+        if self.limit != DEFAULT_LIMIT:
+            kept["limit"] = str(self.limit)
+        return kept
 
 
 def _now() -> str:
@@ -198,6 +223,15 @@ def summary(db: sqlite3.Connection, found: FindingFilter, site_scope: str | None
     for row in db.execute(sql, values).fetchall():
         table.setdefault(row["category"], {})[row["status"]] = row["n"]
     return table
+
+
+def arrived(db: sqlite3.Connection, found: FindingFilter, site_scope: str | None) -> int:
+    """Findings under the filter that came after its snapshot (``as_of``): the "N new" of the list."""
+    if not found.as_of:
+        return 0
+    where, values = dataclasses.replace(found, as_of="").where(site_scope)
+    where += (" AND " if where else " WHERE ") + "seq > :as_of"
+    return int(db.execute(f"SELECT count(*) FROM findings{where}", values | {"as_of": int(found.as_of)}).fetchone()[0])
 
 
 def newest_seq(db: sqlite3.Connection, site_scope: str | None) -> int:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from contracts import FindingReviewed, ReviewAction, ReviewStatus, ReviewTransitionError, check_transition
 from services.dashboard.live import Broadcaster
+from services.dashboard.review_forms import ReviewFormError, check_action_for_kind, plain_problems, reason_words
 from services.dashboard.roles import Action, User, may_read_site, may_review
 
 log = structlog.get_logger("trialguard.dashboard.reviewing")
@@ -41,7 +42,10 @@ class ReviewRequest:
     action: str
     comment: str | None = None
     reason: str | None = None
+    """The code of a reason from the action's controlled list (``review_forms``), or "other"."""
     assignee: str | None = None
+    reason_other: str | None = None
+    """The reviewer's words for the reason, with "other" only."""
 
 
 def _blank_to_none(text: str | None) -> str | None:
@@ -50,6 +54,7 @@ def _blank_to_none(text: str | None) -> str | None:
 
 TEXT_USED_BY: dict[str, frozenset[ReviewAction]] = {
     "reason": frozenset({ReviewAction.RESOLVE, ReviewAction.CLOSE}),
+    "reason_other": frozenset({ReviewAction.RESOLVE, ReviewAction.CLOSE}),
     "assignee": frozenset({ReviewAction.ASSIGN}),
 }
 """The actions that use a reason or an assignee (a comment goes with any action). Anything else
@@ -66,7 +71,7 @@ def check_fields_used(action: ReviewAction, asked: ReviewRequest) -> None:
     for name, users in TEXT_USED_BY.items():
         if _blank_to_none(getattr(asked, name)) is not None and action not in users:
             wanted = " or ".join(sorted(a.value for a in users))
-            raise ReviewError(422, f"{name}: not used to {action.value} (only to {wanted}); leave it empty")
+            raise ReviewError(422, f"{name}: not used to {action.value} (only to {wanted}); leave it empty.")
 
 
 async def take_review(
@@ -90,10 +95,10 @@ async def take_review(
     try:
         action = ReviewAction(asked.action)
     except ValueError:
-        raise ReviewError(422, f"unknown action {asked.action[:40]!r}") from None
+        raise ReviewError(422, f"There is no review action “{asked.action[:40]}”.") from None
     check_fields_used(action, asked)
     row = db.execute(
-        "SELECT site_id, participant_id, status FROM findings WHERE finding_id = ?", (finding_id,)
+        "SELECT site_id, participant_id, status, kind FROM findings WHERE finding_id = ?", (finding_id,)
     ).fetchone()
     if row is None or not may_read_site(user, row["site_id"]):
         raise ReviewError(404, "no such finding")
@@ -101,9 +106,17 @@ async def take_review(
         log.info("review_refused", user=user.name, role=user.role.value, action=action.value)
         raise ReviewError(403, f"a {user.role.value} may not {action.value} findings")
     try:
+        check_action_for_kind(action, row["kind"])
+    except ReviewFormError as error:
+        raise ReviewError(422, str(error)) from None
+    try:
         check_transition(ReviewStatus(row["status"]), action)
     except ReviewTransitionError as error:
         raise ReviewError(409, str(error)) from None
+    try:
+        reason = reason_words(action, row["kind"], asked.reason, asked.reason_other)
+    except ReviewFormError as error:
+        raise ReviewError(422, str(error)) from None
     try:
         review = FindingReviewed(
             review_id=uuid.uuid4(),
@@ -116,12 +129,11 @@ async def take_review(
             role=user.role.value,  # may_review admits only the reviewing roles
             reviewed_at=dt.datetime.now(dt.UTC),
             comment=_blank_to_none(asked.comment),
-            reason=_blank_to_none(asked.reason),
+            reason=reason,
             assignee=_blank_to_none(asked.assignee),
         )
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'review'}: {e['msg']}" for e in error.errors())
-        raise ReviewError(422, problems) from None
+        raise ReviewError(422, plain_problems(error.errors())) from None
     waiter = live.expect_review(str(review.review_id))
     await publish(review)
     log.info("review_published", user=user.name, role=user.role.value, action=action.value)

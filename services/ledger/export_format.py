@@ -31,29 +31,23 @@ the latter.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
-
-
-class ExportFormatError(ValueError):
-    """A line of an export file is not a well-formed record or checkpoint line.
-
-    Attributes:
-        line: the 1-based line number.
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line {line}: {reason}")
-        self.line = line
-        self.reason = reason
+from services.ledger.export_fields import (
+    ExportFormatError as ExportFormatError,  # re-exported: readers of format 1 catch it from here
+)
+from services.ledger.export_fields import (
+    _bytes,
+    _check_fields,
+    _digest,
+    _int,
+    _str,
+)
+from services.ledger.export_v2 import RecordV2, header_line, parse_v2
 
 
 @dataclass(frozen=True)
@@ -210,9 +204,6 @@ def read_export(path: Path) -> Iterator[ExportedRecord]:
 
 
 def _numbered_records(path: Path) -> Iterator[tuple[int, ExportedRecord]]:
-    # Late import: format 2 lines build on this module's field checks.
-    from services.ledger.export_v2 import RecordV2, header_line, parse_v2
-
     with path.open("rb") as f:
         v2 = f.readline().rstrip(b"\n") == header_line().encode()
     if not v2:
@@ -239,55 +230,6 @@ def read_checkpoints(path: Path) -> list[ExportedCheckpoint]:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _check_fields(obj: dict[str, Any], expected: set[str], number: int) -> None:
-    missing = expected - obj.keys()
-    extra = obj.keys() - expected
-    if missing:
-        raise ExportFormatError(number, f"missing field(s) {', '.join(sorted(missing))}")
-    if extra:
-        raise ExportFormatError(number, f"unexpected field(s) {', '.join(sorted(k[:40] for k in extra))}")
-
-
-def _str(obj: dict[str, Any], name: str, number: int) -> str:
-    value = obj[name]
-    if not isinstance(value, str) or not value:
-        raise ExportFormatError(number, f"{name} is not a non-empty string")
-    return value
-
-
-INT64_MAX = 2**63 - 1
-PARTITION_MAX = 2**31 - 1
-"""Kafka's partitions are int32 and its offsets and timestamps int64; the canonical record encodes
-them as such, so a larger number is refused rather than wrapped."""
-
-
-def _int(obj: dict[str, Any], name: str, number: int, minimum: int = 0) -> int:
-    value = obj[name]
-    maximum = PARTITION_MAX if name == "partition" else INT64_MAX
-    # bool is an int in Python; true is no offset.
-    if type(value) is not int or not minimum <= value <= maximum:
-        raise ExportFormatError(number, f"{name} is not an integer from {minimum} to {maximum}")
-    return value
-
-
-def _bytes(obj: dict[str, Any], name: str, number: int) -> bytes:
-    value = obj[name]
-    if not isinstance(value, str):
-        raise ExportFormatError(number, f"{name} is not a base64 string")
-    try:
-        # validate=True: a stray character must not be silently dropped from what is hashed.
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ExportFormatError(number, f"{name} is not valid base64") from None
-
-
-def _digest(obj: dict[str, Any], name: str, number: int) -> str:
-    value = obj[name]
-    if not isinstance(value, str) or not HEX_DIGEST.fullmatch(value):
-        raise ExportFormatError(number, f"{name} is not 64 lowercase hex digits")
-    return value
 
 
 def is_export(path: Path) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.ledger.chain_v2 import FORMAT, PartitionPosition
-from services.ledger.export_format import (
+from services.ledger.export_fields import (
     ExportFormatError,
     _bytes,
     _check_fields,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from protocol.fingerprint import fingerprint
 from protocol.model import Protocol
 from protocol.versions import Version
 from protocol.wording import condition_words
+from services.presentation.explanation import explain
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,12 @@ def spec_context(version: Version, criteria: Sequence[Criterion], outcomes: Sequ
                 shows.append(Demonstration(s.name, _where(s.path, s.line), True, o.passed))
             elif s.boundary and rule.rule_id in s.proves_not_raised():
                 shows.append(Demonstration(s.name, _where(s.path, s.line), False, o.passed))
+        example = next((f for o in outcomes for f in o.findings if f.rule_id == rule.rule_id), None)
         rules.append(
             {
                 "rule": rule,
+                # What a finding of it says, in the words the dashboard, API and exports use.
+                "explained": "" if example is None else explain(_json(example), protocol, criteria).text,
                 "clauses": clauses,
                 "condition": condition_words(rule, protocol),
                 "parameters": protocol.parameters_of(rule.rule_id),
@@ -68,6 +73,11 @@ def spec_context(version: Version, criteria: Sequence[Criterion], outcomes: Sequ
         "scenarios_run": len(outcomes),
         "scenarios_failed": sum(1 for o in outcomes if not o.passed),
     }
+
+
+def _json(finding: Any) -> dict[str, Any]:
+    """A finding as its wire encoding reads back."""
+    return dict(json.loads(finding.model_dump_json()))
 
 
 _ROOT = Path(protocol_package.__file__ or ".").resolve().parents[1]
@@ -122,7 +132,10 @@ def render_markdown(context: dict[str, Any], generated: dt.date) -> str:
         kind = f"{rule.kind.value}" + (f", {rule.category.value}, {rule.severity.value}" if rule.category else "")
         out += [f"- Kind, category, severity: {_md(kind)}", f"- Enforces: {_md(rule.reference)}"]
         out += [f"  > {_md(c.reference)}: \u201c{_md(c.text)}\u201d" for c in entry["clauses"]]
-        out += [f"- Condition: {_md(entry['condition'])}", ""]
+        out += [f"- Condition: {_md(entry['condition'])}"]
+        if entry["explained"]:
+            out += [f"- A finding says: {_md(entry['explained'])}"]
+        out.append("")
         if entry["parameters"]:
             out += ["| parameter | value | unit | source | ASSUMPTION |", "|---|---|---|---|---|"]
             out += [f"| {_md(q.name)} | {_md(q.value)} | {_md(q.unit)} | {_md(q.source)} | {_md(q.assumption or '')} |"

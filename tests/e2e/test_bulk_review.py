@@ -65,7 +65,7 @@ def test_a_bulk_resolve_of_100_findings_is_100_reviews(stack: Stack, page: Page)
     page.check("[data-testid=bulk-select-page]")
     expect(page.locator("input[name=finding_id][form=bulk]:checked")).to_have_count(N)
     page.select_option("[data-testid=bulk-action]", "resolve")
-    page.fill("[data-testid=bulk-reason]", "reported to the sponsor")
+    page.select_option("[data-testid=bulk-reason]", "reported_expedited")
     screenshot(page, "bulk-review")
     page.click("[data-testid=bulk-submit]")
     expect(page.locator("[data-testid=bulk-done]")).to_have_text(f"Recorded: resolve × {N}.")
@@ -75,7 +75,8 @@ def test_a_bulk_resolve_of_100_findings_is_100_reviews(stack: Stack, page: Page)
     assert Counter(r["action"] for r in reviews) == {"acknowledge": N, "resolve": N}
     for action in ("acknowledge", "resolve"):
         assert sorted(r["finding_id"] for r in reviews if r["action"] == action) == sorted(ids)
-    assert {r["reason"] for r in reviews if r["action"] == "resolve"} == {"reported to the sponsor"}
+    expedited = "Reported to the sponsor and ethics committee within the expedited timeline"
+    assert {r["reason"] for r in reviews if r["action"] == "resolve"} == {expedited}
     detail = stack.api(f"/api/findings/{alerts[0]['alert_id']}")[1]
     assert [r["action"] for r in detail["reviews"]] == ["acknowledge", "resolve"]
 

@@ -82,7 +82,7 @@ async def test_a_bulk_review_is_committed_all_or_nothing(
         assert len(sent) == 51
 
         # The next batch, on the same producer, commits: exactly one review per finding.
-        resolved = _plan(store, ids, ReviewRequest("resolve", reason="reported to the sponsor"))
+        resolved = _plan(store, ids, ReviewRequest("resolve", reason="reported_expedited"))
         await publisher.publish(resolved)
 
         on_topic = await _committed_reviews(settings)

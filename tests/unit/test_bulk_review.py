@@ -28,6 +28,7 @@ PASSWORD = "correct horse battery"
 USERS = {"monitor": None, "data-manager": None, "site": "GZ-02", "auditor": None}
 ALERTS = 120  # ids 0..119: even ones of site GZ-02, odd ones of GZ-01
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+EXPEDITED = "Reported to the sponsor and ethics committee within the expedited timeline"  # reported_expedited
 
 
 def fid(n: int) -> str:
@@ -109,7 +110,7 @@ def _statuses(app: Any, ids: list[str]) -> dict[str, str]:
 
 def test_a_data_managers_bulk_resolve_of_100_findings_is_exactly_100_events_in_one_batch(app: Any) -> None:
     ids = [fid(n) for n in range(100)]
-    answer = _bulk(app, "data-manager", action="resolve", reason="reported to the sponsor", finding_ids=ids)
+    answer = _bulk(app, "data-manager", action="resolve", reason="reported_expedited", finding_ids=ids)
     assert answer.status_code == 201, answer.text
     assert answer.json()["reviewed"] == 100
     assert [len(batch) for batch in app.state.batches] == [100]
@@ -117,7 +118,7 @@ def test_a_data_managers_bulk_resolve_of_100_findings_is_exactly_100_events_in_o
     assert sorted(str(r.finding_id) for r in published) == sorted(ids)
     assert len({r.review_id for r in published}) == 100
     assert {(r.action.value, r.reason, r.actor, r.role) for r in published} == {
-        ("resolve", "reported to the sponsor", "data-manager", "data-manager")
+        ("resolve", EXPEDITED, "data-manager", "data-manager")
     }
     assert set(_statuses(app, ids).values()) == {"resolved"}
     with app.state.store.reader() as db:
@@ -176,7 +177,7 @@ def test_a_filter_that_now_matches_another_number_is_refused(app: Any) -> None:
 
 
 def test_one_finding_the_workflow_does_not_allow_refuses_the_batch_naming_it(app: Any) -> None:
-    assert _bulk(app, "data-manager", action="resolve", reason="done", finding_ids=[fid(3)]).status_code == 201
+    assert _bulk(app, "data-manager", action="resolve", reason="followed_up", finding_ids=[fid(3)]).status_code == 201
     answer = _bulk(app, "data-manager", action="acknowledge", finding_ids=[fid(1), fid(3), fid(5)])
     assert answer.status_code == 409
     assert answer.json()["findings"] == {"resolved: cannot acknowledge from there": [fid(3)]}
@@ -242,10 +243,32 @@ def test_the_page_form_reviews_all_matching_the_filter(app: Any) -> None:
     client = _client(app, "data-manager")
     page = client.get("/findings?rule=RELAPSE")
     assert f"all {ALERTS} matching this filter" in page.text
-    form = {"csrf": _csrf(page.text), "action": "close", "reason": "duplicate", "scope": "all"}
-    answer = client.post("/findings/bulk-reviews", data=form | {"rule": "RELAPSE", "expected_total": str(ALERTS)})
+    form = {"csrf": _csrf(page.text), "action": "resolve", "reason": "other", "scope": "all"}
+    form |= {"reason_other": "reviewed at the safety board", "rule": "RELAPSE", "expected_total": str(ALERTS)}
+    answer = client.post("/findings/bulk-reviews", data=form)
     assert answer.status_code == 303
     assert len(_published(app)) == ALERTS
+    assert {r.reason for r in _published(app)} == {"Other: reviewed at the safety board"}
+
+
+def test_closing_safety_alerts_as_not_a_deviation_is_refused_naming_them(app: Any) -> None:
+    deviations = [fid(500 + n) for n in range(2)]
+    answer = _bulk(app, "data-manager", action="close", reason="duplicate", finding_ids=[*deviations, fid(4)])
+    assert answer.status_code == 422
+    [(problem, ids)] = answer.json()["findings"].items()
+    assert problem.startswith("alert: A safety alert cannot be closed")
+    assert ids == [fid(4)]
+    assert app.state.batches == []
+
+
+def test_a_reason_from_another_kinds_list_is_refused_naming_the_findings(app: Any) -> None:
+    answer = _bulk(app, "data-manager", action="resolve", reason="data_corrected", finding_ids=[fid(500), fid(1)])
+    assert answer.status_code == 422
+    assert list(answer.json()["findings"].values()) == [[fid(1)]]
+    assert (
+        _bulk(app, "data-manager", action="close", reason="duplicate", finding_ids=[fid(500), fid(501)]).status_code
+        == 201
+    )
 
 
 def test_the_page_form_shows_a_refusal_naming_the_findings(app: Any) -> None:

@@ -184,10 +184,10 @@ def _review(app: Any, token: Any, user: str, finding_id: str, **body: Any) -> An
     [
         ("monitor", "acknowledge", {}, 201),
         ("monitor", "comment", {"comment": "query sent"}, 201),
-        ("monitor", "resolve", {"reason": "ok"}, 403),
+        ("monitor", "resolve", {"reason": "data_corrected"}, 403),
         ("monitor", "assign", {"assignee": "dana"}, 403),
-        ("data-manager", "resolve", {"reason": "re-consented"}, 201),
-        ("data-manager", "close", {"reason": "lab belongs to another participant"}, 201),
+        ("data-manager", "resolve", {"reason": "data_corrected"}, 201),
+        ("data-manager", "close", {"reason": "other", "reason_other": "lab belongs to another participant"}, 201),
         ("data-manager", "resolve", {}, 422),
         ("data-manager", "reopen", {}, 409),
         ("data-manager", "approve", {}, 422),
@@ -229,16 +229,16 @@ def test_the_workflow_and_history_through_the_pages(app: Any, token: Any) -> Non
     for action, extra in (
         ("acknowledge", {}),
         ("assign", {"assignee": "sam"}),
-        ("resolve", {"reason": "fixed"}),
+        ("resolve", {"reason": "data_corrected"}),
         ("reopen", {}),
-        ("close", {"reason": "not a deviation"}),
+        ("close", {"reason": "entry_error"}),
     ):
         answer = client.post(path + "/reviews", data={"csrf": csrf, "action": action, **extra})
         assert answer.status_code == 303, answer.text
     detail = client.get(f"/api{path}").json()
     assert (detail["status"], detail["assignee"]) == ("closed", "sam")
     assert [r["action"] for r in detail["reviews"]] == ["acknowledge", "assign", "resolve", "reopen", "close"]
-    refused = client.post(path + "/reviews", data={"csrf": csrf, "action": "resolve", "reason": "again"})
+    refused = client.post(path + "/reviews", data={"csrf": csrf, "action": "resolve", "reason": "data_corrected"})
     assert refused.status_code == 409
     assert "cannot resolve a finding that is closed" in refused.text
 
