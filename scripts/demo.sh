@@ -143,8 +143,12 @@ if [[ ! -f $credentials ]]; then
     echo "      $credentials is gone, remove $dashboard_data and run make demo again" >&2
     exit 1
   fi
+  # The dashboard serves every installed study; roles are per study: data-manager in each.
+  for study in $("$bin/python" -c 'from protocol.registry import studies; print(*studies())'); do
+    "$bin/trialguard" users role demo --role data-manager --study "$study" --data-dir "$dashboard_data" >/dev/null
+  done
   (umask 077 && printf 'user: demo\npassword: %s\n' "$password" >"$credentials")
-  echo "demo: created the dashboard user demo (role data-manager)"
+  echo "demo: created the dashboard user demo (role data-manager in every installed study)"
 fi
 
 start dashboard "$bin/trialguard" dashboard serve --host 127.0.0.1 --port "$dashboard_port" --data-dir "$dashboard_data"

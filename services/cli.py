@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 
 async def _dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT."""
-    from services.dashboard.serve import serve  # the web stack loads only for this command
+    from services.dashboard.serve import chosen_studies, serve  # the web stack loads only for this command
     from services.options import check_names, settings_from_args
 
+    studies = chosen_studies(args)
+    args.study = studies[0]
     check_names(args)
 
-    return await serve(settings_from_args(args), args)
+    return await serve(settings_from_args(args), args, studies)
 
 
 async def _publish(args: argparse.Namespace) -> int:
@@ -146,9 +148,10 @@ def _schemas(args: argparse.Namespace) -> int:
     return 1 if stale else 0
 
 
-def _owners_from_users_file(path: Path) -> Callable[[], dict[str, Owner]]:
-    """The notifier's subscription owners: the dashboard's enabled users, a site user with its
-    site (read again at each call; no file yet: no one)."""
+def _owners_from_users_file(path: Path, study: str) -> Callable[[], dict[str, Owner]]:
+    """The notifier's subscription owners: the dashboard's enabled users with a role in ``study``,
+    a site user with its site there (read again at each call; no file yet: no one). A user of
+    another study only is nobody here: they are told nothing of this one."""
     from services.dashboard.roles import GRANTS, Role
     from services.dashboard.users import UserStore
     from services.notifier.subscriptions import Owner
@@ -158,7 +161,7 @@ def _owners_from_users_file(path: Path) -> Callable[[], dict[str, Owner]]:
             return {}
         return {
             row["name"]: Owner(row["name"], row["site"] if GRANTS[Role(row["role"])].own_site_only else None)
-            for row in UserStore(path).list_states()
+            for row in UserStore(path).list_states(study)
             if row["enabled"]
         }
 
@@ -265,6 +268,7 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     from services.notifier.commands import add_notifier_commands
     from services.options import add_kafka_args
     from services.rules.commands import add_rules_commands
+    from services.studies import STUDIES_HELP
 
     add_rules_commands(commands)
 
@@ -274,7 +278,7 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     dashboard_serve = dashboard.add_parser(
         "serve", help="serve the dashboard: findings, reviews, participant timelines, operations"
     )
-    add_kafka_args(dashboard_serve)
+    add_kafka_args(dashboard_serve, studies=STUDIES_HELP)
     add_dashboard_args(dashboard_serve)
     dashboard_serve.set_defaults(run=_dashboard)
     add_users_commands(commands)

@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from services.access_log import AccessLogError, AccessRecorder
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
 from services.dashboard.roles import Role, may_manage_users
+from services.dashboard.study_scope import current_study_or_none
 from services.dashboard.users import MAX_PASSWORD_CHARS, UserError, UserStore
 
 log = structlog.get_logger("trialguard.dashboard.accounts")
@@ -29,9 +30,10 @@ MAX_LINK_CHARS = 100
 
 
 def recorder(request: Request, operator: str) -> AccessRecorder:
-    """The access-log recorder of a change made on the dashboard by ``operator``."""
-    settings = request.app.state.settings.kafka
-    return AccessRecorder(settings.study_id, operator, "dashboard", request.app.state.publish_access)
+    """The access-log recorder of a change made on the dashboard by ``operator``: the request's
+    study's access log (a set-password page, outside any study, uses the first study's)."""
+    study = current_study_or_none() or request.app.state.settings.served_studies[0]
+    return AccessRecorder(study, operator, "dashboard", request.app.state.publish_access)
 
 
 def _set_password_page(request: Request, token: str, error: str = "", status: int = 200) -> Response:
@@ -86,7 +88,9 @@ def _users_page(request: Request, user: object, status: int = 200, **context: ob
     return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
         request,
         "users.html",
-        {"user": user, "users": request.app.state.users.list_states(), "roles": list(Role), "csrf": csrf_token(request)}
+        {"user": user, "roles": list(Role), "csrf": csrf_token(request)}
+        | {"users": request.app.state.users.list_states(current_study_or_none())}  # the study's users
+        | {"study": current_study_or_none() or ""}
         | {"error": "", "link": "", "added": ""}
         | context,
         status_code=status,

@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from contracts.reviews import MAX_REVIEW_TEXT_CHARS
-from services.dashboard import queries
+from services.dashboard import queries, queues
 from services.dashboard.auth import CurrentUser, check_api_csrf
 from services.dashboard.clocks import clock_fields, read_row_clock
 from services.dashboard.explaining import explanation_of
 from services.dashboard.exports import ExportRows, csv_lines, export_rows, workbook
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import User, may_read_review_history, may_read_site
+from services.dashboard.study_scope import current_study
 from services.dashboard.timeline import timeline_of
 
 router = APIRouter()
@@ -31,17 +32,20 @@ def site_scope(user: User) -> str | None:
     return None if may_read_site(user, "\0any other site\0") else (user.site or "\0no site\0")
 
 
-def list_params(request: Request) -> tuple[queries.FindingFilter, queries.Page]:
-    """The filter and page named by the query string.
+def list_params(request: Request, user: CurrentUser) -> tuple[queries.FindingFilter, queries.Page]:
+    """The filter and page named by the query string, its work queue made concrete for the user
+    and the study (``queues.resolve``).
 
     Raises:
         HTTPException: 422 naming the parameter that cannot be understood.
     """
     params = dict(request.query_params)
     try:
-        return queries.FindingFilter.from_params(params), queries.Page.from_params(params)
+        found, page = queries.FindingFilter.from_params(params), queries.Page.from_params(params)
     except queries.FilterError as error:
         raise HTTPException(422, str(error)) from None
+    days = request.app.state.settings.overdue_days_of(current_study())
+    return queues.resolve(found, user, queues.overdue_before(days)), page
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:
@@ -170,10 +174,11 @@ async def post_review(request: Request, user: CurrentUser, finding_id: str, body
                 user,
                 finding_id,
                 ReviewRequest(body.action, body.comment, body.reason, body.assignee, body.reason_other),
-                study_id=app.state.settings.kafka.study_id,
+                study_id=current_study(),
                 publish=app.state.publish,
                 live=app.state.live,
                 wait_seconds=app.state.settings.review_wait_seconds,
+                users=app.state.users,
             )
         except ReviewError as error:
             return JSONResponse({"detail": error.message}, status_code=error.status)
@@ -192,4 +197,4 @@ def participant_timeline(request: Request, user: CurrentUser, participant_id: st
 @router.get("/live")
 async def live(request: Request, user: CurrentUser) -> EventSourceResponse:
     """Server-sent events: ``changed`` after each batch that brought findings or reviews."""
-    return EventSourceResponse(request.app.state.live.updates(site_scope(user)), ping=15)
+    return EventSourceResponse(request.app.state.live.updates(site_scope(user), study=current_study()), ping=15)

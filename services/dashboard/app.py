@@ -28,13 +28,15 @@ from starlette.middleware.sessions import SessionMiddleware
 from contracts import AccessChanged, FindingReviewed
 from protocol.registry import protocol_for
 from services.access_log import PUBLISH_SECONDS, AccessLogError
-from services.dashboard import accounts, api, auth, bulk, bulk_routes, pages, preferences, times
+from services.dashboard import accounts, api, auth, bulk, bulk_routes, pages, preferences, queue_routes, times
 from services.dashboard.batch_publish import BatchPublishError, ReviewBatchPublisher
 from services.dashboard.clocks import protocol_clocks
 from services.dashboard.consumer import ReadModelConsumer
 from services.dashboard.live import Broadcaster
+from services.dashboard.saved_views import SavedViews
 from services.dashboard.settings import DashboardSettings
 from services.dashboard.store import ReadModel
+from services.dashboard.study_scope import StudyScoped, StudyScopeMiddleware
 from services.dashboard.throttle import LoginThrottle
 from services.dashboard.users import UserStore
 from services.http import observability_router
@@ -59,17 +61,20 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = ReadModel(settings.read_model_path, settings.kafka.topics)
-        consumer = ReadModelConsumer(settings.kafka, store, app.state.live.applied)
-        app.state.store = store
+        stores = app.state.stores
+        for study in settings.served_studies:
+            stores[study] = ReadModel(settings.read_model_path_of(study), settings.kafka_of(study).topics)
+        consumer = ReadModelConsumer(settings.kafka, stores, app.state.live.applied)
         app.state.consumer = consumer
         await consumer.start()
-        batches = ReviewBatchPublisher(settings)
+        # A bulk review's reviews, in one transaction, to the topic of their study.
+        batches = ReviewBatchPublisher(settings, lambda study: stores[study].topics.finding_reviews)
         await batches.start()
         app.state.publish_batch = batches.publish
-        topic = settings.kafka.topics.finding_reviews
 
         async def publish(review: FindingReviewed) -> None:
+            # Each review goes to its own study's topic (a study this dashboard serves, or none).
+            topic = stores[review.study_id].topics.finding_reviews
             # The broker's producer is idempotent with acks=all: this returns once Kafka has it.
             await consumer.broker.publish(review.model_dump_json().encode(), topic, key=review.participant_id.encode())
             app.state.reviews_published.labels(action=review.action.value).inc()
@@ -81,7 +86,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
             # Called from a worker thread (a page's store call, inside its SQLite transaction):
             # hand the event to the broker's loop and wait until Kafka has it.
             sent = consumer.broker.publish(
-                event.model_dump_json().encode(), settings.kafka.topics.access_log, key=event.subject.encode()
+                event.model_dump_json().encode(), stores[event.study_id].topics.access_log, key=event.subject.encode()
             )
             try:
                 asyncio.run_coroutine_threadsafe(sent, loop).result(PUBLISH_SECONDS)
@@ -90,14 +95,15 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
 
         app.state.publish_access = publish_access
         state["status"] = "ready"
-        log.info("dashboard_ready", study=settings.kafka.study_id)
+        log.info("dashboard_ready", studies=list(settings.served_studies))
         try:
             yield
         finally:
             state["status"] = "stopping"
             await batches.stop()
             await consumer.stop()
-            store.close()
+            for store in stores.values():
+                store.close()
 
     app = FastAPI(
         title="TrialGuard dashboard",
@@ -108,15 +114,21 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     )
     app.state.settings = settings
     app.state.users = users or UserStore(settings.users_path)
+    app.state.views = SavedViews(app.state.users.path)
     app.state.login_throttle = LoginThrottle()
     app.state.publish_access = _not_connected
     app.state.publish_batch = _no_batches
     app.state.live = Broadcaster()
-    app.state.protocol = protocol_for(settings.kafka.study_id)
-    app.state.clocks = protocol_clocks(app.state.protocol)
-    app.state.now = lambda: dt.datetime.now(dt.UTC)  # the clocks' "now"; tests inject their own
+    # One read model and one protocol per study; app.state.store and app.state.protocol are the
+    # request's study's (study_scope): code written for one study reads only the study asked for.
+    app.state.stores = {}
+    app.state.store = StudyScoped(app.state.stores)
+    app.state.protocols = {study: protocol_for(study) for study in settings.served_studies}
+    app.state.protocol = StudyScoped(app.state.protocols)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
-    app.state.templates.env.globals["study"] = settings.kafka.study_id
+    app.state.templates.env.globals["study"] = ""  # pages name their study (render); others none
+    app.state.clocks = StudyScoped({study: protocol_clocks(p) for study, p in app.state.protocols.items()})
+    app.state.now = lambda: dt.datetime.now(dt.UTC)  # the clocks' "now"; tests inject their own
     app.state.templates.env.globals["bulk_actions_for"] = bulk.actions_for
     app.state.templates.env.globals["bulk_reason_choices"] = bulk.reason_choices
     times.install(app.state.templates.env)  # event_time / system_time: one rule for every time shown
@@ -186,7 +198,9 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.include_router(pages.router)
     app.include_router(accounts.router)
     app.include_router(preferences.router)
+    app.include_router(queue_routes.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(StudyScopeMiddleware)  # outermost: every layer below sees the request's study
     return app
 
 

@@ -24,6 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from services.dashboard.roles import User
+from services.dashboard.study_scope import scope_user
 from services.dashboard.throttle import LoginThrottle
 from services.dashboard.users import NAME_PATTERN, UserStore
 
@@ -59,7 +60,20 @@ def _bearer(request: Request) -> str | None:
 
 
 def current_user(request: Request) -> User:
-    """The user of this request, from a bearer token or the session cookie.
+    """The user of this request, from a bearer token or the session cookie, as the request's
+    study sees them (``study_scope.scope_user``: their role and site there).
+
+    Raises:
+        LoginRequiredError: neither names a known user.
+        HTTPException: 404 for a study the user has no role in (or that is not served).
+    """
+    user = authenticated_user(request)
+    return scope_user(request, user, by_token=request.state.by_token)
+
+
+def authenticated_user(request: Request) -> User:
+    """The user of this request, from a bearer token or the session cookie, with their roles in
+    every study (no study chosen yet).
 
     Raises:
         LoginRequiredError: neither names a known user.
@@ -176,7 +190,7 @@ def login(
     request.session["user"] = user.name
     request.session["uid"], request.session["sv"] = stamp
     request.session["csrf"] = secrets.token_urlsafe(32)
-    log.info("login", user=user.name, role=user.role.value, client=client)
+    log.info("login", user=user.name, studies=len(user.studies), client=client)
     response = RedirectResponse(target, status_code=303)
     others = [n for n in device["names"] if n != user.name]
     names = [*others[len(others) - DEVICE_NAMES + 1 :], user.name]
@@ -203,8 +217,8 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = "") ->
 
 
 def current_user_or_none(request: Request) -> User | None:
-    """The user of this request, or None when nobody is logged in."""
+    """The user of this request (every study), or None when nobody is logged in."""
     try:
-        return current_user(request)
+        return authenticated_user(request)
     except LoginRequiredError:
         return None

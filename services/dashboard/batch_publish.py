@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import structlog
@@ -44,10 +44,12 @@ class ReviewBatchPublisher:
 
     Args:
         settings: broker, study and the dashboard's address (its transactional id).
+        topic_of: the finding-reviews topic of a study (a batch is of one study, the request's);
+            the default study's when not given.
     """
 
-    def __init__(self, settings: DashboardSettings) -> None:
-        self.topic = settings.kafka.topics.finding_reviews
+    def __init__(self, settings: DashboardSettings, topic_of: Callable[[str], str] | None = None) -> None:
+        self.topic_of = topic_of or (lambda _study: settings.kafka.topics.finding_reviews)
         self.transactional_id = transactional_id(settings)
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
@@ -72,7 +74,7 @@ class ReviewBatchPublisher:
             self._producer = None
 
     async def publish(self, reviews: Sequence[FindingReviewed]) -> None:
-        """Publish ``reviews`` to finding-reviews (key = participant id) in one transaction.
+        """Publish ``reviews`` to their study's finding-reviews (key = participant id) in one transaction.
 
         Raises:
             BatchPublishError: the transaction was aborted or could not be begun: nothing published.
@@ -86,7 +88,9 @@ class ReviewBatchPublisher:
                     await producer.begin_transaction()
                     try:
                         sent = [
-                            await producer.send(self.topic, r.model_dump_json().encode(), key=r.participant_id.encode())
+                            await producer.send(
+                                self.topic_of(r.study_id), r.model_dump_json().encode(), key=r.participant_id.encode()
+                            )
                             for r in reviews
                         ]
                         await asyncio.gather(*sent)  # every review acknowledged (acks=all) ...

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.reviews import MAX_REVIEW_TEXT_CHARS
-from services.dashboard import queries
+from services.dashboard import queries, queues
 from services.dashboard.api import site_scope
 from services.dashboard.auth import CurrentUser, check_api_csrf, check_csrf, csrf_token
 from services.dashboard.bulk import (
@@ -27,11 +27,13 @@ from services.dashboard.bulk import (
 )
 from services.dashboard.reviewing import ReviewRequest
 from services.dashboard.roles import User
+from services.dashboard.study_scope import current_study
 
 api_router = APIRouter()
 page_router = APIRouter(include_in_schema=False)
 
-FILTER_FIELDS: Final = tuple(f.name for f in dataclasses.fields(queries.FindingFilter))
+FILTER_FIELDS: Final = tuple(f.name for f in dataclasses.fields(queries.FindingFilter) if f.name != "overdue_before")
+"""The list's filters a bulk review may name (the overdue cutoff is the server's, never the caller's)."""
 
 
 class BulkReviewBody(BaseModel):
@@ -75,9 +77,7 @@ async def _bulk(
                 raise BulkRefusedError(422, "no finding matches the filter")
         else:
             selected = check_selection(finding_ids or [])
-        reviews = plan_reviews(
-            db, user, selected, asked, study_id=app.state.settings.kafka.study_id, now=app.state.now()
-        )
+        reviews = plan_reviews(db, user, selected, asked, study_id=current_study(), now=app.state.now())
     await take_bulk_review(
         reviews,
         publish_batch=app.state.publish_batch,
@@ -89,11 +89,14 @@ async def _bulk(
     return len(reviews)
 
 
-def _filter(params: dict[str, str]) -> queries.FindingFilter:
+def _filter(request: Request, user: User, params: dict[str, str]) -> queries.FindingFilter:
+    """The list's filter from ``params``, its queue made concrete for ``user`` as the list does."""
     try:
-        return queries.FindingFilter.from_params(params)
+        found = queries.FindingFilter.from_params(params)
     except queries.FilterError as error:
         raise BulkRefusedError(422, f"filter: {error}") from None
+    days = request.app.state.settings.overdue_days_of(current_study())
+    return queues.resolve(found, user, queues.overdue_before(days))
 
 
 @api_router.post("/bulk-reviews", status_code=201, dependencies=[Depends(check_api_csrf)])
@@ -104,7 +107,7 @@ async def post_bulk_review(request: Request, user: CurrentUser, body: BulkReview
         unknown = sorted(set(body.filter or {}) - set(FILTER_FIELDS))
         if unknown:
             raise BulkRefusedError(422, f"filter: unknown filters {', '.join(k[:40] for k in unknown)}")
-        found = None if body.filter is None else _filter(body.filter)
+        found = None if body.filter is None else _filter(request, user, body.filter)
         asked = ReviewRequest(body.action, body.comment, body.reason, body.assignee, body.reason_other)
         reviewed = await _bulk(request, user, asked, body.finding_ids, found, body.expected_total)
     except BulkRefusedError as refused:
@@ -122,7 +125,7 @@ async def bulk_review_form(request: Request, user: CurrentUser) -> Response:
     kept = {k: v for k, v in params.items() if v}
     back = "/findings" + (f"?{urlencode(kept)}" if kept else "")
     try:
-        found = _filter(params)
+        found = _filter(request, user, params)
         every = str(form.get("scope", "")) == "all"
         expected = str(form.get("expected_total", ""))
         reviewed = await _bulk(

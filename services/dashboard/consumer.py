@@ -1,7 +1,7 @@
 """The dashboard's Kafka side: FastStream subscribers that keep the read model up to date.
 
-One subscriber per topic — deviations, finding-reviews, participant-events, dead-letter,
-access-log — each
+One subscriber per topic of each study served — deviations, finding-reviews, participant-events,
+dead-letter, access-log — each feeding that study's read model, each
 reading every partition with ``isolation_level="read_committed"`` (only what the rules service
 committed) and no consumer group: the read model keeps its own offsets in SQLite, so the
 subscribers are assigned their partitions and seek to those offsets (FastStream's
@@ -11,7 +11,8 @@ subscribers are assigned their partitions and seek to those offsets (FastStream'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -31,17 +32,35 @@ RETRY_SECONDS = 1.0
 
 
 class ReadModelConsumer:
-    """Feeds ``store`` from the study's topics and tells ``on_applied`` what each batch changed.
+    """Feeds each study's read model from its topics and tells ``on_applied`` what each batch changed.
 
     Args:
-        settings: broker and study.
-        store: the read model.
+        settings: broker (and study, when ``store`` is one read model).
+        store: the read model of ``settings.study_id``, or the read model of each study served.
         on_applied: called in the event loop after each batch that changed something.
     """
 
-    def __init__(self, settings: KafkaSettings, store: ReadModel, on_applied: Callable[[Applied], None]) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        store: ReadModel | Mapping[str, ReadModel],
+        on_applied: Callable[[Applied], None],
+    ) -> None:
         self.settings = settings
-        self.store = store
+        self.stores: dict[str, ReadModel] = dict(store) if isinstance(store, Mapping) else {settings.study_id: store}
+        self.store = next(iter(self.stores.values()))
+        """The first study's read model (a single-study caller's)."""
+        self._store_of: dict[str, ReadModel] = {}
+        for model in self.stores.values():
+            topics = model.topics
+            for topic in (
+                topics.deviations,
+                topics.finding_reviews,
+                topics.participant_events,
+                topics.dead_letter,
+                topics.access_log,
+            ):
+                self._store_of[topic] = model
         self.on_applied = on_applied
         # The broker also publishes reviews: idempotent, acks=all, so "done" means Kafka has it.
         self.broker = KafkaBroker(
@@ -57,21 +76,18 @@ class ReadModelConsumer:
 
     @property
     def topic_names(self) -> tuple[str, ...]:
-        topics = self.settings.topics
-        return (
-            topics.deviations,
-            topics.finding_reviews,
-            topics.participant_events,
-            topics.dead_letter,
-            topics.access_log,
-        )
+        """Every topic read, study by study."""
+        return tuple(self._store_of)
 
     async def start(self) -> None:
-        """Create the study's topics when absent, rebuild a read model of another cluster or
+        """Create each study's topics when absent, rebuild a read model of another cluster or
         namespace, subscribe, start, and seek to the stored offsets."""
-        await ensure_topics(self.settings)
+        for study in self.stores:
+            await ensure_topics(replace(self.settings, study_id=study))
         # Before reading the stored offsets: offsets of another cluster or namespace mean nothing here.
-        await asyncio.to_thread(self.store.check_origin, await cluster_id(self.settings), self.settings.namespace)
+        cluster = await cluster_id(self.settings)
+        for model in self.stores.values():
+            await asyncio.to_thread(model.check_origin, cluster, self.settings.namespace)
         for topic in self.topic_names:
             partitions = [TopicPartition(topic, p, declare=False) for p in await partition_ids(self.settings, topic)]
             subscriber = self.broker.subscriber(
@@ -87,15 +103,17 @@ class ReadModelConsumer:
         await self.broker.start()
         for topic in self.topic_names:
             self._seek_to_stored(topic)
-        log.info("read_model_consuming", topics=len(self.topic_names), path=str(self.store.path))
+        log.info("read_model_consuming", topics=len(self.topic_names), studies=list(self.stores))
 
     def _seek_to_stored(self, topic: str) -> None:
         consumer = self._subscribers[topic].consumer
-        stored = self.store.offsets(topic)
+        stored = self._store_of[topic].offsets(topic)
         for partition in consumer.assignment():
             consumer.seek(partition, stored.get(partition.partition, 0))
 
     def _handler(self, topic: str) -> Callable[..., Any]:
+        store = self._store_of[topic]
+
         async def consume(message: KafkaMessage) -> None:
             raw = message.raw_message
             batch = raw if isinstance(raw, tuple) else (raw,)
@@ -103,7 +121,7 @@ class ReadModelConsumer:
                 Record(r.topic, r.partition, r.offset, r.timestamp, r.value, tuple(r.headers or ())) for r in batch
             ]
             try:
-                applied = await asyncio.to_thread(self.store.apply, records)
+                applied = await asyncio.to_thread(store.apply, records)
             except Exception as error:
                 # Nothing of the batch was written (one transaction): read it again from the stored offsets.
                 log.error("read_model_write_failed", topic=topic, error=type(error).__name__, records=len(records))
@@ -113,7 +131,7 @@ class ReadModelConsumer:
             if applied:
                 self.on_applied(applied)
 
-        consume.__name__ = f"read_model_{topic.rsplit('.', 1)[-1].replace('-', '_')}"
+        consume.__name__ = "read_model_" + "".join(c if c.isalnum() else "_" for c in topic)
         return consume
 
     async def lag(self) -> dict[str, int]:
@@ -125,7 +143,7 @@ class ReadModelConsumer:
                 continue
             partitions = list(consumer.assignment())
             ends = await consumer.end_offsets(partitions)
-            stored = self.store.offsets(topic)
+            stored = self._store_of[topic].offsets(topic)
             behind = 0
             for partition in partitions:
                 # The consumer's position is past the transaction markers, which are no records;

@@ -24,7 +24,8 @@ import structlog
 
 from contracts import AccessAction
 from services.access_log import AccessRecorder
-from services.dashboard.roles import Role, User
+from services.dashboard.roles import User
+from services.dashboard.study_roles import user_of
 
 log = structlog.get_logger("trialguard.dashboard.credentials")
 
@@ -216,7 +217,7 @@ class CredentialStore:
                 " AND users.enabled = 1",
                 (digest(token), self._stamp()),
             ).fetchone()
-        return None if row is None else User(row["name"], Role(row["role"]), row["site"])
+            return None if row is None else user_of(connection, row["name"], row["role"], row["site"])
 
     def tokens_of(self, name: str) -> list[TokenInfo]:
         """A user's tokens, oldest first: id, created, expires, revoked.
@@ -231,6 +232,15 @@ class CredentialStore:
                 (row["uid"],),
             ).fetchall()
         return [TokenInfo(r["token_id"], r["created_at"], r["expires_at"], r["revoked_at"]) for r in rows]
+
+    def token_owner(self, token_id: str) -> str | None:
+        """The name of the user a token id belongs to (None: no such token)."""
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT users.name FROM tokens JOIN users ON users.uid = tokens.uid WHERE tokens.token_id = ?",
+                (token_id,),
+            ).fetchone()
+        return None if found is None else str(found["name"])
 
     def revoke_token(self, token_id: str, recorder: AccessRecorder) -> str:
         """Revoke a token by its id, at once; returns the name of its user.
@@ -283,7 +293,7 @@ class CredentialStore:
                 " WHERE token_sha256=? AND used_at IS NULL AND expires_at > ? AND users.enabled = 1",
                 (digest(token), self._stamp()),
             ).fetchone()
-        return None if row is None else User(row["name"], Role(row["role"]), row["site"])
+            return None if row is None else user_of(connection, row["name"], row["role"], row["site"])
 
     def _hash_new_password(self, password: str, name: str = "") -> str:
         raise NotImplementedError  # UserStore: the password rule, then argon2
@@ -314,4 +324,4 @@ class CredentialStore:
             )
             self._record(recorder, db, AccessAction.USER_PASSWORD_SET, name, operator=name)
             user = self._row(db, name)
-        return User(name, Role(user["role"]), user["site"])
+            return user_of(db, name, user["role"], user["site"])

@@ -18,8 +18,8 @@ class Broadcaster:
     """Fans each applied batch out to the pages listening, and resolves review waiters."""
 
     def __init__(self) -> None:
-        self._listeners: dict[asyncio.Queue[str], str | None] = {}
-        """Each open page's queue, and the only site it may hear of (None: every site)."""
+        self._listeners: dict[asyncio.Queue[str], tuple[str | None, str | None]] = {}
+        """Each open page's queue, its study, and the only site it may hear of (None: every site)."""
         self._review_waiters: dict[str, asyncio.Future[None]] = {}
 
     @property
@@ -36,7 +36,9 @@ class Broadcaster:
         if not (applied.findings or applied.reviews):
             return
         everything = json.dumps({"findings": len(applied.findings), "reviews": len(applied.reviews)})
-        for queue, scope in list(self._listeners.items()):
+        for queue, (study, scope) in list(self._listeners.items()):
+            if study is not None and study != applied.study:
+                continue  # another study's activity is none of this page's business
             if scope is None:
                 message = everything
             else:  # a site user hears of its own site's findings only, not of the others' activity
@@ -67,14 +69,15 @@ class Broadcaster:
             self._review_waiters.pop(review_id, None)
         return True
 
-    async def updates(self, site_scope: str | None) -> AsyncGenerator[dict[str, str], None]:
+    async def updates(self, site_scope: str | None, study: str | None = None) -> AsyncGenerator[dict[str, str], None]:
         """Server-sent events for one page, until it goes away.
 
         Args:
             site_scope: the only site the page's user may see (None: every site).
+            study: the only study the page hears of (None: a single-study app's every batch).
         """
         queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
-        self._listeners[queue] = site_scope
+        self._listeners[queue] = (study, site_scope)
         try:
             yield {"event": "ready", "data": "{}"}
             while True:

@@ -24,9 +24,12 @@ from services.dashboard.ageing import ageing
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
 from services.dashboard.clocks import AWARENESS_NOTE, detail_context, with_clocks
+from services.dashboard.queue_routes import nav_context
+from services.dashboard.queues import assignees
 from services.dashboard.review_forms import ACTIONS_BY_KIND, FIELDS, OTHER, TITLES, reasons_for
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
 from services.dashboard.roles import Action, Role, User, may_review
+from services.dashboard.study_scope import current_study, current_study_or_none
 from services.dashboard.timeline import cached_svg, timeline_of
 from services.dashboard.times import time_mode
 from services.kafka import group_lag, rules_group_id
@@ -55,7 +58,8 @@ COLUMNS = (
 
 def render(request: Request, user: User | None, template: str, status_code: int = 200, **context: Any) -> Response:
     templates = request.app.state.templates
-    context |= {"user": user, "csrf": csrf_token(request), "study": request.app.state.settings.kafka.study_id}
+    header = nav_context(request, user) if user is not None else {"study": current_study_or_none() or ""}
+    context = header | context | {"user": user, "csrf": csrf_token(request)}
     return templates.TemplateResponse(request, template, context, status_code=status_code)  # type: ignore[no-any-return]
 
 
@@ -110,9 +114,10 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
         newest_seq=newest,
         arrived=arrived,
         alerts_first_link=alerts_first_link,
-        query=urlencode(found.params()),
+        query=urlencode(found.params() | {"study": current_study()}),  # the page's scripts stay in its study
         csv_link="/api/findings.csv?" + urlencode(keep),
         xlsx_link="/api/findings.xlsx?" + urlencode(keep),
+        view_query=urlencode(keep),
         statuses=[s.value for s in ReviewStatus],
     )
 
@@ -168,6 +173,10 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         parameters=parameters,
         max_text=MAX_REVIEW_TEXT_CHARS,
         **detail_context(found, request.app.state.clocks, request.app.state.now()),
+        # The study's users are listed only to whom may assign (not to a site user, say).
+        assignees=assignees(request.app.state.users, current_study(), found["site_id"])
+        if may_review(user, Action.ASSIGN, found["site_id"])
+        else [],
         **extra,
     )
 
@@ -212,10 +221,11 @@ async def review_form(
                 user,
                 finding_id,
                 ReviewRequest(action, comment, reason, assignee, reason_other),
-                study_id=app.state.settings.kafka.study_id,
+                study_id=current_study(),
                 publish=app.state.publish,
                 live=app.state.live,
                 wait_seconds=app.state.settings.review_wait_seconds,
+                users=app.state.users,
             )
         except ReviewError as refused:
             if refused.status == 404:
@@ -263,7 +273,7 @@ def overview_page(request: Request, user: CurrentUser) -> Response:
         # The chart counts findings: it changes with new ones only. The key keeps "every site"
         # (None) apart from a site that happens to be named "None".
         counted = queries.finding_total(db, queries.FindingFilter(), scope)
-        drawn = json.dumps([scope, queries.newest_seq(db, scope), counted])
+        drawn = json.dumps([current_study(), scope, queries.newest_seq(db, scope), counted])
     svg = cached_svg(("overview", drawn), lambda: findings_per_week_svg(weeks, title="Findings per week, by category"))
     chart = Markup(svg)  # noqa: S704 - matplotlib's SVG, its text escaped
     return render(request, user, "overview.html", chart=chart, **context)
@@ -274,12 +284,13 @@ async def operations_page(request: Request, user: CurrentUser) -> Response:
     if user.role is Role.SITE:
         raise HTTPException(403, "the operations view shows every site's input: not for site users")
     app = request.app
-    settings = app.state.settings.kafka
+    settings = app.state.settings.kafka_of(current_study())
     try:
         rules_lag = await asyncio.wait_for(group_lag(settings, rules_group_id(settings)), 10)
     except Exception:  # the page still shows the rest when the broker cannot say
         rules_lag = None
-    read_model_lag = await app.state.consumer.lag()
+    own = f"{settings.namespace}.{settings.study_id}."  # this study's topics only
+    read_model_lag = {topic: n for topic, n in (await app.state.consumer.lag()).items() if topic.startswith(own)}
 
     def load() -> dict[str, Any]:
         with app.state.store.reader() as db:

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import sqlite3
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
 SORTABLE: Final = {
@@ -30,6 +30,9 @@ SORTABLE: Final = {
     "assignee": "assignee",
 }
 """Sort keys a request may name, and the column each one means."""
+
+QUEUE_NAMES: Final = ("mine", "unassigned", "overdue")
+"""The work queues a filter may name (see ``queues``)."""
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1_000
@@ -69,6 +72,12 @@ class FindingFilter:
     as_of: str = ""
     """The newest finding (``seq``) of the snapshot the user is paging: later arrivals stay out of
     the list, its total, its summary and its pager until the user asks for them."""
+    assignee: str = ""
+    queue: str = ""
+    """A work queue (``queues.QUEUES``): unresolved findings assigned to ``assignee`` (mine),
+    assigned to nobody (unassigned), or whose event is older than ``overdue_before`` (overdue)."""
+    overdue_before: str = ""
+    """Set by the dashboard from the study's setting, never from a request (``queues``)."""
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> FindingFilter:
@@ -91,11 +100,15 @@ class FindingFilter:
             raise FilterError(f"kind={found.kind[:40]!r}: expected deviation or alert")
         if found.status not in ("", "open", "acknowledged", "resolved", "closed", "unresolved"):
             raise FilterError(f"status={found.status[:40]!r}: expected open, acknowledged, resolved or closed")
-        return found
+        if found.queue not in ("", *QUEUE_NAMES):
+            raise FilterError(f"queue={found.queue[:40]!r}: expected one of {', '.join(QUEUE_NAMES)}")
+        return replace(found, overdue_before="")
 
     def params(self) -> dict[str, str]:
         """The non-empty filters, as query parameters (for links that keep the filter)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) and f.name != "overdue_before"
+        }
 
     def where(self, site_scope: str | None) -> tuple[str, dict[str, Any]]:
         """The SQL condition and its parameters; ``site_scope`` limits a site user to their site."""
@@ -123,6 +136,16 @@ class FindingFilter:
         if self.occurred_to:
             clauses.append("occurred_utc < :occurred_to_next")
             values["occurred_to_next"] = (dt.date.fromisoformat(self.occurred_to) + dt.timedelta(days=1)).isoformat()
+        if self.assignee:
+            clauses.append("assignee = :assignee")
+            values["assignee"] = self.assignee
+        if self.queue:
+            clauses.append("status IN ('open', 'acknowledged') AND superseded_by IS NULL")
+        if self.queue == "unassigned":
+            clauses.append("assignee IS NULL")
+        if self.queue == "overdue":
+            clauses.append("occurred_utc < :overdue_before")
+            values["overdue_before"] = self.overdue_before or "0000"  # no cutoff known: nothing is overdue
         if self.q:
             clauses.append("term LIKE :q ESCAPE '\\'")
             values["q"] = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

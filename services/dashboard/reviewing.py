@@ -20,6 +20,7 @@ from contracts import FindingReviewed, ReviewAction, ReviewStatus, ReviewTransit
 from services.dashboard.live import Broadcaster
 from services.dashboard.review_forms import ReviewFormError, check_action_for_kind, plain_problems, reason_words
 from services.dashboard.roles import Action, User, may_read_site, may_review
+from services.dashboard.users import UserStore
 
 log = structlog.get_logger("trialguard.dashboard.reviewing")
 
@@ -74,6 +75,25 @@ def check_fields_used(action: ReviewAction, asked: ReviewRequest) -> None:
             raise ReviewError(422, f"{name}: not used to {action.value} (only to {wanted}); leave it empty.")
 
 
+def check_assignee(users: UserStore | None, study_id: str, assignee: str | None, finding_site: str) -> None:
+    """Refuse an assignee who is not one of the study's users able to see the finding.
+
+    Raises:
+        ReviewError: 422 saying who may be chosen.
+    """
+    if assignee is None or not assignee.strip():
+        return
+    if users is None:
+        raise ReviewError(422, "assignee: the dashboard's users are not known here, so nobody can be assigned")
+    candidate = next((u for u in users.users_in(study_id) if u.name == assignee), None)
+    if candidate is None:
+        raise ReviewError(
+            422, f"assignee: {assignee[:64]!r} is not a user of study {study_id}; choose one of the study's users"
+        )
+    if not may_read_site(candidate, finding_site):
+        raise ReviewError(422, f"assignee: {assignee[:64]!r} works for another site and cannot see this finding")
+
+
 async def take_review(
     db: sqlite3.Connection,
     user: User,
@@ -84,8 +104,12 @@ async def take_review(
     publish: Publish,
     live: Broadcaster,
     wait_seconds: float,
+    users: UserStore | None = None,
 ) -> FindingReviewed:
     """Check, publish and wait for one review.
+
+    An assignee must be one of the study's users (``check_assignee`` against ``users``; without
+    ``users`` no assignment is taken).
 
     Raises:
         ReviewError: 404 unknown finding (or one the user may not see), 403 the role may not,
@@ -134,6 +158,8 @@ async def take_review(
         )
     except ValidationError as error:
         raise ReviewError(422, plain_problems(error.errors())) from None
+    # After the contract's own checks: a name that is not a name is said so first.
+    check_assignee(users, study_id, review.assignee, row["site_id"])
     waiter = live.expect_review(str(review.review_id))
     await publish(review)
     log.info("review_published", user=user.name, role=user.role.value, action=action.value)

@@ -15,7 +15,7 @@ topic may not have come through the dashboard at all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -24,7 +24,7 @@ from contracts import FindingReviewed, ReviewAction
 
 
 class Role(StrEnum):
-    """The role a dashboard user holds; each user has exactly one."""
+    """The role a dashboard user holds in a study; one per study (``User.studies``)."""
 
     MONITOR = "monitor"
     DATA_MANAGER = "data-manager"
@@ -41,15 +41,45 @@ Action = ReviewAction
 class User:
     """A dashboard user as the rest of the dashboard sees it: never with a password or token.
 
+    Roles are per study: ``studies`` lists the user's ``StudyRole`` in each study they work on.
+    A request works on one study at a time; ``in_study`` gives the user as that study sees them,
+    with ``role`` and ``site`` of that study, which every check below reads. A user has no
+    business in a study that ``studies`` does not name.
+
     Attributes:
         name: The login name, also the ``actor`` of the reviews the user publishes.
-        role: What the user may do (see ``GRANTS``).
+        role: What the user may do (see ``GRANTS``) in ``study``.
         site: The site id of a ``site`` user; None for every other role.
+        study: The study ``role`` and ``site`` belong to (None: the user as added, before a
+            study was chosen; see ``UserStore``).
+        studies: The user's role in each study, by study id.
     """
 
     name: str
     role: Role
     site: str | None
+    study: str | None = field(default=None, compare=False)
+    studies: tuple[StudyRole, ...] = field(default=(), compare=False)
+
+    def in_study(self, study_id: str) -> User | None:
+        """The user with their role and site in ``study_id``, or None when they have none there."""
+        for held in self.studies:
+            if held.study_id == study_id:
+                return replace(self, role=held.role, site=held.site, study=study_id)
+        return None
+
+    def study_ids(self) -> tuple[str, ...]:
+        """The studies the user has a role in, by study id."""
+        return tuple(sorted(held.study_id for held in self.studies))
+
+
+@dataclass(frozen=True)
+class StudyRole:
+    """A user's role (and, for a ``site`` user, site) in one study."""
+
+    study_id: str
+    role: Role
+    site: str | None = None
 
 
 @dataclass(frozen=True)

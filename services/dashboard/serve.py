@@ -8,27 +8,51 @@ import signal
 
 import structlog
 
+from protocol import registry
 from services.dashboard.app import create_app
-from services.dashboard.settings import DashboardSettings
+from services.dashboard.settings import DashboardSettings, parse_overdue_days
 from services.errors import ConfigurationError
 from services.http import serve_asgi
 from services.http_limits import limits_from_args
 from services.kafka import KafkaSettings
+from services.studies import chosen_studies as serving
 
 log = structlog.get_logger("trialguard.dashboard.serve")
 
 
-async def serve(kafka: KafkaSettings, args: argparse.Namespace) -> int:
-    """Serve until SIGTERM/SIGINT.
+def chosen_studies(args: argparse.Namespace) -> tuple[str, ...]:
+    """The studies to serve, as ``rules serve`` chooses them (``services.studies``): those named
+    with ``--study`` (repeatable) or in TRIALGUARD_STUDY_ID (comma-separated), else every
+    installed one; in that order, once each.
 
     Raises:
-        ConfigurationError: the address cannot be bound, or a limit is not positive.
+        ConfigurationError: a name a topic cannot have, no study at all, or a study without an
+            installed protocol package (the message lists the installed ones).
     """
+    studies = serving(args.study)
+    installed = registry.studies()
+    for study in studies:
+        if study not in installed:
+            known = ", ".join(installed) or "none"
+            raise ConfigurationError(f"study {study[:60]!r}: no protocol package is installed for it ({known} are)")
+    return tuple(studies)
+
+
+async def serve(kafka: KafkaSettings, args: argparse.Namespace, studies: tuple[str, ...] = ()) -> int:
+    """Serve ``studies`` (``kafka.study_id`` alone when empty) until SIGTERM/SIGINT.
+
+    Raises:
+        ConfigurationError: the address cannot be bound, or a limit or overdue setting is wrong.
+    """
+    studies = studies or (kafka.study_id,)
     try:
         limits = limits_from_args(args)
+        overdue = parse_overdue_days(getattr(args, "overdue_days", []), studies)
     except ValueError as e:
         raise ConfigurationError(f"dashboard serve: {e}") from None
-    settings = DashboardSettings(kafka, args.data_dir, args.host, args.port, args.secure_cookies)
+    settings = DashboardSettings(
+        kafka, args.data_dir, args.host, args.port, args.secure_cookies, studies=studies, overdue_days=overdue
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -41,7 +65,12 @@ async def serve(kafka: KafkaSettings, args: argparse.Namespace) -> int:
         raise ConfigurationError(
             f"cannot serve the dashboard on {settings.host}:{settings.port}: {e.strerror}"
         ) from None
-    log.info("dashboard_listening", url=f"http://{settings.host}:{server.port}/", data_dir=str(settings.data_dir))
+    log.info(
+        "dashboard_listening",
+        url=f"http://{settings.host}:{server.port}/",
+        data_dir=str(settings.data_dir),
+        studies=list(studies),
+    )
     waiting = asyncio.create_task(stop.wait())
     await asyncio.wait([server.task, waiting], return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from services.http_limits import add_http_limit_args
 from services.kafka import KafkaSettings
 
 DEFAULT_DATA_DIR = ".trialguard/dashboard"
+
+DEFAULT_OVERDUE_DAYS = 14
+"""Days after its event an unresolved finding is overdue, unless the study is given its own."""
 
 MAX_BODY_BYTES = 64 * 1024
 """The largest request body: a login or a review is a few KB (a review's texts are bounded)."""
@@ -34,6 +37,10 @@ class DashboardSettings:
         secure_cookies: send the session cookie over HTTPS only (behind a TLS proxy).
         review_wait_seconds: how long a review waits to appear in the read model before the page
             answers anyway (the review is already safe in Kafka by then).
+        studies: the studies served, in this order (the switcher's); empty: ``kafka.study_id``
+            alone. ``trialguard dashboard serve`` fills it (every installed study by default).
+        overdue_days: days after its event an unresolved finding is overdue, per study
+            (``queues``); a study not named here uses ``DEFAULT_OVERDUE_DAYS``.
     """
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -42,10 +49,30 @@ class DashboardSettings:
     port: int = field(default_factory=lambda: int(os.environ.get("TRIALGUARD_DASHBOARD_PORT", "8080")))
     secure_cookies: bool = False
     review_wait_seconds: float = 10.0
+    studies: tuple[str, ...] = ()
+    overdue_days: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def served_studies(self) -> tuple[str, ...]:
+        """The studies this dashboard serves, the first one first."""
+        return self.studies or (self.kafka.study_id,)
+
+    def kafka_of(self, study_id: str) -> KafkaSettings:
+        """The broker settings with one study's topics."""
+        return replace(self.kafka, study_id=study_id)
+
+    def read_model_path_of(self, study_id: str) -> Path:
+        """One study's read model: a file per study, so no query can reach another study's rows."""
+        return self.data_dir / f"read-model.{study_id}.sqlite3"
+
+    def overdue_days_of(self, study_id: str) -> int:
+        """Days after its event an unresolved finding of the study is overdue."""
+        return dict(self.overdue_days).get(study_id, DEFAULT_OVERDUE_DAYS)
 
     @property
     def read_model_path(self) -> Path:
-        return self.data_dir / "read-model.sqlite3"
+        """The read model of the first study served."""
+        return self.read_model_path_of(self.served_studies[0])
 
     @property
     def users_path(self) -> Path:
@@ -84,4 +111,32 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secure-cookies", action="store_true", help="send the session cookie over HTTPS only (behind a TLS proxy)"
     )
+    parser.add_argument(
+        "--overdue-days",
+        action="append",
+        default=[],
+        metavar="[STUDY=]DAYS",
+        help=f"days after its event an unresolved finding is overdue: DAYS for every study, STUDY=DAYS for one "
+        f"(repeatable; env TRIALGUARD_DASHBOARD_OVERDUE_DAYS, the same form, comma-separated; default "
+        f"{DEFAULT_OVERDUE_DAYS})",
+    )
     add_http_limit_args(parser, "TRIALGUARD_DASHBOARD", MAX_BODY_BYTES)
+
+
+def parse_overdue_days(values: list[str], studies: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """``--overdue-days`` values (and the variable's) as (study, days) for every served study.
+
+    Raises:
+        ValueError: a value that is not DAYS or STUDY=DAYS with DAYS 1-3650, or a study not served.
+    """
+    given = [v.strip() for v in (os.environ.get("TRIALGUARD_DASHBOARD_OVERDUE_DAYS", "").split(",") + values)]
+    days = dict.fromkeys(studies, DEFAULT_OVERDUE_DAYS)
+    for value in filter(None, given):
+        study, _, number = value.rpartition("=")
+        if not number.isdigit() or not 1 <= int(number) <= 3650:
+            raise ValueError(f"--overdue-days {value[:60]!r}: expected DAYS or STUDY=DAYS, DAYS from 1 to 3650")
+        if study and study not in studies:
+            raise ValueError(f"--overdue-days {value[:60]!r}: study {study[:40]!r} is not served here")
+        for each in [study] if study else studies:
+            days[each] = int(number)
+    return tuple(days.items())

@@ -61,6 +61,8 @@ class Record:
 class Applied:
     """What one batch changed, for the live page updates."""
 
+    study: str = ""
+    """The study of the read model that applied the batch: pages of other studies hear nothing."""
     findings: list[str] = field(default_factory=list)
     reviews: list[str] = field(default_factory=list)
     sites: list[str] = field(default_factory=list)
@@ -194,7 +196,7 @@ class ReadModel:
 
     def apply(self, records: Sequence[Record]) -> Applied:
         """Write a batch of records and the offsets they advance, in one transaction."""
-        applied = Applied()
+        applied = Applied(study=self.topics.study_id)
         with self._lock:
             db = self._writer
             db.execute("BEGIN IMMEDIATE")

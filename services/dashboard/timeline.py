@@ -95,8 +95,9 @@ def timeline_of(app: Any, participant_id: str, time_mode: str = "site") -> dict[
     # Reviews change a finding's status in its tooltip: the newest status change is in the key too.
     reviewed = max((str(f.get("status_at") or "") for f in findings), default="")
     version = f"{len(events)}:{events[-1]['event_id'] if events else ''}:{len(findings)}:{newest_finding}:{reviewed}"
+    # The study is part of the key: two studies may both have a participant P-001.
     svg = cached_svg(
-        (participant_id, f"{version}:{time_mode}"),
+        (f"{app.state.store.topics.study_id}/{participant_id}", f"{version}:{time_mode}"),
         lambda: participant_timeline_svg(drawn, marks, windows, title=f"Participant {participant_id}"),
     )
     return {

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from argon2 import PasswordHasher
@@ -31,6 +31,15 @@ from contracts import AccessAction
 from services.access_log import AccessRecorder, utc_now
 from services.dashboard.credentials import CredentialStore, UserError
 from services.dashboard.roles import Role, User
+from services.dashboard.study_roles import (
+    ensure_study_roles,
+    legacy_study,
+    remove_role_in,
+    role_in,
+    set_role_in,
+    user_of,
+    users_in,
+)
 
 log = structlog.get_logger("trialguard.dashboard.users")
 
@@ -96,8 +105,8 @@ def check_role_and_site(role: Role | str, site: str | None) -> Role:
     return checked
 
 
-def _user(row: sqlite3.Row) -> User:
-    return User(name=row["name"], role=Role(row["role"]), site=row["site"])
+def _user(db: sqlite3.Connection, row: sqlite3.Row) -> User:
+    return user_of(db, row["name"], row["role"], row["site"])
 
 
 class UserStore(CredentialStore):
@@ -109,6 +118,7 @@ class UserStore(CredentialStore):
             recommended parameters (RFC 9106 low-memory profile).
         busy_timeout: Seconds a call waits for another writer before failing.
         clock: The current UTC time (token and link expiry); tests pass one they move.
+        legacy: The study a role given without a study is for (``study_roles.legacy_study``).
     """
 
     def __init__(
@@ -117,8 +127,12 @@ class UserStore(CredentialStore):
         hasher: PasswordHasher | None = None,
         busy_timeout: float = 10.0,
         clock: Callable[[], dt.datetime] = utc_now,
+        legacy: str | None = None,
     ) -> None:
         super().__init__(Path(path), busy_timeout, clock)
+        self.legacy_study = legacy or legacy_study()
+        with self._connect() as db:
+            ensure_study_roles(db, self.legacy_study)
         self._hasher = hasher or PasswordHasher()
         # Two threads rehashing one user's password at once would both write a valid hash; the
         # lock only keeps rehashing from racing within this process.
@@ -143,8 +157,12 @@ class UserStore(CredentialStore):
         password: str | None = None,
         site: str | None = None,
         recorder: AccessRecorder | None = None,
+        study: str | None = None,
     ) -> User:
-        """Add a user, enabled, with a new uid.
+        """Add a user, enabled, with a new uid and a role in one study.
+
+        The study is ``study``, else the recorder's (the access log the change goes to), else the
+        legacy study.
 
         The commands add users without a password and issue a set-password link
         (``issue_password_link``), so no operator ever knows a user's password; ``password`` is
@@ -161,6 +179,7 @@ class UserStore(CredentialStore):
             check_password(password, name)
         password_hash = None if password is None else self._hasher.hash(password)
         uid = secrets.token_hex(16)
+        study = self._study(study, recorder)
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
                 raise UserError(f"a user named {name!r} already exists")
@@ -169,10 +188,22 @@ class UserStore(CredentialStore):
                 " VALUES (?, ?, ?, ?, ?, 1, 0, ?)",
                 (name, uid, checked_role.value, site, password_hash, self._stamp()),
             )
+            set_role_in(db, uid, study, checked_role, site)
             if recorder is not None:
                 self._record(recorder, db, AccessAction.USER_ADDED, name)
-        log.info("user_added", user=name, role=checked_role.value, site=site)
-        return User(name=name, role=checked_role, site=site)
+            user = _user(db, self._row(db, name))
+        log.info("user_added", user=name, role=checked_role.value, site=site, study=study)
+        return user
+
+    def _study(self, study: str | None, recorder: AccessRecorder | None) -> str:
+        """The study a change is for: as told, else the access log's, else the legacy study.
+
+        Raises:
+            UserError: told one study while the change is recorded on another's access log.
+        """
+        if study is not None and recorder is not None and study != recorder.study_id:
+            raise UserError(f"a change in study {study!r} belongs on its own access log, not {recorder.study_id!r}'s")
+        return study or (recorder.study_id if recorder is not None else self.legacy_study)
 
     def _hash_new_password(self, password: str, name: str = "") -> str:
         check_password(password, name)
@@ -189,6 +220,7 @@ class UserStore(CredentialStore):
             row = connection.execute(
                 "SELECT name, role, site, password_hash, enabled FROM users WHERE name = ?", (name,)
             ).fetchone()
+            user = None if row is None else _user(connection, row)
         # A password longer than add() accepts matches no one; compare something of the usual size
         # so a huge password costs no more than an ordinary one.
         too_long = len(password) > MAX_PASSWORD_CHARS
@@ -206,7 +238,7 @@ class UserStore(CredentialStore):
             return None
         if self._hasher.check_needs_rehash(stored_hash):
             self._rehash(row["name"], stored_hash, password)
-        return _user(row)
+        return user
 
     def _rehash(self, name: str, old_hash: str, password: str) -> None:
         new_hash = self._hasher.hash(password)
@@ -235,7 +267,7 @@ class UserStore(CredentialStore):
                 "SELECT name, role, site FROM users WHERE name=? AND uid=? AND session_version=? AND enabled=1",
                 (name, uid, version),
             ).fetchone()
-        return None if row is None else _user(row)
+            return None if row is None else _user(connection, row)
 
     def end_sessions(self, name: str) -> None:
         """End every session of a user (logout): their cookies stop working everywhere at once."""
@@ -274,22 +306,69 @@ class UserStore(CredentialStore):
             action = AccessAction.USER_ENABLED if enabled else AccessAction.USER_DISABLED
             self._record(recorder, db, action, name)
 
-    def set_role(self, name: str, role: Role | str, site: str | None, recorder: AccessRecorder) -> User:
-        """Give a user another role (and site); their sessions end.
+    def set_role(
+        self, name: str, role: Role | str, site: str | None, recorder: AccessRecorder, study: str | None = None
+    ) -> User:
+        """Give a user a role (and site) in a study, replacing the one they had there; their
+        sessions end. The study is the recorder's unless told (``_study``).
 
         Raises:
             UserError: no such user, or a bad role or site.
             AccessLogError: Kafka did not take the event (nothing changed).
         """
         checked = check_role_and_site(role, site)
+        study = self._study(study, recorder)
         with self._transaction() as db:
-            self._row(db, name)
+            row = self._row(db, name)
+            # The users row keeps the role last given: what a study the user has no role in
+            # records of them in its access log (with enabled=False).
             db.execute(
                 "UPDATE users SET role=?, site=?, session_version=session_version+1 WHERE name=?",
                 (checked.value, site, name),
             )
+            set_role_in(db, row["uid"], study, checked, site)
             self._record(recorder, db, AccessAction.USER_ROLE_CHANGED, name)
-        return User(name, checked, site)
+        return User(name, checked, site, study=study)
+
+    def revoke_role(self, name: str, recorder: AccessRecorder, study: str | None = None) -> None:
+        """Take a user's role in a study away (the recorder's unless told); their sessions end.
+        The study's access log records them as not enabled there.
+
+        Raises:
+            UserError: no such user, or no role in that study.
+            AccessLogError: Kafka did not take the event (nothing changed).
+        """
+        study = self._study(study, recorder)
+        with self._transaction() as db:
+            row = self._row(db, name)
+            if not remove_role_in(db, row["uid"], study):
+                raise UserError(f"{name!r} has no role in study {study!r}")
+            db.execute("UPDATE users SET session_version=session_version+1 WHERE name=?", (name,))
+            self._record(recorder, db, AccessAction.USER_ROLE_CHANGED, name)
+
+    def users_in(self, study_id: str) -> list[User]:
+        """The enabled users with a role in a study, by name (the assignees a finding may have)."""
+        with self._connect() as db:
+            return users_in(db, study_id)
+
+    def _record(
+        self,
+        recorder: AccessRecorder,
+        db: sqlite3.Connection,
+        action: AccessAction,
+        name: str,
+        row: sqlite3.Row | None = None,
+        **extra: Any,
+    ) -> None:
+        """Publish a user's change with their role, site and state in the access log's study:
+        a user without a role there is recorded with the role last given and not enabled."""
+        row = row if row is not None else self._row(db, name)
+        held = role_in(db, row["uid"], recorder.study_id)
+        fields: dict[str, Any] = {"generation": row["uid"], "role": row["role"], "site": row["site"]}
+        fields["enabled"] = bool(row["enabled"]) and held is not None
+        if held is not None:
+            fields |= {"role": held.role.value, "site": held.site}
+        recorder.record(action, "user", name, **(fields | extra))
 
     def remove(self, name: str, recorder: AccessRecorder) -> None:
         """Remove a user with their tokens and links; the name may be added again as a new user.
@@ -307,17 +386,25 @@ class UserStore(CredentialStore):
         """The user with this name, or None (disabled users included)."""
         with self._connect() as connection:
             row = connection.execute("SELECT name, role, site FROM users WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _user(row)
+            return None if row is None else _user(connection, row)
 
     def list_users(self) -> list[User]:
         """Every user, by name."""
         with self._connect() as connection:
             rows = connection.execute("SELECT name, role, site FROM users ORDER BY name").fetchall()
-        return [_user(row) for row in rows]
+            return [_user(connection, row) for row in rows]
 
-    def list_states(self) -> list[sqlite3.Row]:
-        """Every user with their state: name, role, site, enabled, password set, created."""
+    def list_states(self, study: str | None = None) -> list[sqlite3.Row]:
+        """Every user with their state: name, role, site, enabled, password set, created; with
+        ``study``, only the users with a role in it, and that role and site."""
         with self._connect() as connection:
+            if study is not None:
+                return connection.execute(
+                    "SELECT name, study_roles.role, study_roles.site, enabled,"
+                    " password_hash IS NOT NULL AS has_password, created_at"
+                    " FROM users JOIN study_roles USING (uid) WHERE study_id=? ORDER BY name",
+                    (study,),
+                ).fetchall()
             return connection.execute(
                 "SELECT name, role, site, enabled, password_hash IS NOT NULL AS has_password, created_at"
                 " FROM users ORDER BY name"

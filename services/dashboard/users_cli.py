@@ -2,9 +2,15 @@
 
 ``add`` (prints a one-time set-password link), ``passwd`` (an operator's reset from standard input,
 or ``--link`` for a new set-password link), ``disable``, ``enable``, ``remove``, ``role``,
-``token`` (with an expiry), ``tokens`` (list, never the secrets), ``revoke-token``, ``list``.
+``revoke-role``, ``token`` (with an expiry), ``tokens`` (list, never the secrets), ``revoke-token``,
+``list``.
 
-Every change is published to the study's access log (operator = the OS user) before it is kept:
+Roles are per study: ``add`` and ``role`` give the role in the study of ``--study`` (the access log
+the change goes to), ``revoke-role`` takes it away there; ``list`` shows each user's role per study.
+
+Every change is published to the study's access log (operator = the OS user) before it is kept;
+a change to the user as a whole (password, disable, enable, remove, tokens) goes to the access
+log of every study the user has a role in as well, since it changes what they can do in each:
 when Kafka does not take it, nothing changes and the command exits 3. Each subcommand sets
 ``run=`` and ``sync=True`` so ``main`` calls it directly.
 
@@ -15,16 +21,19 @@ Exit status: 0 done; 1 no such user or token; 2 a change refused as asked, or an
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import sqlite3
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Final, TextIO
 from urllib.parse import urlencode
 
-from services.access_log import AccessLogError, AccessRecorder, cli_recorder
+from contracts.access import AccessChanged
+from services.access_log import AccessLogError, AccessRecorder, cli_recorder, os_operator, publish_to_kafka
 from services.dashboard.credentials import LINK_HOURS, MAX_TOKEN_DAYS, TOKEN_DAYS
 from services.dashboard.roles import Role
 from services.dashboard.users import UserError, UserStore
@@ -69,6 +78,7 @@ def _change(
     recorder: AccessRecorder | None,
     *,
     must_exist: bool = True,
+    whole_user: bool = False,
 ) -> int:
     """Run one change against the store with the access-log recorder, mapping errors to statuses."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
@@ -80,7 +90,9 @@ def _change(
         store = UserStore(path)
         if must_exist and name is not None and store.get(name) is None:
             return _fail(args.action, f"no user named {name[:80]!r}", stderr, 1)
-        printed = change(store, recorder or cli_recorder(settings_from_args(args)))
+        if recorder is None:
+            recorder = _whole_user_recorder(store, args) if whole_user else cli_recorder(settings_from_args(args))
+        printed = change(store, recorder)
     except UserError as e:
         return _fail(args.action, str(e), stderr, 1 if str(e).startswith("no token") else 2)
     except AccessLogError as e:
@@ -92,6 +104,22 @@ def _change(
     return 0
 
 
+def _whole_user_recorder(store: UserStore, args: argparse.Namespace) -> AccessRecorder:
+    """A recorder that publishes each change to ``--study``'s access log and to that of every
+    study the user (named by ``args.name``, or owning ``args.token_id``) has a role in."""
+    settings = settings_from_args(args)
+    name = getattr(args, "name", None) or store.token_owner(args.token_id)
+    user = store.get(name) if name else None
+    studies = sorted({settings.study_id, *(held.study_id for held in (user.studies if user else ()))})
+
+    def publish(event: AccessChanged) -> None:
+        for study in studies:
+            copy = event.model_copy(update={"study_id": study})
+            asyncio.run(publish_to_kafka(replace(settings, study_id=study), copy))
+
+    return AccessRecorder(settings.study_id, os_operator(), "cli", publish)
+
+
 def users_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
               recorder: AccessRecorder | None = None) -> int:  # fmt: skip
     """``users add NAME --role ROLE [--site SITE]``: prints the user's one-time set-password link."""
@@ -101,7 +129,8 @@ def users_add(args: argparse.Namespace, stdout: TextIO | None = None, stderr: Te
         user = store.add(args.name, args.role, site=args.site, recorder=changes)
         token = store.issue_password_link(user.name, changes, new_user=True)
         site = f", site {user.site}" if user.site else ""
-        print(f"added {user.name} ({user.role.value}{site}); their set-password link, valid once for "
+        print(f"added {user.name} ({user.role.value}{site} in study {changes.study_id}); their set-password link, "
+              f"valid once for "
               f"{LINK_HOURS} hours (give it to them; nobody else should open it):", file=err)  # fmt: skip
         return _link(args, token)
 
@@ -114,7 +143,7 @@ def users_passwd(args: argparse.Namespace, stdin: TextIO | None = None, stdout: 
     if args.link:
         return _change(
             args, lambda store, changes: _link(args, store.issue_password_link(args.name, changes)),
-            stdout, stderr, recorder,
+            stdout, stderr, recorder, whole_user=True,
         )  # fmt: skip
     password = _read_password(args.name, stdin or sys.stdin)
     if not password:
@@ -124,7 +153,7 @@ def users_passwd(args: argparse.Namespace, stdin: TextIO | None = None, stdout: 
         store.set_password(args.name, password, changes)
         return f"password of {args.name} changed; their sessions ended"
 
-    return _change(args, reset, stdout, stderr, recorder)
+    return _change(args, reset, stdout, stderr, recorder, whole_user=True)
 
 
 def users_state(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
@@ -138,7 +167,7 @@ def users_state(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
         store.set_enabled(args.name, args.action == "enable", changes)
         return f"{args.action}d {args.name}" + ("; their sessions ended" if args.action == "disable" else "")
 
-    return _change(args, apply, stdout, stderr, recorder)
+    return _change(args, apply, stdout, stderr, recorder, whole_user=True)
 
 
 def users_role(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
@@ -147,7 +176,19 @@ def users_role(args: argparse.Namespace, stdout: TextIO | None = None, stderr: T
 
     def apply(store: UserStore, changes: AccessRecorder) -> str:
         user = store.set_role(args.name, args.role, args.site, changes)
-        return f"{user.name} is now {user.role.value}" + (f" of site {user.site}" if user.site else "")
+        site = f" of site {user.site}" if user.site else ""
+        return f"{user.name} is now {user.role.value}{site} in study {user.study}"
+
+    return _change(args, apply, stdout, stderr, recorder)
+
+
+def users_revoke_role(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
+                      recorder: AccessRecorder | None = None) -> int:  # fmt: skip
+    """``users revoke-role NAME --study STUDY``: the user sees nothing of that study any more."""
+
+    def apply(store: UserStore, changes: AccessRecorder) -> str:
+        store.revoke_role(args.name, changes)
+        return f"{args.name} has no role in study {changes.study_id} any more; their sessions ended"
 
     return _change(args, apply, stdout, stderr, recorder)
 
@@ -157,7 +198,7 @@ def users_token(args: argparse.Namespace, stdout: TextIO | None = None, stderr: 
     """``users token NAME [--expires-days N]``: prints a new API bearer token (alone on stdout)."""
     return _change(
         args, lambda store, changes: store.issue_token(args.name, changes, days=args.expires_days),
-        stdout, stderr, recorder,
+        stdout, stderr, recorder, whole_user=True,
     )  # fmt: skip
 
 
@@ -168,7 +209,7 @@ def users_revoke_token(args: argparse.Namespace, stdout: TextIO | None = None, s
     def apply(store: UserStore, changes: AccessRecorder) -> str:
         return f"revoked token {args.token_id} of {store.revoke_token(args.token_id, changes)}"
 
-    return _change(args, apply, stdout, stderr, recorder)
+    return _change(args, apply, stdout, stderr, recorder, whole_user=True)
 
 
 def users_tokens(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -189,7 +230,7 @@ def users_tokens(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
 
 
 def users_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """``users list``: one line per user (name, role, site, state), by name."""
+    """``users list``: one line per user (name, role and site last given, state, role per study), by name."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     path = users_path(args.data_dir)
     if not path.exists():
@@ -197,12 +238,17 @@ def users_list(args: argparse.Namespace, stdout: TextIO | None = None, stderr: T
         print(f"no users: there is no user store at {path}", file=stderr)
         return 0
     try:
-        users = UserStore(path).list_states()
+        store = UserStore(path)
+        users = [(u, store.get(u["name"])) for u in store.list_states()]
     except (OSError, sqlite3.Error) as e:
         return _fail("list", f"cannot use {path}: {e}", stderr, 2)
-    for u in users:
+    for u, user in users:
         state = "disabled" if not u["enabled"] else ("active" if u["has_password"] else "password-not-set")
-        print(f"{u['name']:<24} {u['role']:<13} {u['site'] or '-':<12} {state}", file=stdout)
+        held = [
+            f"{r.study_id}={r.role.value}" + (f"@{r.site}" if r.site else "") for r in (user.studies if user else ())
+        ]
+        line = f"{u['name']:<24} {u['role']:<13} {u['site'] or '-':<12} {state:<16} {','.join(held) or '(no study)'}"
+        print(line, file=stdout)
     return 0
 
 
@@ -262,11 +308,15 @@ def add_users_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         parser.add_argument("name")
         parser.set_defaults(run=users_state)
 
-    role = users.add_parser("role", help="give a user another role (their sessions end)")
+    role = users.add_parser("role", help="give a user a role in the study of --study (their sessions end)")
     role.add_argument("name")
     role.add_argument("--role", required=True, choices=[r.value for r in Role])
     role.add_argument("--site", help="the site id, for --role site")
     role.set_defaults(run=users_role)
+
+    revoke_role = users.add_parser("revoke-role", help="take a user's role in the study of --study away")
+    revoke_role.add_argument("name")
+    revoke_role.set_defaults(run=users_revoke_role)
 
     token = users.add_parser("token", help="print a new API bearer token for a user",
                              description="Print a new API bearer token (shown once; only its SHA-256 is kept). "
@@ -283,7 +333,8 @@ def add_users_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     tokens = users.add_parser("tokens", help="list a user's API tokens: id, created, expires, revoked")
     tokens.add_argument("name")
     listing = users.add_parser("list", help="list the dashboard's users: name, role, site, state")
-    for parser in (add, passwd, role, token, revoke, *(users.choices[a] for a in ("disable", "enable", "remove"))):
+    changing = ("disable", "enable", "remove")
+    for parser in (add, passwd, role, revoke_role, token, revoke, *(users.choices[a] for a in changing)):
         _common(parser)
         parser.set_defaults(sync=True)
     for parser, run in ((tokens, users_tokens), (listing, users_list)):

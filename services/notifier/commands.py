@@ -28,8 +28,9 @@ from services.notifier.subscriptions import (
     scoped_site,
 )
 
-OwnersFromFile = Callable[[Path], OwnersLookup]
-"""Given the dashboard's users file, the lookup of subscription owners."""
+OwnersFromFile = Callable[[Path, str], OwnersLookup]
+"""Given the dashboard's users file and a study, the lookup of subscription owners: the users with
+a role in that study (roles are per study), a site user with their site there."""
 
 
 def _store(args: argparse.Namespace) -> NotifierStore:
@@ -60,7 +61,7 @@ def add_notifier_commands(commands: Any, owners_from_file: OwnersFromFile) -> No
         if not os.path.exists(args.users_file):  # noqa: ASYNC240 (once, at start)
             # Not an error (the dashboard may create it later), but until then no one is told anything.
             print(f"trialguard notifier: {args.users_file}: no users file yet; nothing will match", file=sys.stderr)
-        owners = owners_from_file(Path(args.users_file))
+        owners = owners_from_file(Path(args.users_file), args.study)
         return await serve_notifier(
             settings_from_args(args),
             _store(args),
@@ -100,7 +101,7 @@ def add_notifier_commands(commands: Any, owners_from_file: OwnersFromFile) -> No
             channel = Channel.EMAIL if args.email else Channel.WEBHOOK
             target_value = check_target(channel, args.email or args.webhook)
             kind, rules = check_filters(args.kind, args.rule, args.site)
-            owner = owners_from_file(Path(args.users_file))().get(args.user)
+            owner = owners_from_file(Path(args.users_file), args.study or KafkaSettings().study_id)().get(args.user)
             site = scoped_site(owner, args.user, args.site)
         except SubscriptionError as error:
             print(f"trialguard notify subscribe: {error}", file=sys.stderr)

@@ -100,7 +100,7 @@ def test_an_acknowledgement_survives_a_restart_and_a_deleted_database(stack: Sta
     screenshot(page, "finding-acknowledged")
 
     stack.dashboard.stop()
-    read_model = stack.dashboard.data_dir / "read-model.sqlite3"
+    read_model = stack.dashboard.data_dir / f"read-model.{stack.settings.study_id}.sqlite3"  # one per study
     for path in (
         read_model,
         read_model.with_name(read_model.name + "-wal"),

@@ -162,7 +162,7 @@ def test_each_review_action_has_its_own_form_and_an_alert_cannot_be_closed(stack
     page.click("summary[data-action=resolve]")
     resolve = page.locator("[data-testid=form-resolve]")
     expect(resolve.locator("select[name=reason]")).to_be_visible()
-    expect(page.locator("[data-testid=form-assign] input[name=assignee]")).to_be_hidden()
+    expect(page.locator("[data-testid=form-assign] [name=assignee]")).to_be_hidden()
     screenshot(page, "finding-review-forms")
     # "Other" without words: refused, in plain words, and the form stays open with the choice.
     resolve.locator("select[name=reason]").select_option("other")

@@ -151,3 +151,31 @@ async def test_a_change_to_a_source_of_two_studies_is_in_both_studies_access_log
         values = [r.value or b"" async for r in read_to_end(settings, topic)]
         actions = [re.search(rb'"action":\s*"([a-z-]+)"', value) for value in values]
         assert [m.group(1).decode() for m in actions if m] == ["source-added", "source-key-rotated", "source-disabled"]
+
+
+async def test_disabling_a_user_of_two_studies_is_in_both_studies_access_logs(
+    settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Disabling, a password reset and a token concern the user in every study they hold a role
+    in: each study's log (which its read model re-checks reviews against) has the change."""
+    users = ["--data-dir", str(tmp_path / "dashboard")]
+    for argv in (
+        ("users", "add", "dana", "--role", "monitor", "--study", "NCT06904729", *users),
+        ("users", "role", "dana", "--role", "monitor", "--study", "NCT06946485", *users),
+        ("users", "token", "dana", *users),
+        ("users", "disable", "dana", *users),
+    ):
+        done = await asyncio.to_thread(_cli, settings, *argv)
+        assert done.returncode == 0, done.stderr
+    (token,) = UserStore(tmp_path / "dashboard" / "users.sqlite3").tokens_of("dana")
+    revoked = await asyncio.to_thread(_cli, settings, "users", "revoke-token", token.token_id, *users)
+    assert revoked.returncode == 0, revoked.stderr
+    whole_user = ["token-issued", "user-disabled", "token-revoked"]
+    for study in ("NCT06904729", "NCT06946485"):
+        topic = replace(settings, study_id=study).topics.access_log
+        values = [r.value or b"" async for r in read_to_end(settings, topic)]
+        found = [re.search(rb'"action":\s*"([a-z-]+)"', value) for value in values]
+        seen = [m.group(1).decode() for m in found if m]
+        assert [a for a in seen if a in whole_user] == whole_user, (study, seen)
+        assert all(f'"study_id":"{study}"'.encode() in v.replace(b" ", b"") for v in values)
+        assert ("user-added" in seen) == (study == "NCT06904729")  # the addition belongs to --study's log

@@ -228,7 +228,7 @@ def test_the_workflow_and_history_through_the_pages(app: Any, token: Any) -> Non
     assert client.post(path + "/reviews", data={"action": "acknowledge"}).status_code == 403  # no CSRF token
     for action, extra in (
         ("acknowledge", {}),
-        ("assign", {"assignee": "sam"}),
+        ("assign", {"assignee": "monitor"}),
         ("resolve", {"reason": "data_corrected"}),
         ("reopen", {}),
         ("close", {"reason": "entry_error"}),
@@ -236,7 +236,7 @@ def test_the_workflow_and_history_through_the_pages(app: Any, token: Any) -> Non
         answer = client.post(path + "/reviews", data={"csrf": csrf, "action": action, **extra})
         assert answer.status_code == 303, answer.text
     detail = client.get(f"/api{path}").json()
-    assert (detail["status"], detail["assignee"]) == ("closed", "sam")
+    assert (detail["status"], detail["assignee"]) == ("closed", "monitor")
     assert [r["action"] for r in detail["reviews"]] == ["acknowledge", "assign", "resolve", "reopen", "close"]
     refused = client.post(path + "/reviews", data={"csrf": csrf, "action": "resolve", "reason": "data_corrected"})
     assert refused.status_code == 409

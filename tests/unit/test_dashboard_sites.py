@@ -134,4 +134,4 @@ def test_a_site_named_none_does_not_get_every_sites_overview_chart(
     assert _as(app, token, "monitor", "/overview").status_code == 200
     assert _as(app, token, "nonesite", "/overview").status_code == 200
     drawn = [json.loads(key[1]) for key in timeline._cache if key[0] == "overview"]
-    assert [scope for scope, *_ in drawn] == [None, "None"]  # two charts: every site's, and site None's
+    assert [scope for _study, scope, *_ in drawn] == [None, "None"]  # two charts: every site's, and site None's

@@ -360,7 +360,7 @@ def test_cli_add_prints_a_set_password_link_and_no_password(tmp_path: Path) -> N
     assert args.run(args, stdout=out, stderr=err, recorder=recording(events)) == 0
     link = out.getvalue().strip()
     assert link.startswith("http://127.0.0.1:8080/set-password?token=")
-    assert "added sid (site, site SITE-01)" in err.getvalue()
+    assert "added sid (site, site SITE-01 in study NCT06904729)" in err.getvalue()
     store = UserStore(tmp_path / "users.sqlite3", hasher=CHEAP)
     token = link.rsplit("=", 1)[1]
     assert store.user_for_link(token) == User("sid", Role.SITE, "SITE-01")
@@ -382,7 +382,7 @@ def test_cli_add_prints_a_set_password_link_and_no_password(tmp_path: Path) -> N
 
     out = io.StringIO()
     assert users_list(parse("users", "list", "--data-dir", str(tmp_path)), stdout=out, stderr=err) == 0
-    assert out.getvalue().split() == ["sid", "site", "SITE-01", "password-not-set"]
+    assert out.getvalue().split() == ["sid", "site", "SITE-01", "password-not-set", "NCT06904729=site@SITE-01"]
 
 
 @pytest.mark.usefixtures("cheap_hashing")

@@ -180,7 +180,7 @@ def test_exports_hold_status_assignee_last_reason_comments_and_history(worklist:
     path = f"/findings/{WBC_ID}/reviews"
     csrf = _csrf(client.get(f"/findings/{WBC_ID}").text)
     for form in (
-        {"action": "assign", "assignee": "sam"},
+        {"action": "assign", "assignee": "monitor"},  # one of the study's users
         {"action": "comment", "comment": "=cmd|' /C calc'!A0 query sent to the site"},
         {"action": "resolve", "reason": "other", "reason_other": "repeat WBC 3.4 before dosing"},
     ):
@@ -188,7 +188,7 @@ def test_exports_hold_status_assignee_last_reason_comments_and_history(worklist:
     row = next(csv.DictReader(io.StringIO(client.get("/api/findings.csv?rule=ELIG-IN09").text)))
     assert (row["status"], row["assignee"], row["last_reason"]) == (
         "resolved",
-        "sam",
+        "monitor",
         "Other: repeat WBC 3.4 before dosing",
     )
     assert "data-manager: =cmd|" in row["comments"]
