@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
-.PHONY: help setup lint test test-unit test-integration demo demo-stop bench-dashboard kafka-up kafka-secure-up kafka-down kafka-fetch schemas bench bench-live clean
+.PHONY: help setup lint test test-unit test-integration demo demo-stop bench-dashboard kafka-up kafka-secure-up kafka-down kafka-fetch schemas bench bench-live soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench: setup ## replay benchmark: 1M simulated events, full pipeline vs parse-on
 
 bench-live: setup kafka-up ## live benchmark: service vs raw transactional pass-through, latency at 1,000 events/s
 	$(BIN)/python bench/live.py
+
+soak: setup kafka-fetch ## soak run on a broker of its own: 30 min of mixed load, kills, RSS/lag/latency slopes (SOAK_ARGS=--minutes 3)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 bench-dashboard: setup ## dashboard read model: filtered list queries over 100,000 findings
 	$(BIN)/python bench/dashboard.py

@@ -102,8 +102,10 @@ async def http_get(port: int, path: str) -> tuple[bool, bytes]:
     return b" 200 " in head.split(b"\r\n", 1)[0] + b" ", body
 
 
-async def ready(port: int) -> None:
+async def ready(port: int, process: subprocess.Popen[bytes] | None = None) -> None:
     while True:
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"the rules service exited with {process.returncode} before it was ready")
         try:
             if (await http_get(port, "/health"))[0]:
                 return
@@ -116,9 +118,13 @@ async def scrape(port: int) -> dict[str, float]:
     """The service's metrics (Prometheus text), by series name with its labels."""
     _, body = await http_get(port, "/metrics")
     series = {}
+    label = f'study="{STUDY}"'
     for line in body.decode().splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
+            if "study=" in name and label not in name:
+                continue  # another study's series (`rules serve` labels each with its study)
+            name = name.replace(f",{label}", "").replace(f"{label},", "").replace(f"{{{label}}}", "")
             series[name] = float(value)
     return series
 
@@ -140,10 +146,51 @@ def batches(metrics: dict[str, float]) -> str:
             f"from the batch's first record to its commit (99 % {p99})")  # fmt: skip
 
 
+def histogram_quantile(metrics: dict[str, float], name: str, q: float, labels: str = "") -> float | None:
+    """The ``q`` quantile (0..1) of a Prometheus histogram in ``metrics``, interpolated linearly
+    within its bucket (as PromQL's histogram_quantile does); None without observations."""
+    buckets = []
+    for key, n in metrics.items():
+        if not key.startswith(f"{name}_bucket{{") or (labels and labels not in key):
+            continue
+        le = key.split('le="')[1].split('"')[0]
+        buckets.append((float("inf") if le == "+Inf" else float(le), n))
+    buckets.sort()
+    if not buckets or not buckets[-1][1]:
+        return None
+    rank = q * buckets[-1][1]
+    below, seen = 0.0, 0.0
+    for bound, n in buckets:
+        if n >= rank:
+            if bound == float("inf"):
+                return below
+            return below + (bound - below) * (rank - seen) / max(n - seen, 1e-9)  # may pass the largest seen
+        below, seen = bound, n
+    return below
+
+
+def phases(metrics: dict[str, float]) -> str:
+    """p99 of each timed phase of the service's transactions, the event loop's lag and full
+    garbage collections (services/rules/timing.py), in milliseconds."""
+    parts = []
+    for phase in ("poll", "fold", "wait", "send", "round", "commit"):
+        p99 = histogram_quantile(metrics, "trialguard_phase_seconds", 0.99, f'phase="{phase}"')
+        largest = metrics.get(f'trialguard_phase_seconds_max{{phase="{phase}"}}', 0.0)
+        if p99 is not None:
+            parts.append(f"{phase} {min(p99, largest) * 1000:,.0f} (max {largest * 1000:,.0f})")
+    lag = histogram_quantile(metrics, "trialguard_event_loop_lag_seconds", 0.99)
+    if lag is not None:
+        parts.append(f"event-loop lag {lag * 1000:,.0f}")
+    gcs = metrics.get("trialguard_gc_full_seconds_count", 0.0)
+    if gcs:
+        parts.append(f"{gcs:,.0f} full GCs of {metrics['trialguard_gc_full_seconds_sum'] / gcs * 1000:,.0f} on average")
+    return "p99 by phase, ms: " + ", ".join(parts)
+
+
 def start_service(settings: KafkaSettings, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "--log-level", "warning", "rules", "serve",
-         "--bootstrap-servers", settings.bootstrap_servers, "--namespace", settings.namespace,
+         "--bootstrap-servers", settings.bootstrap_servers, "--study", STUDY, "--namespace", settings.namespace,
          "--http-port", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -161,7 +208,7 @@ async def through_service(settings: KafkaSettings, messages: list[tuple[bytes, b
     port = free_port()
     service = start_service(settings, port)
     try:
-        await ready(port)
+        await ready(port, service)
         start = time.perf_counter()
         await wait_consumed(settings, rules_group_id(settings), len(messages))
         return len(messages) / (time.perf_counter() - start)
@@ -170,23 +217,24 @@ async def through_service(settings: KafkaSettings, messages: list[tuple[bytes, b
 
 
 @dataclass
-class TwoInstances:
+class Instances:
     rate: float
     processed: list[int] = field(default_factory=list)
     """events each instance processed"""
 
 
-async def through_two_instances(settings: KafkaSettings, messages: list[tuple[bytes, bytes]]) -> TwoInstances:
-    """events/s of two rules-service processes in one group over a preloaded topic, from ready to
-    fully consumed. The events are preloaded in one open transaction, committed once both
-    instances are ready: the group has then given each its partitions, and neither could read any
-    event before (read_committed), so the one that joined first has no head start."""
+async def through_instances(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], count: int) -> Instances:
+    """events/s of ``count`` rules-service processes in one group over a preloaded topic, from the
+    commit of its events to fully consumed. The events are preloaded in one open transaction,
+    committed once every instance is ready: the group has then given each its partitions, and
+    none could read any event before (read_committed), so the one that joined first has no head
+    start, and no restore or group join is timed."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(**settings.client_kwargs(), linger_ms=20, max_batch_size=256 * 1024,
                                 transactional_id=f"{settings.namespace}.preload", enable_idempotence=True,
                                 transaction_timeout_ms=600_000)  # fmt: skip
     await producer.start()
-    ports = [free_port(), free_port()]
+    ports = [free_port() for _ in range(count)]
     services: list[subprocess.Popen[bytes]] = []
     try:
         await producer.begin_transaction()
@@ -194,7 +242,7 @@ async def through_two_instances(settings: KafkaSettings, messages: list[tuple[by
             await producer.send(settings.topics.participant_events, value, key=key)
         await producer.flush()
         services = [start_service(settings, port) for port in ports]
-        while True:  # both at once: the first may be re-opening its partitions after the second joined
+        while True:  # all at once: the first may be re-opening its partitions after the next joined
             await asyncio.gather(*(ready(port) for port in ports))
             if all([(await http_get(port, "/health"))[0] for port in ports]):
                 break
@@ -202,7 +250,7 @@ async def through_two_instances(settings: KafkaSettings, messages: list[tuple[by
         await producer.commit_transaction()
         await wait_consumed(settings, rules_group_id(settings), len(messages))
         rate = len(messages) / (time.perf_counter() - start)
-        return TwoInstances(
+        return Instances(
             rate, [int((await scrape(port)).get("trialguard_events_processed_total", 0)) for port in ports]
         )
     finally:
@@ -366,7 +414,7 @@ async def latency(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], 
                                 isolation_level="read_committed", auto_offset_reset="earliest",
                                 fetch_max_wait_ms=10)  # fmt: skip
     try:
-        await ready(port)
+        await ready(port, service)
         await consumer.start()
         producer = AIOKafkaProducer(**settings.client_kwargs(), linger_ms=0)
         await producer.start()
@@ -461,6 +509,9 @@ async def main() -> None:
             service_rate = await through_service(settings, messages)
             over = f"over {len(messages):,} events"
             print(f"rules service (end to end, exactly once): {service_rate:>9,.0f} events/s {over}")
+            committed = (await through_instances(fresh("one"), messages, 1)).rate
+            print(f"rules service, timed from the commit of its events: {committed:>9,.0f} events/s {over}"
+                  " (as the two-instance pass)")  # fmt: skip
             one = await findings(settings)
             raw_rate = await through_pass_through(settings, len(messages))
             print(f"raw aiokafka transactional pass-through:  {raw_rate:>9,.0f} events/s")
@@ -477,14 +528,21 @@ async def main() -> None:
                       f"({len(result.alerts)} alerts; {added} serious adverse events added to the "
                       f"{natural} alerting events of the history)")  # fmt: skip
             print(f"  (service side: {batches(result.service)})")
+            p99 = histogram_quantile(result.service, "trialguard_phase_seconds", 0.99, 'phase="transaction"')
+            if p99 is not None:
+                p99 = min(p99, result.service.get('trialguard_phase_seconds_max{phase="transaction"}', p99))
+                print(f"transactions at 1,000 events/s: p99 {p99 * 1000:,.0f} ms from a batch's first record to its "
+                      f"commit")  # fmt: skip
+            print(f"  ({phases(result.service)})")
         if not args.skip_throughput and not args.skip_two_instances:
             shared = fresh("two")
-            two = await through_two_instances(shared, messages)
+            two = await through_instances(shared, messages, 2)
             both = await findings(shared)
             shares = " + ".join(f"{n:,}" for n in two.processed)
             print(f"two rules-service instances, one group (end to end, exactly once): {two.rate:>9,.0f} events/s "
                   f"over {len(messages):,} events (processed {shares})")  # fmt: skip
             print(f"ratio (two instances / one): {two.rate / service_rate:.2f}")
+            print(f"ratio (two instances / one, both timed from the commit): {two.rate / committed:.2f}")
             duplicates = sum(n - 1 for n in both.values() if n > 1)
             missing = sum(1 for key in one if key not in both)
             extra = sum(1 for key in both if key not in one)

@@ -19,6 +19,7 @@ from services.kafka import KafkaSettings
 from services.ledger.chain_v2 import ChainV2
 from services.participant_records import Record
 from services.rules.chains import Checkpointer, restore_chain
+from services.rules.prepared import PreparedRound
 from services.rules.records import RecordHandler
 from services.rules.rounds import Restored, restore
 
@@ -55,6 +56,9 @@ class OwnedPartition:
     """Participants changed since the last committed snapshot round: the next round writes them."""
     round_offset: int | None = None
     """The input offset of the last committed snapshot round (None: the next batch writes one)."""
+    prepared: PreparedRound | None = None
+    """The next round, captured and being encoded off the hot path (``prepared``); its
+    participants are not in ``changed`` (which holds those changed after it)."""
     pending: list[Record] = field(default_factory=list)
     """Records fetched and not yet in a transaction, in offset order."""
     fetched: int = -1
@@ -79,8 +83,11 @@ class OwnedPartition:
         return batch
 
     def round_due(self, end: int, every: int) -> bool:
-        """Whether the batch that commits offset ``end`` writes a snapshot round."""
-        return self.round_offset is None or end - self.round_offset >= every
+        """Whether the batch that commits offset ``end`` writes a snapshot round (the first one
+        after a take-over that found none: in its own transaction) or prepares the next one."""
+        if self.round_offset is None:
+            return True
+        return self.prepared is None and end - self.round_offset >= every
 
 
 async def take_over(

@@ -4,11 +4,14 @@ A partition's participants are snapshotted in *rounds*, not in every batch. A ro
 one batch transaction (so its snapshots and the batch's offsets are committed together or not at
 all) and writes the snapshot of every participant that changed since the partition's previous
 round, each with the header ``trialguard.snapshot.offset`` = R, the input offset the round
-reflects: the committed offset of that transaction (the state after every record below R). A
-round is due about every ``snapshot_every`` offsets of the partition (up to a fifth more, by
-partition, so that partitions fed alike do not write rounds together), at the first batch after a
-take-over that found no round to start from, and at a graceful release (a transaction of its own,
-carrying no offsets: R is then the committed offset).
+reflects (the state after every record below R). A round is due about every ``snapshot_every``
+offsets of the partition (up to a fifth more, by partition, so that partitions fed alike do not
+write rounds together): it is then captured at the committed offset R and encoded off the hot
+path, and the first transaction after that carries it (``prepared``), so that R can be below the
+offset that transaction commits. At the first batch after a take-over that found no round to
+start from, the round is written in the batch's own transaction (R = its committed offset), and
+at a graceful release in a transaction of its own, carrying no offsets (R = the committed
+offset).
 
 **Why the latest snapshots are the state at the last round.** Invariant: once a transaction
 carrying a round at R has committed, the latest snapshot of every participant in the state
@@ -18,9 +21,10 @@ R by construction. A participant whose latest snapshot is from an earlier round 
 record in [R', R) changed it, it would have been in the set changed since the round before and
 been written by a round in (R', R]; so its state at R is its state at R'. A participant without
 snapshot: a change before R would have put it in a round. The set "changed since the last round"
-lives in memory, grows only when a batch commits, and is cleared only when the transaction that
-wrote it commits. Dropping it (a failed transaction) drops the partition's whole state, and a
-take-over rebuilds it below.
+lives in memory, grows only when a batch commits, and is forgotten only when the transaction that
+wrote it commits (a prepared round holds its part of the set until then, and the states it
+captured are those at its R: states are immutable values). Dropping it (a failed transaction)
+drops the partition's whole state, and a take-over rebuilds it below.
 
 **Progress that cannot expire.** Every transaction also writes, as its last record on the
 state partition, the partition's *progress record* (key ``#progress``, no participant id has a

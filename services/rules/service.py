@@ -11,7 +11,8 @@ partition is what keeps one writer per partition. Per batch of one partition, on
   - the dead-lettered input, with the reason and its topic/partition/offset,
   - every ``snapshot_every`` offsets, a snapshot round: every participant changed since the last
     round, to the compacted participant-state topic (same partition number as the input
-    partition; see ``rounds``),
+    partition; see ``rounds``), captured at its offset and encoded off the hot path, so carried
+    by the first transaction after it is encoded (``prepared``),
   - the partition's progress record (the offset committed, on the same state partition, where
     it cannot expire as the group's offsets do; a take-over restores to it: ``rounds``),
   - the consumed offsets.
@@ -57,6 +58,7 @@ from services.rules.chains import Checkpointer
 from services.rules.partitions import OwnedPartition, fetch_lag, stop_producer, take_over
 from services.rules.records import Outgoing, RecordHandler, States
 from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY
+from services.rules.timing import Timings
 from services.rules.transactions import Batch, Transactions
 from services.rules.weather import Backoff, BrokerWatch, error_fields, is_configuration_error
 
@@ -72,10 +74,16 @@ POLL_SECONDS = 0.2
 LAG_SECONDS = 1.0
 """How often the consumer lag metric is brought up to date."""
 
-COMMIT_SECONDS = 1.0
+COMMIT_SECONDS = 0.1
 """Records with nothing to publish are committed at most this long after the first of them was
 processed, or with the next records that publish something, whichever comes first: a finding
-does not wait for a transaction that only moves offsets."""
+does not wait for a transaction that only moves offsets. Kafka Streams commits every 100 ms under
+exactly-once; a transaction's own round trips take a few milliseconds on a local broker."""
+
+SLICE_RECORDS = 50
+"""Records processed at once before the worker looks whether its batch is due (a finding commits
+without the rest of a 500-record batch being folded first) and lets the event loop run (another
+partition's finding, the fetch loop)."""
 
 WAITING_BATCHES = 2
 """A partition with this many batches fetched and waiting for its worker is not fetched for."""
@@ -157,8 +165,10 @@ class RulesService:
             if audit_key is None
             else Checkpointer.from_file(audit_key, checkpoint_every, settings.topics.audit_checkpoints)
         )
+        self.timings = Timings()
+        self.timings.register(self.metrics.registry)
         self.transactions = Transactions(
-            self.handler, self.topics, self.group_id, self.metrics, self.checkpointer, snapshot_every
+            self.handler, self.topics, self.group_id, self.metrics, self.checkpointer, snapshot_every, self.timings
         )
         self._workers: set[asyncio.Task[None]] = set()
         self._drained = asyncio.Event()  # a worker took records off a partition that was not fetched for
@@ -200,6 +210,7 @@ class RulesService:
             return
         backoff = Backoff()
         watch = asyncio.create_task(self.broker.watch(consumer, stop))
+        probe = asyncio.create_task(self.timings.probe_loop(stop))
         loop = asyncio.get_running_loop()
         lag_due = 0.0
         try:
@@ -216,6 +227,7 @@ class RulesService:
                     await backoff.wait(stop)
         finally:
             watch.cancel()
+            probe.cancel()
             await self._release(list(self.partitions))
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(30):
@@ -235,7 +247,10 @@ class RulesService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), POLL_SECONDS)
             return
+        asked = time.perf_counter()
         batch = await consumer.getmany(*wanted, timeout_ms=int(POLL_SECONDS * 1000), max_records=self.max_batch)
+        if batch:
+            self.timings.observe("poll", time.perf_counter() - asked)
         for tp, records in batch.items():
             part = self.partitions.get(tp)
             if part is not None and not part.closing:  # else revoked, or being re-opened: read again then
@@ -298,12 +313,14 @@ class RulesService:
             while not part.closing:
                 if part.pending:
                     batch = batch or self.transactions.begin(part, loop.time())
-                    self.transactions.process(part, batch, part.take(self.max_batch - len(batch.records)))
+                    most = min(SLICE_RECORDS, self.max_batch - len(batch.records))
+                    self.transactions.process(part, batch, part.take(most))
                     self._drained.set()
                     if (
-                        not self.transactions.due(part, batch, self.max_batch)
+                        not self.transactions.due(part, batch, self.max_batch, loop.time())
                         and loop.time() < batch.opened + COMMIT_SECONDS
                     ):
+                        await asyncio.sleep(0)  # the other partitions and the fetch loop, between slices
                         continue
                 elif batch is None or loop.time() < batch.opened + COMMIT_SECONDS:
                     part.wake.clear()
@@ -397,6 +414,8 @@ class RulesService:
         """Forget a partition's state and close its producer (aborting what it left open)."""
         part.closing = True
         part.pending.clear()
+        if part.prepared is not None:
+            part.prepared.cancel()
         part.wake.set()  # its worker ends
         if self.partitions.get(tp) is part:
             del self.partitions[tp]

@@ -27,11 +27,17 @@ from services.metrics import Metrics
 from services.participant_records import Record
 from services.rules.chains import Checkpointer
 from services.rules.partitions import OwnedPartition
-from services.rules.records import Outgoing, Overlay, RecordHandler, States
+from services.rules.prepared import prepare_round
+from services.rules.records import Outgoing, Overlay, RecordHandler
 from services.rules.rounds import progress_record, snapshot_records
+from services.rules.timing import Timings
 from services.rules.weather import error_fields
 
 log = structlog.get_logger("trialguard.rules")
+
+FOLD_SECONDS = 0.02
+"""A batch with something to publish is folded at most this long while more records wait before
+it is committed: long enough for a backlog to go in batches of hundreds, short for a finding."""
 
 RELEASE_ROUND_SECONDS = 30.0
 """The snapshot round written at a graceful release that has not committed after this long is given up."""
@@ -68,6 +74,7 @@ class Transactions:
         metrics: where counts and batch latency go.
         checkpointer: signs the audit chain every N records (None: no checkpoints).
         snapshot_every: offsets of a partition between two snapshot rounds.
+        timings: where the time of each phase of a transaction goes (``timing``).
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class Transactions:
         metrics: Metrics,
         checkpointer: Checkpointer | None,
         snapshot_every: int,
+        timings: Timings | None = None,
     ) -> None:
         if snapshot_every < 1:
             raise ValueError(f"snapshot every {snapshot_every} offsets: must be at least 1")
@@ -87,6 +95,7 @@ class Transactions:
         self.metrics = metrics
         self.checkpointer = checkpointer
         self.snapshot_every = snapshot_every
+        self.timings = timings or Timings()
 
     def round_every(self, part: OwnedPartition) -> int:
         """Offsets between two rounds of ``part``: ``snapshot_every`` and up to a fifth more, by
@@ -100,6 +109,7 @@ class Transactions:
     def process(self, part: OwnedPartition, batch: Batch, records: list[Record]) -> None:
         """Process ``records`` (the next of the partition) into ``batch``: the partition's state
         is left as it is until the batch is committed."""
+        started = time.perf_counter()
         view = Overlay(part.states, batch.changed)  # writes land in `batch.changed` only
         dead_letter = self.topics.dead_letter
         for record in records:
@@ -113,12 +123,18 @@ class Transactions:
             batch.chain, checkpoint = self.checkpointer.extend(batch.chain, records)
             batch.out += checkpoint
         batch.records += records
+        self.timings.observe("fold", time.perf_counter() - started)
 
-    def due(self, part: OwnedPartition, batch: Batch, most: int) -> bool:
-        """Whether ``batch`` is to be committed now rather than grow: it has something to publish
-        (findings, dead letters, a checkpoint, a snapshot round) or ``most`` records."""
+    def due(self, part: OwnedPartition, batch: Batch, most: int, now: float) -> bool:
+        """Whether ``batch`` is to be committed now rather than grow: it has ``most`` records or
+        reaches a snapshot round; or it has something to publish (findings, dead letters, a
+        checkpoint) and either no more records are waiting or it has been folding for
+        ``FOLD_SECONDS`` (``now``: the event loop's clock). A finding at a steady rate commits at
+        once; a backlog (a flood of dead letters) still goes in batches of many records."""
         end = batch.records[-1].offset + 1
-        return bool(batch.out) or len(batch.records) >= most or part.round_due(end, self.round_every(part))
+        if len(batch.records) >= most or part.round_due(end, self.round_every(part)):
+            return True
+        return bool(batch.out) and (not part.pending or now >= batch.opened + FOLD_SECONDS)
 
     async def commit(self, tp: TopicPartition, part: OwnedPartition, batch: Batch) -> None:
         """One transaction: the batch's findings, dead letters and checkpoint, a snapshot round
@@ -130,25 +146,51 @@ class Transactions:
         """
         changed = batch.changed
         end = batch.records[-1].offset + 1
-        snapshot_round = part.round_due(end, self.round_every(part))
+        # Only the first round after a take-over that found none is written in the batch's own
+        # transaction; the others are prepared off the hot path and carried by the first
+        # transaction after they are encoded (``prepared``).
+        snapshot_round = part.round_offset is None
+        prepared = part.prepared if part.prepared is not None and part.prepared.ready else None
         producer = part.producer
+        timings = self.timings
+        began = time.perf_counter()
+        timings.observe("wait", began - batch.started)
         async with producer.transaction():
             await _send(producer, batch.out)
+            sent = time.perf_counter()
+            timings.observe("send", sent - began)
             if snapshot_round:
                 view = Overlay(part.states, changed)
-                await self._send_round(producer, tp, view, part.changed | changed.keys(), end)
-            round_offset = end if snapshot_round or part.round_offset is None else part.round_offset
+                await self._send_records(producer, tp, snapshot_records(
+                    self.topics.participant_state, view, sorted(part.changed | changed.keys()), end))  # fmt: skip
+                timings.observe("round", time.perf_counter() - sent)
+            elif prepared is not None:
+                await self._send_records(producer, tp, prepared.task.result())
+                timings.observe("round", time.perf_counter() - sent)
+            committing = time.perf_counter()
+            if snapshot_round:
+                round_offset = end
+            else:
+                assert part.round_offset is not None
+                round_offset = part.round_offset if prepared is None else prepared.offset
             await self._send_progress(producer, tp, end, round_offset)
             await producer.send_offsets_to_transaction({tp: end}, self.group_id)
+        done = time.perf_counter()
+        timings.observe("commit", done - committing)
+        timings.observe("transaction", done - batch.started)
         # Memory follows the log only once the transaction is committed.
         part.states.update(changed)
         part.next_offset = end
         part.chain = batch.chain
+        part.round_offset = round_offset
         if snapshot_round:
             part.changed.clear()
-            part.round_offset = end
         else:
             part.changed.update(changed)
+        if prepared is not None:
+            part.prepared = None
+        if part.round_due(end, self.round_every(part)):
+            self._prepare(part, end)
         self.metrics.batch_committed(
             len(batch.records) - batch.dead,
             batch.dead,
@@ -157,14 +199,20 @@ class Transactions:
             batch.outcomes,
         )
 
-    async def _send_round(
-        self, producer: AIOKafkaProducer, tp: TopicPartition, states: States, pids: Iterable[str], offset: int
-    ) -> None:
-        """A snapshot round: the snapshot of each of ``pids`` at input ``offset``, to the state
-        partition of input partition ``tp``, in as few produce batches as fit."""
+    def _prepare(self, part: OwnedPartition, end: int) -> None:
+        """Capture the next round at committed offset ``end`` and start encoding it."""
+        if not part.changed:  # nothing changed since the last round: its snapshots hold at `end` too
+            part.round_offset = end
+            return
+        part.prepared = prepare_round(self.topics.participant_state, part.states, part.changed, end)
+        part.changed = set()
+
+    async def _send_records(self, producer: AIOKafkaProducer, tp: TopicPartition, records: Iterable[Outgoing]) -> None:
+        """Snapshot records to the state partition of input partition ``tp``, in as few produce
+        batches as fit."""
         topic = self.topics.participant_state
         batch = producer.create_batch()
-        for o in snapshot_records(topic, states, sorted(pids), offset):
+        for o in records:
             if batch.append(key=o.key, value=o.value, timestamp=None, headers=list(o.headers)) is not None:
                 continue
             if batch.record_count():  # full: send it, go on in a new one
@@ -188,12 +236,19 @@ class Transactions:
         committed offset, so that the next owner has no records to process again. Correctness
         does not need it (the next owner processes the tail again), so a failure is only logged;
         False then (the transaction is to be aborted)."""
-        if not part.changed:
+        # A prepared round not yet written: its participants go in this one, as they are now.
+        pids = part.changed | (part.prepared.pids if part.prepared is not None else set())
+        if part.prepared is not None:
+            part.prepared.cancel()
+            part.prepared = None
+        if not pids:
             return True
         try:
             async with asyncio.timeout(RELEASE_ROUND_SECONDS):
                 async with part.producer.transaction():
-                    await self._send_round(part.producer, tp, part.states, part.changed, part.next_offset)
+                    records = snapshot_records(self.topics.participant_state, part.states, sorted(pids),
+                                               part.next_offset)  # fmt: skip
+                    await self._send_records(part.producer, tp, records)
                     await self._send_progress(part.producer, tp, part.next_offset, part.next_offset)
         except Exception as e:
             log.warning("snapshot_round_failed", partition=tp.partition, **error_fields(e))
