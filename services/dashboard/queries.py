@@ -38,10 +38,11 @@ DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1_000
 
 DAYS_OPEN: Final = (
-    "CAST(julianday(CASE WHEN status IN ('resolved', 'closed') THEN status_at ELSE :now END)"
-    " - julianday(raised_at) AS INTEGER) AS days_open"
+    "max(0, (CAST(strftime('%s', CASE WHEN status IN ('resolved', 'closed') THEN status_at ELSE :now END) AS INTEGER)"
+    " - CAST(strftime('%s', occurred_utc) AS INTEGER)) / 86400) AS days_open"
 )
-"""Days from raised to resolved or closed (to now while still open or acknowledged)."""
+"""Whole days from the triggering event's time (where clocks start: ``clocks.AWARENESS_NOTE``) to
+resolved or closed (to now while still open or acknowledged), as ``clocks.whole_days`` counts."""
 
 COLUMNS: Final = (
     "seq, finding_id, kind, rule_id, category, severity, site_id, participant_id, term, protocol_reference,"
