@@ -44,8 +44,7 @@ def list_params(request: Request, user: CurrentUser) -> tuple[queries.FindingFil
         found, page = queries.FindingFilter.from_params(params), queries.Page.from_params(params)
     except queries.FilterError as error:
         raise HTTPException(422, str(error)) from None
-    days = request.app.state.settings.overdue_days_of(current_study())
-    return queues.resolve(found, user, queues.overdue_before(days)), page
+    return queues.resolve(found, user, queues.study_overdue_cut(request)), page
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:

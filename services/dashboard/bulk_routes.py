@@ -32,7 +32,9 @@ from services.dashboard.study_scope import current_study
 api_router = APIRouter()
 page_router = APIRouter(include_in_schema=False)
 
-FILTER_FIELDS: Final = tuple(f.name for f in dataclasses.fields(queries.FindingFilter) if f.name != "overdue_before")
+FILTER_FIELDS: Final = tuple(
+    f.name for f in dataclasses.fields(queries.FindingFilter) if f.name not in queries.SERVER_SET
+)
 """The list's filters a bulk review may name (the overdue cutoff is the server's, never the caller's)."""
 
 
@@ -95,8 +97,7 @@ def _filter(request: Request, user: User, params: dict[str, str]) -> queries.Fin
         found = queries.FindingFilter.from_params(params)
     except queries.FilterError as error:
         raise BulkRefusedError(422, f"filter: {error}") from None
-    days = request.app.state.settings.overdue_days_of(current_study())
-    return queues.resolve(found, user, queues.overdue_before(days))
+    return queues.resolve(found, user, queues.study_overdue_cut(request))
 
 
 @api_router.post("/bulk-reviews", status_code=201, dependencies=[Depends(check_api_csrf)])

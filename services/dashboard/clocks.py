@@ -164,6 +164,12 @@ def overdue_condition(clocks: Mapping[str, ReportingClock], now: dt.datetime) ->
     return f"({status} AND ({' OR '.join(parts)}))", values
 
 
+def overdue_cutoffs(clocks: Mapping[str, ReportingClock], now: dt.datetime) -> tuple[tuple[str, str], ...]:
+    """(rule id, event time before which its unresolved alert is overdue at ``now``), by rule id:
+    the same instants as ``overdue_condition`` and ``is_overdue``."""
+    return tuple((rule_id, _whole_second_ceiling(now - clock.within)) for rule_id, clock in sorted(clocks.items()))
+
+
 def _whole_second_ceiling(moment: dt.datetime) -> str:
     # occurred_utc is whole seconds, and for a whole second x, x < c exactly when x < ceil(c): the
     # text comparison in SQL then agrees with ``is_overdue`` to the microsecond.

@@ -72,3 +72,17 @@ def test_the_overview_ages_unresolved_findings_from_their_event(app: Any) -> Non
     cells = {html.unescape(bucket): n for bucket, n in cells.items()}
     assert cells == {"0–2 days": "2", "3–7 days": "5", "8–30 days": "23", ">30 days": "90"}
     assert "triggering event" in page
+
+
+def test_the_overdue_queue_holds_the_alerts_past_their_reporting_clock(app: Any) -> None:
+    """An alert is overdue once its protocol's clock runs out (RELAPSE: 7 days), not after the
+    study's overdue days (14 by default), and exactly when its own flag says so."""
+    token = app.state.users.issue_token("monitor")
+    api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    for days_after_due, overdue in ((0, 0), (1, 1), (3, 3)):
+        app.state.now = lambda days=days_after_due: DUE_0 + dt.timedelta(days=days, seconds=1)
+        listed = api.get("/api/findings?queue=overdue&rule=RELAPSE&limit=200").json()
+        assert listed["total"] == overdue + 1  # alert 0 is a second past due, then alert n on day n
+        flagged = api.get("/api/findings?rule=RELAPSE&limit=200").json()["items"]
+        assert {i["finding_id"] for i in listed["items"]} == {i["finding_id"] for i in flagged if i["clock"]["overdue"]}
+        assert api.get("/api/queues").json()["queues"]["overdue"] == overdue + 1
