@@ -56,14 +56,15 @@ class _Families(Collector):
         )
 
 
-def operations(store: NotifierStore) -> dict[str, Any]:
-    """The operations document: totals, per subscription, and the newest dead letters."""
-    per_subscription = store.counts()
+def operations(store: NotifierStore, study_id: str | None = None) -> dict[str, Any]:
+    """The operations document: totals, per subscription, and the newest dead letters; of one
+    study's subscriptions when ``study_id`` is given (the dashboard asks for the study it shows)."""
+    per_subscription = store.counts(study_id)
     totals = dict.fromkeys(STATES, 0)
     for states in per_subscription.values():
         for state, n in states.items():
             totals[state] += n
-    return {"totals": totals, "subscriptions": per_subscription, "dead_letters": store.dead_letters()}
+    return {"totals": totals, "subscriptions": per_subscription, "dead_letters": store.dead_letters(study_id=study_id)}
 
 
 def create_app(store: NotifierStore, consumer: FindingsConsumer, deliverer: Deliverer) -> FastAPI:
@@ -74,7 +75,7 @@ def create_app(store: NotifierStore, consumer: FindingsConsumer, deliverer: Deli
     app.include_router(observability_router(registry, lambda: "ready" if consumer.ready else "starting"))
 
     @app.get("/operations")
-    def operations_page() -> JSONResponse:
-        return JSONResponse(operations(store))
+    def operations_page(study: str | None = None) -> JSONResponse:
+        return JSONResponse(operations(store, study))
 
     return app
