@@ -79,7 +79,7 @@ def notifier(tmp_path: Path) -> Iterator[Served]:
     store.failed(dead, HOSTILE, None)
     store.failed(other, "HTTP 500 of the other study", None)
     consumer = FindingsConsumer(KafkaSettings("127.0.0.1:1", "NCT06904729", "unit"), store, dict, lambda: None)
-    served = Served(notifier_app(store, consumer, Deliverer(store, SmtpSettings(), DeliverySettings())))
+    served = Served(notifier_app(store, [consumer], Deliverer(store, SmtpSettings(), DeliverySettings())))
     yield served
     served.stop()
     store.close()
