@@ -24,6 +24,7 @@ from services.dashboard.ageing import ageing
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
 from services.dashboard.clocks import AWARENESS_NOTE, detail_context, with_clocks
+from services.dashboard.notifier_status import notifier_status
 from services.dashboard.queue_routes import nav_context
 from services.dashboard.queues import assignees
 from services.dashboard.review_forms import ACTIONS_BY_KIND, FIELDS, OTHER, TITLES, reasons_for
@@ -302,4 +303,13 @@ async def operations_page(request: Request, user: CurrentUser) -> Response:
             }
 
     context = await asyncio.to_thread(load)
-    return render(request, user, "operations.html", rules_lag=rules_lag, read_model_lag=read_model_lag, **context)
+    notifier = await notifier_status(app.state.settings.notifier_url, settings.study_id)
+    return render(
+        request,
+        user,
+        "operations.html",
+        rules_lag=rules_lag,
+        read_model_lag=read_model_lag,
+        notifier=notifier,
+        **context,
+    )
