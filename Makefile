@@ -51,10 +51,10 @@ test: lint ## the whole suite: lint, type-check, unit and integration (starts it
 	scripts/kafka.sh fetch
 	$(BIN)/pytest
 
-demo: setup ## Kafka, rules service, dashboard, a cohort simulated live; prints the URL and the login
+demo: setup ## Kafka, rules service, notifier, dashboard, a cohort simulated live; prints the URL and the login
 	scripts/demo.sh
 
-demo-stop: ## stop what `make demo` started: simulator, dashboard, rules service, Kafka
+demo-stop: ## stop what `make demo` started: simulators, dashboard, notifier, rules service, Kafka
 	scripts/demo.sh stop
 
 bench: setup ## replay benchmark: 1M simulated events, full pipeline vs parse-only, peak memory

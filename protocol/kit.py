@@ -5,7 +5,8 @@ A package ``protocol.x`` (the package of its fact derivations) ships:
 - ``protocol.x.kit.steps.VOCABULARY``: the base journeys and overrides they are written in;
 - ``protocol.x.kit.criteria.CRITERIA``: the registry record's criteria and how each is encoded;
 - ``protocol.x.kit.simulation.PROFILE`` (optional): what a cohort simulator needs that the
-  :class:`~protocol.model.Protocol` does not carry (its parameters, schedule and arms it does).
+  :class:`~protocol.model.Protocol` does not carry (its parameters, schedule and arms it does);
+- ``protocol.x.kit.safety.CLOCKS``: the reporting clock of each alert rule (``protocol.reporting``).
 
 The engine reaches a package's kit from a protocol version found through the registry, never by
 the package's name.
@@ -24,6 +25,7 @@ from typing import Any
 from contracts import ParticipantEvent, parse_event
 from protocol.criteria import Criterion
 from protocol.model import Protocol
+from protocol.reporting import ReportingClock, clocks_by_rule
 from protocol.scenarios import Scenario, Vocabulary, load_scenarios
 
 
@@ -141,3 +143,19 @@ class Extra:
     day: int
     time: str = "15:00:00"
     after_infusion: bool = False
+
+
+def reporting_clocks(protocol: Protocol) -> Mapping[str, ReportingClock]:
+    """The reporting clock of each alert rule of ``protocol``, by rule id, from its package's kit
+    (``kit.safety.CLOCKS``).
+
+    Raises:
+        KitError: the package declares no clocks.
+        protocol.reporting.ReportingClockError: the clocks do not match the version's alert rules.
+    """
+    package = package_of(protocol)
+    try:
+        module = importlib.import_module(f"{package}.kit.safety")
+    except ModuleNotFoundError as e:
+        raise KitError(f"{package} declares no reporting clocks ({e.name})") from None
+    return clocks_by_rule(protocol, module.CLOCKS)

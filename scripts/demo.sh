@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# `make demo`: a local Kafka, the rules service (serving every installed study), the dashboard, and a
-# simulated cohort of each study published live (years of event time in a few minutes) for the
+# `make demo`: a local Kafka, the rules service (serving every installed study), the notifier (no
+# subscriptions until you add one), the dashboard, and a simulated cohort of each study published live (years of event time in a few minutes) for the
 # dashboard to show as it happens.
 #   scripts/demo.sh        start (again; what already runs is left running) and show where to look
-#   scripts/demo.sh stop   stop the simulators, the dashboard, the rules service and Kafka it started,
+#   scripts/demo.sh stop   stop the simulators, the dashboard, the notifier, the rules service and Kafka it started,
 #                          on the ports recorded when they started (TRIALGUARD_DEMO_DIR/state)
 # Settings (environment):
 #   KAFKA_PORT                    broker port on 127.0.0.1                   (default 9092)
 #   KAFKA_CONTROLLER_PORT         the broker's KRaft controller port         (default KAFKA_PORT+1)
 #   TRIALGUARD_HTTP_PORT          the rules service's /health and /metrics   (default 8081)
 #   TRIALGUARD_DASHBOARD_PORT     dashboard port on 127.0.0.1                (default 8080)
+#   TRIALGUARD_NOTIFIER_PORT      the notifier's /health, /metrics, /operations (default 8083)
 #   TRIALGUARD_DEMO_PARTICIPANTS  participants of each simulated cohort      (default 300)
 #   TRIALGUARD_DEMO_MINUTES       minutes the cohorts' event time takes      (default 5)
 #   TRIALGUARD_DEMO_SEED          the cohorts' seed (default: a new one per run, so that a second run
 #                                 adds participants instead of republishing the same events)
-#   TRIALGUARD_DEMO_TIMEOUT       seconds to wait for the rules service and the dashboard (default 120)
+#   TRIALGUARD_DEMO_TIMEOUT       seconds to wait for the rules service, notifier and dashboard (default 120)
 #   TRIALGUARD_DEMO_DIR           pids, ports, logs, credentials, dashboard data (default .cache/demo)
 # A port already taken by something else, or a process that dies while the demo starts, stops it
 # with an error naming the port and the setting to change (or the log to read).
@@ -44,6 +45,9 @@ rules_port=$(recorded TRIALGUARD_HTTP_PORT)
 rules_port=${rules_port:-${TRIALGUARD_HTTP_PORT:-8081}}
 dashboard_port=$(recorded TRIALGUARD_DASHBOARD_PORT)
 dashboard_port=${dashboard_port:-${TRIALGUARD_DASHBOARD_PORT:-8080}}
+notifier_port=$(recorded TRIALGUARD_NOTIFIER_PORT)
+notifier_port=${notifier_port:-${TRIALGUARD_NOTIFIER_PORT:-8083}}
+notifier_data=$run/notifier
 export KAFKA_PORT=$kafka_port KAFKA_CONTROLLER_PORT=$controller_port
 export TRIALGUARD_BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port
 unset TRIALGUARD_STUDY_ID # the rules service serves every installed study
@@ -105,6 +109,7 @@ if [[ ${1:-} == stop ]]; then
   for study in "${studies[@]}"; do stop "simulator-$study"; done
   stop simulator # a demo started before there were two studies
   stop dashboard
+  stop notifier
   stop rules
   scripts/kafka.sh down
   rm -f "$state"
@@ -119,11 +124,13 @@ if ! scripts/kafka.sh status >/dev/null 2>&1; then
 fi
 check_port "$rules_port" TRIALGUARD_HTTP_PORT rules
 check_port "$dashboard_port" TRIALGUARD_DASHBOARD_PORT dashboard
+check_port "$notifier_port" TRIALGUARD_NOTIFIER_PORT notifier
 cat >"$state" <<STATE
 KAFKA_PORT=$kafka_port
 KAFKA_CONTROLLER_PORT=$controller_port
 TRIALGUARD_HTTP_PORT=$rules_port
 TRIALGUARD_DASHBOARD_PORT=$dashboard_port
+TRIALGUARD_NOTIFIER_PORT=$notifier_port
 STATE
 scripts/kafka.sh up
 # The key that signs the audit hash-chain checkpoints, made once (see README, "Audit").
@@ -151,7 +158,14 @@ if [[ ! -f $credentials ]]; then
   echo "demo: created the dashboard user demo (role data-manager in every installed study)"
 fi
 
-start dashboard "$bin/trialguard" dashboard serve --host 127.0.0.1 --port "$dashboard_port" --data-dir "$dashboard_data"
+url=http://127.0.0.1:$dashboard_port
+# The notifier serves every installed study; subscriptions are the operator's (none by default),
+# their owners the dashboard's users. Its deliveries and dead letters are on the operations page.
+start notifier "$bin/trialguard" notifier serve --host 127.0.0.1 --port "$notifier_port" --data-dir "$notifier_data" \
+  --users-file "$dashboard_data/users.sqlite3" --dashboard-url "$url"
+wait_healthy notifier "http://127.0.0.1:$notifier_port/health"
+start dashboard "$bin/trialguard" dashboard serve --host 127.0.0.1 --port "$dashboard_port" --data-dir "$dashboard_data" \
+  --notifier-url "http://127.0.0.1:$notifier_port"
 
 echo "demo: publishing $examples"
 "$bin/trialguard" publish "$examples"
@@ -167,12 +181,11 @@ for study in "${studies[@]}"; do
     --labels "$run/labels-$study-$seed.json"
 done
 
-url=http://127.0.0.1:$dashboard_port
 # The commands shown at the end reach this broker without flags only on the default port.
 cli=.venv/bin/trialguard
 [[ $kafka_port == 9092 ]] || cli="TRIALGUARD_BOOTSTRAP_SERVERS=$TRIALGUARD_BOOTSTRAP_SERVERS $cli"
 wait_healthy dashboard "$url/health"
-for name in rules "${studies[@]/#/simulator-}"; do
+for name in rules notifier "${studies[@]/#/simulator-}"; do
   alive "$run/$name.pid" || [[ $name == simulator-* && $(tail -c 2000 "$run/$name.log") == *simulate.live.done* ]] ||
     { tail -n 20 "$run/$name.log" >&2; fail "the $name exited; see $run/$name.log"; }
 done
@@ -186,6 +199,10 @@ Simulators:       $(for s in "${studies[@]}"; do printf '%s pid %s  ' "$s" "$(ca
                   (logs $run/simulator-STUDY.log: simulated date, events published)
 Rules service:    pid $(cat "$run/rules.pid"), studies ${studies[*]}   (log $run/rules.log, JSON lines;
                   http://127.0.0.1:$rules_port/health and /metrics)
+Notifier:         pid $(cat "$run/notifier.pid"), no subscriptions until you add one (log $run/notifier.log;
+                  http://127.0.0.1:$notifier_port/operations, also on the dashboard's Operations page)
+  subscribe:      $bin/trialguard notify subscribe --user demo --webhook http://127.0.0.1:9000/hook [--study NCT06946485] \\
+                    --data-dir $notifier_data --users-file $dashboard_data/users.sqlite3
 Kafka:            $TRIALGUARD_BOOTSTRAP_SERVERS   (log .cache/kafka/run/$kafka_port/server.log)
 Findings:         $cli deviations --format table [--study NCT06946485]
 Audit:            $cli export events --out events.jsonl --key $run/audit.key

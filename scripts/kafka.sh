@@ -224,6 +224,9 @@ apply_acls() {
   acl --allow-principal User:dashboard --operation Read --topic "${p}deviations" --topic "${p}finding-reviews" \
     --topic "${p}participant-events" --topic "${p}dead-letter" --topic "${p}access-log"
   acl --allow-principal User:dashboard --operation Write --topic "${p}finding-reviews" --topic "${p}access-log"
+  # ... a bulk review's reviews in one transaction (services/dashboard/batch_publish.py).
+  acl "${prefixed[@]}" --allow-principal User:dashboard --operation Write --operation Describe \
+    --transactional-id "${p}dashboard."
   acl --allow-principal User:dashboard --allow-principal User:operator --operation Describe --group "${p}rules"
   # gateway: reads participant-events (its registry) and writes them, in its own transactions.
   acl --allow-principal User:gateway --operation Read --operation Write --topic "${p}participant-events"

@@ -16,6 +16,7 @@ from sse_starlette.sse import EventSourceResponse
 from contracts.reviews import MAX_REVIEW_TEXT_CHARS
 from services.dashboard import queries, queues
 from services.dashboard.auth import CurrentUser, check_api_csrf
+from services.dashboard.clocks import clock_fields, read_row_clock
 from services.dashboard.explaining import explanation_of
 from services.dashboard.exports import ExportRows, csv_lines, export_rows, workbook
 from services.dashboard.reviewing import ReviewError, ReviewRequest, take_review
@@ -43,13 +44,19 @@ def list_params(request: Request, user: CurrentUser) -> tuple[queries.FindingFil
         found, page = queries.FindingFilter.from_params(params), queries.Page.from_params(params)
     except queries.FilterError as error:
         raise HTTPException(422, str(error)) from None
-    days = request.app.state.settings.overdue_days_of(current_study())
-    return queues.resolve(found, user, queues.overdue_before(days)), page
+    return queues.resolve(found, user, queues.study_overdue_cut(request)), page
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:
     hidden = ("priority", "occurred_utc", "body", "explanation", "trigger_events", "reviews")
     return {key: value for key, value in row.items() if key not in hidden}
+
+
+def _clocked(request: Request, row: dict[str, Any]) -> dict[str, Any]:
+    """The row as the API shows it, with its ``clock`` (due time, overdue, ages) and, for an alert,
+    ``alert_severity`` (the wire's ``severity`` stays null for alerts)."""
+    reading = read_row_clock(row, request.app.state.clocks, request.app.state.now())
+    return _item(row) | {"clock": clock_fields(reading), "alert_severity": reading.severity}
 
 
 @router.get("/findings")
@@ -60,7 +67,7 @@ def list_findings(request: Request, user: CurrentUser, listed: Annotated[Any, De
     with request.app.state.store.reader() as db:
         return {
             "total": queries.finding_total(db, found, scope),
-            "items": [_item(row) for row in queries.finding_rows(db, found, page, scope)],
+            "items": [_clocked(request, row) for row in queries.finding_rows(db, found, page, scope)],
             "newest_seq": queries.newest_seq(db, scope),
         }
 
@@ -133,7 +140,7 @@ def get_finding(request: Request, user: CurrentUser, finding_id: str) -> dict[st
     """Every field of a finding, its trigger events and its review history."""
     found = finding_for(request, user, finding_id)
     explanation = found["explanation"]
-    return _item(found) | {
+    return _clocked(request, found) | {
         "explanation": explanation.text,
         "failing_evidence": sorted(explanation.failing),
         "value_events": [source.event_id for source in explanation.sources],

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +28,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from contracts import AccessChanged, FindingReviewed
 from protocol.registry import protocol_for
 from services.access_log import PUBLISH_SECONDS, AccessLogError
-from services.dashboard import accounts, api, auth, pages, preferences, queue_routes, times
+from services.dashboard import accounts, api, auth, bulk, bulk_routes, pages, preferences, queue_routes, times
+from services.dashboard.batch_publish import BatchPublishError, ReviewBatchPublisher
+from services.dashboard.clocks import protocol_clocks
 from services.dashboard.consumer import ReadModelConsumer
 from services.dashboard.live import Broadcaster
 from services.dashboard.saved_views import SavedViews
@@ -64,6 +67,10 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
         consumer = ReadModelConsumer(settings.kafka, stores, app.state.live.applied)
         app.state.consumer = consumer
         await consumer.start()
+        # A bulk review's reviews, in one transaction, to the topic of their study.
+        batches = ReviewBatchPublisher(settings, lambda study: stores[study].topics.finding_reviews)
+        await batches.start()
+        app.state.publish_batch = batches.publish
 
         async def publish(review: FindingReviewed) -> None:
             # Each review goes to its own study's topic (a study this dashboard serves, or none).
@@ -93,6 +100,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
             yield
         finally:
             state["status"] = "stopping"
+            await batches.stop()
             await consumer.stop()
             for store in stores.values():
                 store.close()
@@ -109,6 +117,7 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.state.views = SavedViews(app.state.users.path)
     app.state.login_throttle = LoginThrottle()
     app.state.publish_access = _not_connected
+    app.state.publish_batch = _no_batches
     app.state.live = Broadcaster()
     # One read model and one protocol per study; app.state.store and app.state.protocol are the
     # request's study's (study_scope): code written for one study reads only the study asked for.
@@ -118,6 +127,10 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.state.protocol = StudyScoped(app.state.protocols)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")  # autoescape on for .html
     app.state.templates.env.globals["study"] = ""  # pages name their study (render); others none
+    app.state.clocks = StudyScoped({study: protocol_clocks(p) for study, p in app.state.protocols.items()})
+    app.state.now = lambda: dt.datetime.now(dt.UTC)  # the clocks' "now"; tests inject their own
+    app.state.templates.env.globals["bulk_actions_for"] = bulk.actions_for
+    app.state.templates.env.globals["bulk_reason_choices"] = bulk.reason_choices
     times.install(app.state.templates.env)  # event_time / system_time: one rule for every time shown
     app.state.reviews_published = Counter(
         "trialguard_reviews_published", "Review actions published, by action", ["action"], registry=registry
@@ -180,6 +193,8 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
     app.include_router(observability_router(registry, lambda: str(state["status"])))
     app.include_router(auth.router)
     app.include_router(api.router, prefix="/api")
+    app.include_router(bulk_routes.api_router, prefix="/api")
+    app.include_router(bulk_routes.page_router)
     app.include_router(pages.router)
     app.include_router(accounts.router)
     app.include_router(preferences.router)
@@ -191,6 +206,10 @@ def create_app(settings: DashboardSettings, users: UserStore | None = None) -> F
 
 def _not_connected(event: AccessChanged) -> None:
     raise AccessLogError("the dashboard is not connected to Kafka yet")
+
+
+async def _no_batches(reviews: Sequence[FindingReviewed]) -> None:
+    raise BatchPublishError("the dashboard is not connected to Kafka yet")
 
 
 def _quote(text: str) -> str:

@@ -55,6 +55,10 @@ class Broadcaster:
         """A future resolved when the review is applied: made before publishing, so it cannot miss it."""
         return self._review_waiters.setdefault(review_id, asyncio.get_running_loop().create_future())
 
+    def forget_review(self, review_id: str) -> None:
+        """Stop expecting a review (it was never published, or the request stopped waiting)."""
+        self._review_waiters.pop(review_id, None)
+
     async def wait_for_review(self, review_id: str, waiter: asyncio.Future[None], seconds: float) -> bool:
         """True once the review expected with ``expect_review`` is applied; False after ``seconds``."""
         try:

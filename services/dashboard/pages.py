@@ -20,8 +20,11 @@ from contracts import ReviewAction, ReviewStatus
 from contracts.reviews import ALLOWED_FROM, MAX_REVIEW_TEXT_CHARS
 from services.dashboard import queries
 from services.dashboard.access import recent_changes
+from services.dashboard.ageing import ageing
 from services.dashboard.api import finding_for, list_params, site_scope
 from services.dashboard.auth import CurrentUser, check_csrf, csrf_token
+from services.dashboard.clocks import AWARENESS_NOTE, detail_context, with_clocks
+from services.dashboard.notifier_status import notifier_status
 from services.dashboard.queue_routes import nav_context
 from services.dashboard.queues import assignees
 from services.dashboard.review_forms import ACTIONS_BY_KIND, FIELDS, OTHER, TITLES, reasons_for
@@ -82,6 +85,7 @@ def findings_page(request: Request, user: CurrentUser, listed: Annotated[Any, De
         }
         arrived = queries.arrived(db, found, scope)
     keep = found.params() | page.params()
+    with_clocks(rows, request.app.state.clocks, request.app.state.now())
 
     def sort_link(key: str) -> str:
         descending = not (page.sort == key and page.descending)
@@ -169,6 +173,7 @@ def _finding_page(request: Request, user: User, finding_id: str, status_code: in
         other=OTHER,
         parameters=parameters,
         max_text=MAX_REVIEW_TEXT_CHARS,
+        **detail_context(found, request.app.state.clocks, request.app.state.now()),
         # The study's users are listed only to whom may assign (not to a site user, say).
         assignees=assignees(request.app.state.users, current_study(), found["site_id"])
         if may_review(user, Action.ASSIGN, found["site_id"])
@@ -261,7 +266,10 @@ def overview_page(request: Request, user: CurrentUser) -> Response:
             "important_total": queries.finding_total(db, important, scope),
             "alerts": queries.finding_rows(db, alerts, queries.Page(limit=20), scope),
             "alerts_total": queries.finding_total(db, alerts, scope),
+            "ageing": ageing(db, scope, request.app.state.now()),
+            "awareness_note": AWARENESS_NOTE,
         }
+        with_clocks(context["alerts"], request.app.state.clocks, request.app.state.now())
         weeks = queries.per_week(db, scope)
         # The chart counts findings: it changes with new ones only. The key keeps "every site"
         # (None) apart from a site that happens to be named "None".
@@ -295,4 +303,13 @@ async def operations_page(request: Request, user: CurrentUser) -> Response:
             }
 
     context = await asyncio.to_thread(load)
-    return render(request, user, "operations.html", rules_lag=rules_lag, read_model_lag=read_model_lag, **context)
+    notifier = await notifier_status(app.state.settings.notifier_url, settings.study_id)
+    return render(
+        request,
+        user,
+        "operations.html",
+        rules_lag=rules_lag,
+        read_model_lag=read_model_lag,
+        notifier=notifier,
+        **context,
+    )

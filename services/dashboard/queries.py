@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import sqlite3
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 SORTABLE: Final = {
@@ -32,16 +32,19 @@ SORTABLE: Final = {
 """Sort keys a request may name, and the column each one means."""
 
 QUEUE_NAMES: Final = ("mine", "unassigned", "overdue")
+SERVER_SET: Final = ("overdue_before", "overdue_alerts")
+"""Filter fields the dashboard sets itself (a request naming them is not believed)."""
 """The work queues a filter may name (see ``queues``)."""
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1_000
 
 DAYS_OPEN: Final = (
-    "CAST(julianday(CASE WHEN status IN ('resolved', 'closed') THEN status_at ELSE :now END)"
-    " - julianday(raised_at) AS INTEGER) AS days_open"
+    "max(0, (CAST(strftime('%s', CASE WHEN status IN ('resolved', 'closed') THEN status_at ELSE :now END) AS INTEGER)"
+    " - CAST(strftime('%s', occurred_utc) AS INTEGER)) / 86400) AS days_open"
 )
-"""Days from raised to resolved or closed (to now while still open or acknowledged)."""
+"""Whole days from the triggering event's time (where clocks start: ``clocks.AWARENESS_NOTE``) to
+resolved or closed (to now while still open or acknowledged), as ``clocks.whole_days`` counts."""
 
 COLUMNS: Final = (
     "seq, finding_id, kind, rule_id, category, severity, site_id, participant_id, term, protocol_reference,"
@@ -77,6 +80,9 @@ class FindingFilter:
     assigned to nobody (unassigned), or whose event is older than ``overdue_before`` (overdue)."""
     overdue_before: str = ""
     """Set by the dashboard from the study's setting, never from a request (``queues``)."""
+    overdue_alerts: tuple[tuple[str, str], ...] = ()
+    """(rule id, event time before which its open alert is overdue) for each alert rule with a
+    reporting clock; set by the dashboard from the protocol's clocks, never from a request."""
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> FindingFilter:
@@ -85,7 +91,8 @@ class FindingFilter:
         Raises:
             FilterError: a date that is not YYYY-MM-DD, or a kind/status outside their values.
         """
-        found = cls(**{f.name: params.get(f.name, "").strip()[:200] for f in fields(cls)})
+        given = {f.name: params.get(f.name, "").strip()[:200] for f in fields(cls) if f.name not in SERVER_SET}
+        found = cls(**given)  # type: ignore[arg-type]  # every field a request may set is a string
         for name in ("occurred_from", "occurred_to"):
             value = getattr(found, name)
             if value:
@@ -101,13 +108,27 @@ class FindingFilter:
             raise FilterError(f"status={found.status[:40]!r}: expected open, acknowledged, resolved or closed")
         if found.queue not in ("", *QUEUE_NAMES):
             raise FilterError(f"queue={found.queue[:40]!r}: expected one of {', '.join(QUEUE_NAMES)}")
-        return replace(found, overdue_before="")
+        return found
 
     def params(self) -> dict[str, str]:
         """The non-empty filters, as query parameters (for links that keep the filter)."""
         return {
-            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) and f.name != "overdue_before"
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) and f.name not in SERVER_SET
         }
+
+    def _overdue(self, values: dict[str, Any]) -> str:
+        # An alert whose rule has a reporting clock is overdue past its due time; any other
+        # finding once its event is older than the study's overdue days.
+        values["overdue_before"] = self.overdue_before or "0000"  # no cutoff known: nothing is overdue
+        clocked = []
+        for n, (rule_id, cut) in enumerate(self.overdue_alerts):
+            values[f"clock_rule_{n}"], values[f"clock_cut_{n}"] = rule_id, cut
+            clocked.append(f"(kind = 'alert' AND rule_id = :clock_rule_{n} AND occurred_utc < :clock_cut_{n})")
+        if not clocked:
+            return "occurred_utc < :overdue_before"
+        rules = ", ".join(f":clock_rule_{n}" for n in range(len(clocked)))
+        unclocked = f"(NOT (kind = 'alert' AND rule_id IN ({rules})) AND occurred_utc < :overdue_before)"
+        return "(" + " OR ".join([unclocked, *clocked]) + ")"
 
     def where(self, site_scope: str | None) -> tuple[str, dict[str, Any]]:
         """The SQL condition and its parameters; ``site_scope`` limits a site user to their site."""
@@ -143,8 +164,7 @@ class FindingFilter:
         if self.queue == "unassigned":
             clauses.append("assignee IS NULL")
         if self.queue == "overdue":
-            clauses.append("occurred_utc < :overdue_before")
-            values["overdue_before"] = self.overdue_before or "0000"  # no cutoff known: nothing is overdue
+            clauses.append(self._overdue(values))
         if self.q:
             clauses.append("term LIKE :q ESCAPE '\\'")
             values["q"] = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

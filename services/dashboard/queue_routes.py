@@ -24,9 +24,9 @@ from services.dashboard.study_scope import current_study, studies_of
 router = APIRouter()
 
 
-def cutoff(request: Request) -> str:
-    """The event time before which an unresolved finding of the request's study is overdue."""
-    return queues.overdue_before(request.app.state.settings.overdue_days_of(current_study()))
+def cutoff(request: Request) -> queues.OverdueCut:
+    """When an unresolved finding of the request's study is overdue (``queues.study_overdue_cut``)."""
+    return queues.study_overdue_cut(request)
 
 
 def nav_context(request: Request, user: User) -> dict[str, Any]:

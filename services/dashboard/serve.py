@@ -50,8 +50,18 @@ async def serve(kafka: KafkaSettings, args: argparse.Namespace, studies: tuple[s
         overdue = parse_overdue_days(getattr(args, "overdue_days", []), studies)
     except ValueError as e:
         raise ConfigurationError(f"dashboard serve: {e}") from None
+    notifier_url = getattr(args, "notifier_url", None)
+    if notifier_url and not notifier_url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"dashboard serve: --notifier-url {notifier_url[:80]!r}: an http:// or https:// URL")
     settings = DashboardSettings(
-        kafka, args.data_dir, args.host, args.port, args.secure_cookies, studies=studies, overdue_days=overdue
+        kafka,
+        args.data_dir,
+        args.host,
+        args.port,
+        args.secure_cookies,
+        studies=studies,
+        overdue_days=overdue,
+        notifier_url=notifier_url or None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

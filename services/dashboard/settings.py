@@ -41,6 +41,8 @@ class DashboardSettings:
             alone. ``trialguard dashboard serve`` fills it (every installed study by default).
         overdue_days: days after its event an unresolved finding is overdue, per study
             (``queues``); a study not named here uses ``DEFAULT_OVERDUE_DAYS``.
+        notifier_url: the notifier's base URL (its ``/operations`` is shown on the operations
+            page); None: the page says the notifier is not configured.
     """
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -51,6 +53,7 @@ class DashboardSettings:
     review_wait_seconds: float = 10.0
     studies: tuple[str, ...] = ()
     overdue_days: tuple[tuple[str, int], ...] = ()
+    notifier_url: str | None = None
 
     @property
     def served_studies(self) -> tuple[str, ...]:
@@ -119,6 +122,12 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         help=f"days after its event an unresolved finding is overdue: DAYS for every study, STUDY=DAYS for one "
         f"(repeatable; env TRIALGUARD_DASHBOARD_OVERDUE_DAYS, the same form, comma-separated; default "
         f"{DEFAULT_OVERDUE_DAYS})",
+    )
+    parser.add_argument(
+        "--notifier-url",
+        default=os.environ.get("TRIALGUARD_NOTIFIER_URL") or None,
+        help="the notifier's base URL, e.g. http://127.0.0.1:8083: its deliveries and dead letters on the "
+        "operations page (env TRIALGUARD_NOTIFIER_URL; default: none, the page says it is not configured)",
     )
     add_http_limit_args(parser, "TRIALGUARD_DASHBOARD", MAX_BODY_BYTES)
 

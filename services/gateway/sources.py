@@ -4,7 +4,8 @@ One SQLite file in the gateway's data directory, readable by its owner alone (mo
 the SHA-256 of each API key, never a key: a key is shown once, when the source is added or its key
 rotated. Nothing here logs a key. A source may be disabled, enabled, removed, or given a new key;
 each takes effect on the next request (every request looks its key up), and each is published to
-the access log before it is kept (``services/access_log.py``).
+the access log before it is kept (``services/access_log.py``). ``Source`` and what the store
+shares with its callers are in ``source_record.py`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -13,31 +14,41 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import ipaddress
 import os
-import re
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Final
 
 import structlog
 
 from contracts import AccessAction
 from services.defaults import DEFAULT_STUDY
 from services.gateway.local_time import LocalTimeError, check_time_zone
+from services.gateway.source_record import (
+    HL7_NAMESPACE,
+    IDENTIFIER,
+    ChangeRecorder,
+    Source,
+    SourceError,
+    address_in,
+    parse_networks,
+)
 from services.options import TOPIC_NAME_PART
 
 log = structlog.get_logger("trialguard.gateway.sources")
 
-IDENTIFIER: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
-"""The contract's ``Identifier``: a source's name becomes ``source.system`` of its events, and its
-site their ``site_id``."""
-
-HL7_NAMESPACE: Final = re.compile(r"[^|^~\\&\r\n]{1,180}")
-"""An HL7 v2 HD namespace id (MSH-3, MSH-4): no delimiter characters."""
+__all__ = [
+    "HL7_NAMESPACE",
+    "IDENTIFIER",
+    "ChangeRecorder",
+    "Source",
+    "SourceError",
+    "SourceStore",
+    "address_in",
+    "parse_networks",
+]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -61,83 +72,6 @@ _MIGRATIONS: Final = {
     # A source added before sources had studies sent for the one study gateways then fed.
     "studies": f"ALTER TABLE sources ADD COLUMN studies TEXT NOT NULL DEFAULT '{DEFAULT_STUDY}'",
 }
-
-
-def parse_networks(values: Iterable[str]) -> tuple[str, ...]:
-    """Addresses or networks (``10.0.0.5``, ``10.0.0.0/24``, ``2001:db8::/32``), normalized.
-
-    Raises:
-        SourceError: a value that is neither, saying which.
-    """
-    networks: list[str] = []
-    for value in values:
-        try:
-            network = ipaddress.ip_network(value.strip(), strict=False)
-        except ValueError:
-            raise SourceError(f"--mllp-allow {value[:80]!r}: an IP address or network, such as 10.0.0.5/32") from None
-        if str(network) not in networks:
-            networks.append(str(network))
-    return tuple(networks)
-
-
-def address_in(address: str, networks: Iterable[str]) -> bool:
-    """Whether an IP address is in one of the networks (an address that is not one: never)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n) for n in networks)
-
-
-class ChangeRecorder(Protocol):
-    """Where a change is recorded: an :class:`AccessRecorder`, or one that records it in the
-    access logs of several studies."""
-
-    def record(
-        self, action: AccessAction, subject_kind: Literal["user", "source"], subject: str, **fields: Any
-    ) -> object:
-        """Record one change; raise ``AccessLogError`` when it could not be."""
-        ...
-
-
-class SourceError(ValueError):
-    """A source that cannot be added as asked."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """A registered upstream system.
-
-    Attributes:
-        name: the ``source.system`` of every event it publishes.
-        site: the ``site_id`` of every event it publishes.
-        hl7_application: MSH-3 of its HL7 v2 messages, when it sends any.
-        hl7_facility: MSH-4 of its HL7 v2 messages, when it sends any.
-        created_at: when it was added (ISO 8601, UTC).
-        enabled: whether its key (and HL7 identity) is accepted.
-        mllp_allow: the networks it may send MLLP from; none: it cannot use MLLP.
-        time_zone: the IANA time zone its local times (without a UTC offset) are read in; None:
-            such times are refused (``services.gateway.local_time``).
-        strict: refuse a whole message that carries a result the study does not use; by default
-            (False) such results are left out and acknowledged as not used by the study.
-        studies: the studies it sends for (``services.gateway.routing``); events for any other
-            study are refused.
-    """
-
-    name: str
-    site: str
-    hl7_application: str | None = None
-    hl7_facility: str | None = None
-    created_at: str = ""
-    enabled: bool = True
-    mllp_allow: tuple[str, ...] = ()
-    time_zone: str | None = None
-    strict: bool = False
-    studies: tuple[str, ...] = (DEFAULT_STUDY,)
-
-    def allows_mllp_from(self, address: str) -> bool:
-        """Whether a peer at this address may send this source's messages over MLLP."""
-        return address_in(address, self.mllp_allow)
 
 
 def _key_digest(key: str) -> str:

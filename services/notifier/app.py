@@ -3,7 +3,7 @@ deliveries by subscription and state, and the dead letters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,8 +21,8 @@ STATES = ("pending", "delivered", "dead")
 
 
 class _Families(Collector):
-    def __init__(self, store: NotifierStore, consumer: FindingsConsumer, deliverer: Deliverer) -> None:
-        self.store, self.consumer, self.deliverer = store, consumer, deliverer
+    def __init__(self, store: NotifierStore, consumers: Sequence[FindingsConsumer], deliverer: Deliverer) -> None:
+        self.store, self.consumers, self.deliverer = store, consumers, deliverer
 
     def collect(self) -> Iterator[Metric]:
         outbox = GaugeMetricFamily(
@@ -44,37 +44,44 @@ class _Families(Collector):
         for outcome in ("delivered", "retried", "dead"):
             attempts.add_metric([outcome], self.deliverer.outcomes[outcome])
         yield attempts
-        yield CounterMetricFamily(
+        read = CounterMetricFamily(
             "trialguard_notifier_findings_read",
-            "Findings read from the deviations topic since start",
-            value=self.consumer.findings_read,
+            "Findings read from the deviations topic since start, by study",
+            labels=["study"],
         )
-        yield CounterMetricFamily(
-            "trialguard_notifier_deliveries_queued",
-            "Outbox rows written since start",
-            value=self.consumer.deliveries_queued,
+        queued = CounterMetricFamily(
+            "trialguard_notifier_deliveries_queued", "Outbox rows written since start, by study", labels=["study"]
         )
+        for consumer in self.consumers:
+            read.add_metric([consumer.settings.study_id], consumer.findings_read)
+            queued.add_metric([consumer.settings.study_id], consumer.deliveries_queued)
+        yield read
+        yield queued
 
 
-def operations(store: NotifierStore) -> dict[str, Any]:
-    """The operations document: totals, per subscription, and the newest dead letters."""
-    per_subscription = store.counts()
+def operations(store: NotifierStore, study_id: str | None = None) -> dict[str, Any]:
+    """The operations document: totals, per subscription, and the newest dead letters; of one
+    study's subscriptions when ``study_id`` is given (the dashboard asks for the study it shows)."""
+    per_subscription = store.counts(study_id)
     totals = dict.fromkeys(STATES, 0)
     for states in per_subscription.values():
         for state, n in states.items():
             totals[state] += n
-    return {"totals": totals, "subscriptions": per_subscription, "dead_letters": store.dead_letters()}
+    return {"totals": totals, "subscriptions": per_subscription, "dead_letters": store.dead_letters(study_id=study_id)}
 
 
-def create_app(store: NotifierStore, consumer: FindingsConsumer, deliverer: Deliverer) -> FastAPI:
-    """The app; it listens on loopback unless told otherwise (ids only, no clinical values)."""
+def create_app(store: NotifierStore, consumers: Sequence[FindingsConsumer], deliverer: Deliverer) -> FastAPI:
+    """The app (one consumer per study served; ready once every one is); it listens on loopback
+    unless told otherwise (ids only, no clinical values)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(store, consumer, deliverer))
+    registry.register(_Families(store, consumers, deliverer))
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
-    app.include_router(observability_router(registry, lambda: "ready" if consumer.ready else "starting"))
+    app.include_router(
+        observability_router(registry, lambda: "ready" if all(c.ready for c in consumers) else "starting")
+    )
 
     @app.get("/operations")
-    def operations_page() -> JSONResponse:
-        return JSONResponse(operations(store))
+    def operations_page(study: str | None = None) -> JSONResponse:
+        return JSONResponse(operations(store, study))
 
     return app

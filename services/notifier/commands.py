@@ -43,29 +43,36 @@ def add_notifier_commands(commands: Any, owners_from_file: OwnersFromFile) -> No
     """Add ``notifier serve`` and ``notify …`` to the ``trialguard`` subcommands."""
     from services.notifier.settings import add_data_args, add_serve_args
     from services.options import add_kafka_args
+    from services.studies import STUDIES_HELP
 
     notifier = commands.add_parser("notifier", help="deliver findings to subscribers (email, webhooks)")
     serve = notifier.add_subparsers(dest="action", required=True).add_parser(
         "serve",
         help="consume the deviations topic and deliver each matching finding at least once per subscriber",
+        description="Serve every installed study (or those named with --study), each from its own deviations "
+        "topic in its own consumer group, to that study's subscribers; one outbox and one delivery loop.",
     )
-    add_kafka_args(serve)
+    add_kafka_args(serve, studies=STUDIES_HELP)
     add_serve_args(serve)
 
     async def run_serve(args: argparse.Namespace) -> int:
         from services.notifier.serve import serve as serve_notifier
         from services.notifier.settings import delivery_from_args, smtp_from_args
         from services.options import check_names, settings_from_args
+        from services.studies import chosen_studies
 
+        studies = chosen_studies(args.study)
+        args.study = studies[0]
         check_names(args)
         if not os.path.exists(args.users_file):  # noqa: ASYNC240 (once, at start)
             # Not an error (the dashboard may create it later), but until then no one is told anything.
             print(f"trialguard notifier: {args.users_file}: no users file yet; nothing will match", file=sys.stderr)
-        owners = owners_from_file(Path(args.users_file), args.study)
+        users_file = Path(args.users_file)
         return await serve_notifier(
             settings_from_args(args),
+            studies,
             _store(args),
-            owners,
+            lambda study: owners_from_file(users_file, study),
             smtp_from_args(args),
             delivery_from_args(args),
             args.host,

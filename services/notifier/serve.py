@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -25,27 +27,34 @@ STORE_FILE = "notifier.sqlite3"
 
 async def serve(
     kafka: KafkaSettings,
+    studies: Sequence[str],
     store: NotifierStore,
-    owners: OwnersLookup,
+    owners_of: Callable[[str], OwnersLookup],
     smtp: SmtpSettings,
     delivery: DeliverySettings,
     host: str,
     port: int,
 ) -> int:
-    """Serve until SIGTERM/SIGINT; 1 when the consumer or the deliverer stops on an error.
+    """Serve ``studies`` until SIGTERM/SIGINT; 1 when a consumer or the deliverer stops on an error.
+
+    Each study has its own consumer (its own deviations topic and consumer group, its own owners:
+    the users with a role in that study); they share the store and the deliverer.
 
     Raises:
         ConfigurationError: the address cannot be bound.
     """
     deliverer = Deliverer(store, smtp, delivery)
-    consumer = FindingsConsumer(kafka, store, owners, deliverer.wake.set)
+    consumers = [
+        FindingsConsumer(dataclasses.replace(kafka, study_id=study), store, owners_of(study), deliverer.wake.set)
+        for study in studies
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         server = await serve_asgi(
-            create_app(store, consumer, deliverer),
+            create_app(store, consumers, deliverer),
             host,
             port,
             name="notifier",
@@ -53,9 +62,14 @@ async def serve(
         )
     except OSError as e:
         raise ConfigurationError(f"cannot serve the notifier on {host}:{port}: {e.strerror}") from None
-    log.info("notifier_listening", url=f"http://{host}:{server.port}/operations", data=str(store.path))
+    log.info(
+        "notifier_listening",
+        url=f"http://{host}:{server.port}/operations",
+        data=str(store.path),
+        studies=list(studies),
+    )
     tasks = [
-        asyncio.create_task(consumer.run(), name="notifier-consumer"),
+        *(asyncio.create_task(c.run(), name=f"notifier-consumer-{c.settings.study_id}") for c in consumers),
         asyncio.create_task(deliverer.run(), name="notifier-deliverer"),
     ]
     waiting = asyncio.create_task(stop.wait())

@@ -241,12 +241,21 @@ class NotifierStore:
                 (time.time(), subscription_id, subscription_id),
             ).rowcount
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Rows by subscription and state: {subscription_id: {"pending": n, "delivered": n, "dead": n}}."""
+    def counts(self, study_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Rows by subscription and state: {subscription_id: {"pending": n, "delivered": n, "dead": n}};
+        of one study's subscriptions when ``study_id`` is given."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT subscription_id, state, count(*) AS n FROM outbox GROUP BY subscription_id, state"
-            ).fetchall()
+            if study_id is None:
+                rows = self._db.execute(
+                    "SELECT subscription_id, state, count(*) AS n FROM outbox GROUP BY subscription_id, state"
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT o.subscription_id, o.state, count(*) AS n FROM outbox o"
+                    " JOIN subscriptions s ON s.subscription_id = o.subscription_id WHERE s.study_id = ?"
+                    " GROUP BY o.subscription_id, o.state",
+                    (study_id,),
+                ).fetchall()
         result: dict[str, dict[str, int]] = {}
         for row in rows:
             result.setdefault(row["subscription_id"], {"pending": 0, "delivered": 0, "dead": 0})[row["state"]] = row[
@@ -254,12 +263,20 @@ class NotifierStore:
             ]
         return result
 
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest dead rows: ids, attempts, the kind of the last failure, when it died."""
+    def dead_letters(self, limit: int = 100, study_id: str | None = None) -> list[dict[str, Any]]:
+        """The newest dead rows: ids, attempts, the kind of the last failure, when it died; of one
+        study's subscriptions when ``study_id`` is given."""
+        columns = "o.subscription_id, o.finding_id, o.channel, o.attempts, o.last_error, o.created_at, o.finished_at"
         with self._lock:
-            rows = self._db.execute(
-                "SELECT subscription_id, finding_id, channel, attempts, last_error, created_at, finished_at"
-                " FROM outbox WHERE state='dead' ORDER BY finished_at DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+            if study_id is None:
+                rows = self._db.execute(
+                    f"SELECT {columns} FROM outbox o WHERE o.state='dead' ORDER BY o.finished_at DESC LIMIT ?",  # noqa: S608 (constant columns)
+                    (limit,),
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    f"SELECT {columns} FROM outbox o JOIN subscriptions s ON s.subscription_id = o.subscription_id"  # noqa: S608 (constant columns)
+                    " WHERE o.state='dead' AND s.study_id = ? ORDER BY o.finished_at DESC LIMIT ?",
+                    (study_id, limit),
+                ).fetchall()
         return [dict(row) for row in rows]

@@ -168,3 +168,32 @@ def test_a_user_of_study_a_gets_404_for_study_b_everywhere(two_studies: Any, pag
     page.goto(dashboard.url + "/participants/P-000")
     expect(page.locator("body")).to_contain_text(f"{A} finding 0")
     assert f"{B} finding" not in page.content()
+
+
+def test_the_work_queues_count_what_is_mine_unassigned_and_overdue(two_studies: Any, page: Page) -> None:
+    dashboard, _ = two_studies
+    _login(page, dashboard, "both")
+    page.goto(dashboard.url + f"/findings?study={A}")
+    wait_until(lambda: page.reload() and len(_rows(page)) == PER_STUDY, "A's findings in the list")
+    # Two of A's findings assigned to herself, in one bulk action.
+    boxes = page.locator("input[name=finding_id][form=bulk]")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.select_option("[data-testid=bulk-action]", "assign")
+    page.fill("[data-testid=bulk-assignee]", "both")
+    page.click("[data-testid=bulk-submit]")
+    expect(page.locator("[data-testid=bulk-done]")).to_have_text("Recorded: assign × 2.")
+    page.goto(dashboard.url + f"/findings?study={A}")
+
+    def counts() -> dict[str, str]:
+        page.reload()
+        return {q: page.locator(f"[data-testid=queue-{q}] .count").inner_text() for q in ("mine", "unassigned")}
+
+    wait_until(lambda: counts() == {"mine": "2", "unassigned": str(PER_STUDY - 2)}, "the queue counts after assigning")
+    # Every finding's event is in March 2026, more than the default 14 overdue days ago, and open.
+    expect(page.locator("[data-testid=queue-overdue] .count")).to_have_text(str(PER_STUDY))
+    expect(page.locator("[data-testid=study-select]")).to_have_value(A)
+    page.click("[data-testid=queue-mine]")
+    page.wait_for_url(lambda url: "queue=mine" in url)
+    expect(page.locator("#finding-rows tr")).to_have_count(2)
+    screenshot(page, "work-queues")

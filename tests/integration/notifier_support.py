@@ -167,11 +167,14 @@ class NotifierProcess(HttpServiceProcess):
         users_file: Path,
         smtp_port: int,
         max_attempts: int = 1_000,
+        more_studies: tuple[str, ...] = (),
     ) -> None:
         super().__init__(settings, data_dir, log_path)
         self.users_file = users_file
         self.smtp_port = smtp_port
         self.max_attempts = max_attempts
+        self.more_studies = more_studies
+        """Studies served besides ``settings.study_id`` (``--study`` again for each)."""
 
     def options(self) -> list[str]:
         return [
@@ -186,6 +189,7 @@ class NotifierProcess(HttpServiceProcess):
             "0.5",
             "--max-attempts",
             str(self.max_attempts),
+            *(option for study in self.more_studies for option in ("--study", study)),
         ]
 
     def kill(self) -> None:

@@ -22,11 +22,14 @@ from aiokafka.errors import (
     TransactionalIdAuthorizationFailed,
 )
 
+from contracts import FindingReviewed
 from events import Topics
 from services.dashboard import queries
+from services.dashboard.batch_publish import ReviewBatchPublisher
 from services.dashboard.consumer import ReadModelConsumer
+from services.dashboard.settings import DashboardSettings
 from services.dashboard.store import ReadModel
-from services.kafka import KafkaSettings, ensure_topics
+from services.kafka import KafkaSettings, ensure_topics, read_to_end
 from services.kafka_security import KafkaSecurity
 from tests.builders import example_lines
 from tests.integration.kafka_support import findings, keyed, publish, rule_ids_by_participant, wait_for
@@ -193,3 +196,27 @@ async def test_the_rules_service_runs_end_to_end_on_the_secured_broker(broker: B
         service.stop()
     assert "sasl_plain_password" not in service.log()
     assert broker.password_file("rules").read_text().strip() not in service.log()
+
+
+async def test_the_dashboard_commits_a_bulk_review_in_its_own_transaction_and_the_gateway_cannot(
+    broker: Broker, tmp_path: Path
+) -> None:
+    finding_id = str(uuid.uuid4())
+    reviews = [FindingReviewed.model_validate(forged_review(finding_id, "data-manager", "acknowledge"))]
+    dashboard = ReviewBatchPublisher(DashboardSettings(broker.settings_as("dashboard"), tmp_path, "127.0.0.1", 0))
+    await dashboard.start()
+    try:
+        await dashboard.publish(reviews)
+    finally:
+        await dashboard.stop()
+    on_topic = [
+        json.loads(r.value or b"") async for r in read_to_end(broker.settings_as("operator"), TOPICS.finding_reviews)
+    ]
+    assert str(reviews[0].review_id) in {r["review_id"] for r in on_topic}
+    # The gateway may not open a transaction under the dashboard's transactional ids.
+    gateway = ReviewBatchPublisher(DashboardSettings(broker.settings_as("gateway"), tmp_path, "127.0.0.1", 0))
+    try:
+        with pytest.raises(TransactionalIdAuthorizationFailed):
+            await gateway.start()
+    finally:
+        await gateway.stop()

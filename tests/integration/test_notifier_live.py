@@ -5,14 +5,18 @@ killed with SIGKILL, and a receiver that always fails (dead letters)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from argon2 import PasswordHasher
 
+from services.dashboard.users import UserStore
 from services.kafka import KafkaSettings, ensure_topics
 from services.notifier.signing import verify
 from tests.integration.conftest import REPORT
@@ -229,3 +233,50 @@ async def test_a_receiver_that_always_fails_ends_as_dead_letters_and_others_stil
         forged = request.raw.replace(b"GZ-0", b"GZ-9")
         assert not verify(receiver.secrets[request.hook], request.timestamp, request.signature, forged)
     uuid.UUID(operations["dead_letters"][0]["finding_id"])  # ids only on the operations endpoint
+
+
+async def test_one_notifier_delivers_two_studies_each_to_its_own_subscribers_only(
+    settings: KafkaSettings,
+    tmp_path: Path,
+    receiver: WebhookReceiver,
+    notifier: Callable[..., NotifierProcess],
+) -> None:
+    other = dataclasses.replace(settings, study_id="NCT06946485")
+    await ensure_topics(settings)
+    await ensure_topics(other)
+    users = UserStore(tmp_path / "users.sqlite3", hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    users.add("bea", "monitor", study=other.study_id)  # a monitor of the other study only
+    ours, secret = _subscribe(settings, tmp_path, "--user", "mona", "--webhook", receiver.url("mona"))
+    receiver.secrets["mona"] = secret or ""
+    theirs, secret = _subscribe(other, tmp_path, "--user", "bea", "--webhook", receiver.url("bea"))
+    receiver.secrets["bea"] = secret or ""
+    mine = [_finding(n) for n in range(10)]
+    their_findings = [_finding(100 + n, study_id=other.study_id) for n in range(8)]
+    # A record on the other study's topic that claims to be of this study: read there, it is
+    # nobody's (each study's findings count only from that study's topic). It goes first, with a
+    # participant of the other study's findings: on the same partition, read before them.
+    smuggled = _finding(500)
+    assert smuggled["participant_id"] == their_findings[1]["participant_id"]
+    service = await asyncio.to_thread(notifier, more_studies=(other.study_id,))
+    await _produce(other, [smuggled])
+    await _produce(settings, mine)
+    await _produce(other, their_findings)
+
+    async def both_delivered() -> bool:
+        totals: dict[str, dict[str, int]] = (await asyncio.to_thread(service.operations))["subscriptions"]
+        delivered = {s: totals.get(s, {}).get("delivered") for s in (ours, theirs)}
+        return delivered == {ours: len(mine), theirs: len(their_findings)}
+
+    await wait_for(both_delivered, "each study's findings delivered to its own subscriber", timeout=120)
+    assert set(receiver.delivery_ids("mona")) == {f"{ours}/{_id(f)}" for f in mine}
+    assert set(receiver.delivery_ids("bea")) == {f"{theirs}/{_id(f)}" for f in their_findings}
+    assert {r.body["study_id"] for r in receiver.received if r.hook == "bea"} == {other.study_id}
+    assert all(r.verified for r in receiver.received)
+    # The dashboard asks for one study's deliveries: the other's are not in the answer.
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.get(service.url + "/operations", params={"study": settings.study_id})
+    of_ours = answer.json()
+    assert set(of_ours["subscriptions"]) == {ours}
+    assert await asyncio.to_thread(
+        service.metric, f'trialguard_notifier_findings_read_total{{study="{other.study_id}"}}'
+    ) == len(their_findings)
