@@ -134,6 +134,16 @@ def read_row_clock(row: Mapping[str, Any], clocks: Mapping[str, ReportingClock],
     )
 
 
+def period(delta: dt.timedelta) -> str:
+    """A declared reporting period as a protocol states it: "24 hours", "7 days", "90 minutes"."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size and not (unit == "day" and seconds // size == 1):
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return span(delta)
+
+
 def span(delta: dt.timedelta) -> str:
     """A duration for people: "3 d 4 h", "5 h 12 min", "40 min"; "-" before a negative one."""
     sign, delta = ("-", -delta) if delta < dt.timedelta(0) else ("", delta)
@@ -208,7 +218,7 @@ def detail_context(row: Mapping[str, Any], clocks: Mapping[str, ReportingClock],
     reporting = None
     if clock is not None:
         reporting = {
-            "within_text": span(clock.within),
+            "within_text": period(clock.within),
             "report_to": clock.report_to,
             "source": clock.source,
             "assumption": clock.assumption,

@@ -48,16 +48,34 @@ def keyed(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     return [(json.loads(line)["participant_id"].encode(), line) for line in lines]
 
 
+STALL_SECONDS = 90.0
+"""How long the lag may stay flat before waiting for consumption fails."""
+CONSUME_TIMEOUT = 900.0
+"""The longest a consumption may take while it keeps progressing."""
+
+
 async def wait_until_consumed(settings: KafkaSettings, check_alive: Callable[[], None]) -> None:
     """Wait until the rules service has consumed participant-events to its end."""
     group_id = rules_group_id(settings)
+    loop = asyncio.get_running_loop()
+    least: int | None = None
+    progressed = loop.time()
+    what = f"group {group_id} to consume participant-events to its end"
 
     async def consumed() -> bool:
+        # A long log on a busy machine takes long: fail when the lag has stopped falling for
+        # STALL_SECONDS (a stuck service), not after a fixed time (a slow one).
+        nonlocal least, progressed
         check_alive()
         lag = await group_lag(settings, group_id)
-        return lag is not None and not any(lag.values())
+        behind = None if lag is None else sum(lag.values())
+        if behind is not None and (least is None or behind < least):
+            least, progressed = behind, loop.time()
+        elif loop.time() - progressed > STALL_SECONDS:
+            raise AssertionError(f"waiting for {what}: no progress for {STALL_SECONDS:.0f}s ({behind} behind)")
+        return behind == 0
 
-    await wait_for(consumed, f"group {group_id} to consume participant-events to its end")
+    await wait_for(consumed, what, timeout=CONSUME_TIMEOUT)
 
 
 async def findings(settings: KafkaSettings) -> list[dict[str, Any]]:
