@@ -213,13 +213,10 @@ def process(
     event_id = event.event_id.bytes
     if state.seen_event_ids.has(event_id):
         return Step(state, [], duplicate=True)
-    registration = state.registration
-    if registration is not None and event.site_id != registration.site_id:
-        check_site(state, event)  # raises: the event names another site than the participant's
+    check_site(state, event)
     in_force = version_in_force(judge, event.occurred_at, event.site_id)
+    check_arm(in_force, event)
     event_type = event.event_type
-    if event_type == "ParticipantEnrolled":
-        check_arm(in_force, event)
     unmatched = False
     if event_type in _CORRECTIONS:
         assert isinstance(event, LabResultCorrected | LabResultRetracted)

@@ -80,11 +80,7 @@ class SeenIds:
         packed = self.packed + (event_id if isinstance(event_id, bytes) else event_id.bytes)
         if len(packed) > 16 * bound:
             packed = packed[len(packed) - 16 * bound :]
-        if len(packed) % 16:
-            raise ValueError(f"an event id is 16 raw bytes, not {len(packed) - len(self.packed)}")
-        added = object.__new__(SeenIds)  # on the path of every event: no second length check in __init__
-        added.packed = packed
-        return added
+        return SeenIds(packed)
 
 
 NO_IDS = SeenIds()
@@ -168,8 +164,7 @@ class ParticipantState:
 def evolve(state: ParticipantState, **changes: Any) -> ParticipantState:
     """A copy of ``state`` with ``changes``: ``dataclasses.replace`` without re-running
     ``__init__`` (it is on the path of every event, and the fields need no validation)."""
-    fields = state.__dict__.copy()  # one copy of the table, then the changes on it
-    fields.update(changes)
     new = object.__new__(ParticipantState)
-    object.__setattr__(new, "__dict__", fields)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
     return new
