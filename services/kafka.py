@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from faststream.security import BaseSecurity
@@ -308,3 +308,19 @@ async def _records_between(consumer: AIOKafkaConsumer, tp: TopicPartition, start
     except TimeoutError:
         return end - start  # the broker did not let us read the gap: say what the offsets say
     return count
+
+
+async def send_all_or_nothing(producer: AIOKafkaProducer, messages: Sequence[tuple[str, bytes, bytes]]) -> None:
+    """Publish (topic, value, key) messages in one transaction of a transactional producer: every
+    one acknowledged (acks=all) and all of them visible to ``read_committed`` readers, or none
+    (the transaction is aborted on any error, which is raised).
+    """
+    await producer.begin_transaction()
+    try:
+        sent = [await producer.send(topic, value, key=key) for topic, value, key in messages]
+        await asyncio.gather(*sent)
+        await producer.commit_transaction()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await producer.abort_transaction()
+        raise

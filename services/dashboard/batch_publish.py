@@ -10,7 +10,6 @@ predecessor left open; readers with ``read_committed`` never see part of a batch
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -21,6 +20,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from contracts import FindingReviewed
 from services.dashboard.settings import DashboardSettings
+from services.kafka import send_all_or_nothing
 
 log = structlog.get_logger("trialguard.dashboard.batch_publish")
 
@@ -85,20 +85,13 @@ class ReviewBatchPublisher:
         async with self._turn:
             try:
                 async with asyncio.timeout(PUBLISH_SECONDS):
-                    await producer.begin_transaction()
-                    try:
-                        sent = [
-                            await producer.send(
-                                self.topic_of(r.study_id), r.model_dump_json().encode(), key=r.participant_id.encode()
-                            )
+                    await send_all_or_nothing(
+                        producer,
+                        [
+                            (self.topic_of(r.study_id), r.model_dump_json().encode(), r.participant_id.encode())
                             for r in reviews
-                        ]
-                        await asyncio.gather(*sent)  # every review acknowledged (acks=all) ...
-                        await producer.commit_transaction()  # ... and all of them visible, or none
-                    except BaseException:
-                        with contextlib.suppress(Exception):
-                            await producer.abort_transaction()
-                        raise
+                        ],
+                    )
             except ProducerFenced:
                 log.error("batch_publisher_fenced", transactional_id=self.transactional_id)
                 raise BatchPublishError("another dashboard took over this dashboard's transactional id") from None

@@ -13,7 +13,6 @@ see part of a request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import replace
 from typing import Protocol
@@ -25,6 +24,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from contracts import ParticipantEvent, encode
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.settings import GatewaySettings
+from services.kafka import send_all_or_nothing
 
 log = structlog.get_logger("trialguard.gateway.publisher")
 
@@ -102,18 +102,9 @@ class KafkaPublisher:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(PUBLISH_SECONDS):
-                    await producer.begin_transaction()
-                    try:
-                        sent = [
-                            await producer.send(self.topics[e.study_id], encode(e), key=e.participant_id.encode())
-                            for e in events
-                        ]
-                        await asyncio.gather(*sent)  # every event acknowledged (acks=all) ...
-                        await producer.commit_transaction()  # ... and all of them visible, or none
-                    except BaseException:
-                        with contextlib.suppress(Exception):
-                            await producer.abort_transaction()
-                        raise
+                    await send_all_or_nothing(
+                        producer, [(self.topics[e.study_id], encode(e), e.participant_id.encode()) for e in events]
+                    )
             except ProducerFenced:
                 # Another gateway started with this transactional id: this one can never publish again.
                 self.fenced = True
