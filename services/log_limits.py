@@ -86,6 +86,8 @@ class RepeatLimit(logging.Filter):
             :meth:`flush`.
         clock: monotonic seconds (a test injects its own).
         max_kinds: kinds tracked at once.
+        describe: the message a report names (the one the handler writes for a record: uvicorn's
+            handler writes only the template, whose arguments could quote a request).
     """
 
     def __init__(
@@ -94,12 +96,14 @@ class RepeatLimit(logging.Filter):
         report: RepeatsReport | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_kinds: int = MAX_KINDS,
+        describe: Callable[[logging.LogRecord], str] = record_message,
     ) -> None:
         super().__init__()
         self.interval = interval
         self.report = report
         self._clock = clock
         self._max_kinds = max_kinds
+        self._describe = describe
         # In the order their windows began, so also ended: those over are at the front.
         self._kinds: dict[tuple[str, int, str], _Kind] = {}
 
@@ -117,7 +121,7 @@ class RepeatLimit(logging.Filter):
             del self._kinds[kind]
         setattr(record, REPEATED_ATTRIBUTE, 0 if seen is None else seen.dropped)
         self._let_go(now)
-        self._kinds[kind] = _Kind(now + self.interval, record.name, record.levelno, record_message(record))
+        self._kinds[kind] = _Kind(now + self.interval, record.name, record.levelno, self._describe(record))
         return True
 
     def flush(self) -> None:

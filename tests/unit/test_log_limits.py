@@ -143,3 +143,26 @@ def test_a_bad_interval_setting_is_a_configuration_error(
     )
     monkeypatch.delenv(REPEAT_INTERVAL_ENV)
     configure_logging("info")
+
+
+def test_uvicorn_warnings_a_client_provokes_are_limited_too_and_never_quote_the_request(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services import http
+
+    uvicorn = logging.getLogger("uvicorn")
+    monkeypatch.setattr(uvicorn, "handlers", [])  # a bridge of this test's own; the process's one comes back after
+    monkeypatch.setenv(REPEAT_INTERVAL_ENV, str(3_600_000))  # an hour: no window can end during the test
+    configure_logging("info", json_logs=True)
+    http._quiet_uvicorn()
+    for attempt in range(500):  # a scanner sending garbage: one warning per request
+        logging.getLogger("uvicorn.error").warning("Invalid HTTP request received: %s", f"GET /?dob=1961-0{attempt}")
+    for handler in uvicorn.handlers:
+        handler.flush()  # as at exit
+    written = lines(capsys)
+    assert [(line["event"], line["message"], line.get("repeated")) for line in written] == [
+        ("uvicorn_warning", "Invalid HTTP request received: %s", None),
+        ("uvicorn_repeated", "Invalid HTTP request received: %s", 499),
+    ]
+    assert "dob" not in json.dumps(written)
+    configure_logging("info")
