@@ -16,8 +16,11 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from faststream.security import BaseSecurity
 
 from events import Topics
+from services import kafka_retries
 from services.defaults import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
 from services.kafka_security import KafkaSecurity, add_security_args, security_from_args
+
+kafka_retries.install()  # every transactional producer of the process retries quickly after a commit
 
 
 @dataclass(frozen=True)
