@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,39 +107,48 @@ class RepeatLimit(logging.Filter):
         self._describe = describe
         # In the order their windows began, so also ended: those over are at the front.
         self._kinds: dict[tuple[str, int, str], _Kind] = {}
+        # A library may log from a thread of its own: the table is changed by one caller at a time
+        # (a filter that raised would raise out of the library's log call).
+        self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Whether the record is written; one let through carries the count of its dropped repeats."""
         if self.interval <= 0:
             return True
-        now = self._clock()
         kind = record_kind(record)
-        seen = self._kinds.get(kind)
-        if seen is not None and now < seen.window_ends:
-            seen.dropped += 1
-            return False
-        if seen is not None:
-            del self._kinds[kind]
-        setattr(record, REPEATED_ATTRIBUTE, 0 if seen is None else seen.dropped)
-        self._let_go(now)
-        self._kinds[kind] = _Kind(now + self.interval, record.name, record.levelno, self._describe(record))
+        with self._lock:
+            now = self._clock()
+            seen = self._kinds.get(kind)
+            if seen is not None and now < seen.window_ends:
+                seen.dropped += 1
+                return False
+            if seen is not None:
+                del self._kinds[kind]
+            setattr(record, REPEATED_ATTRIBUTE, 0 if seen is None else seen.dropped)
+            let_go = self._let_go(now)
+            self._kinds[kind] = _Kind(now + self.interval, record.name, record.levelno, self._describe(record))
+        for gone in let_go:
+            self._report(gone)
         return True
 
     def flush(self) -> None:
         """Report every count not carried yet (the process is ending)."""
-        kinds, self._kinds = self._kinds, {}
+        with self._lock:
+            kinds, self._kinds = self._kinds, {}
         for kind in kinds.values():
             self._report(kind)
 
-    def _let_go(self, now: float) -> None:
+    def _let_go(self, now: float) -> list[_Kind]:
+        let_go: list[_Kind] = []
         while self._kinds:
             oldest_key, oldest = next(iter(self._kinds.items()))
             # A kind stays one interval past its window: while the failure goes on, its next record
             # carries the count, rather than a report line of its own and then a fresh line.
             if oldest.window_ends + self.interval > now and len(self._kinds) < self._max_kinds:
-                return
+                break
             del self._kinds[oldest_key]
-            self._report(oldest)
+            let_go.append(oldest)
+        return let_go
 
     def _report(self, kind: _Kind) -> None:
         if kind.dropped and self.report is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,6 +116,23 @@ def test_repeats_that_stop_are_still_counted(clock: Clock, capsys: pytest.Captur
         handler.flush()  # as logging.shutdown does at exit: what no line carried yet is written
     [at_exit] = [line for line in lines(capsys) if line["event"] == "library_repeated"]
     assert (at_exit["logger"], at_exit["repeated"]) == ("aiokafka.consumer.group_coordinator", 5)
+
+
+def test_records_from_several_threads_are_each_counted_once(clock: Clock, capsys: pytest.CaptureFixture[str]) -> None:
+    def flood() -> None:
+        for _ in range(500):
+            connect_failed()
+
+    threads = [threading.Thread(target=flood) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    clock.now += INTERVAL
+    connect_failed()
+    first, after = lines(capsys)
+    assert "repeated" not in first
+    assert after["repeated"] == 8 * 500 - 1
 
 
 def test_the_kinds_tracked_are_bounded_and_a_kind_let_go_keeps_its_count() -> None:
