@@ -327,3 +327,16 @@ async def send_all_or_nothing(producer: AIOKafkaProducer, messages: Sequence[tup
         with contextlib.suppress(Exception):
             await producer.abort_transaction()
         raise
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop the consumer. With the broker away, aiokafka's fetcher lets the cancellation of its
+    own fetch task out of ``stop()``: that is not this task being cancelled, and a stop that
+    raised it left the process with a traceback and exit status 1. It is re-raised only when
+    this task is being cancelled (so ``asyncio.timeout`` still works)."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
