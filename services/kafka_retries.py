@@ -2,18 +2,19 @@
 
 When a transaction commits, the broker answers ``EndTxn`` once the commit is decided and writes
 the commit markers to the transaction's partitions just after. Until they are written, the next
-transaction of the same producer is refused: its ``AddPartitionsToTxn`` with
-``CONCURRENT_TRANSACTIONS`` (KAFKA-5477) and its ``TxnOffsetCommit`` — in the old request version
-aiokafka speaks — with ``COORDINATOR_NOT_AVAILABLE`` (the broker's mapping for old clients,
-KAFKA-9656). aiokafka retries the first after 20 ms and the second after ``retry_backoff_ms``
-(100 ms) and a new coordinator lookup. The markers take a millisecond or two on a healthy broker,
-so these fixed waits were most of the rules service's commit time at its 99th percentile (commit
-p99 144 ms, event→deviation p99 245 ms at 1,000 events/s in ``bench/live.py``; 35 ms and 46 ms
-with the quick retries).
+transaction of the same producer is refused, in the old request versions aiokafka speaks each with
+the broker's mapping for old clients: ``AddPartitionsToTxn`` with ``CONCURRENT_TRANSACTIONS``
+(KAFKA-5477), ``TxnOffsetCommit`` with ``COORDINATOR_NOT_AVAILABLE`` (KAFKA-9656), and a produce
+that the broker's transaction verification holds back with ``NOT_ENOUGH_REPLICAS`` (seen on a
+single-node broker whose ``min.insync.replicas`` is 1). aiokafka retries the first after 20 ms
+and the others after ``retry_backoff_ms`` (100 ms). The markers take a millisecond or two on a
+healthy broker, so these fixed waits were most of the rules service's commit time at its 99th
+percentile (``bench/live.py`` at 1,000 events/s: commit p99 144 ms, event→deviation p99 245 ms;
+the figures with the quick retries are in docs/benchmarks.md).
 
 Lowering ``retry_backoff_ms`` itself would do the same but also make every other retry quick: a
 producer whose broker is away would then try to connect hundreds of times a second. So only these
-two refusals are retried quickly, starting at ``FIRST_RETRY_SECONDS`` and doubling while they
+refusals are retried quickly, starting at ``FIRST_RETRY_SECONDS`` and doubling while they
 repeat, up to what aiokafka would have waited: a broker that keeps refusing is not asked more
 often than before after a few tries.
 
@@ -26,7 +27,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka.errors import ConcurrentTransactions, CoordinatorNotAvailableError, NoError, for_code
+from aiokafka.errors import (
+    ConcurrentTransactions,
+    CoordinatorNotAvailableError,
+    NoError,
+    NotEnoughReplicasError,
+    for_code,
+)
 from aiokafka.producer import sender as aiokafka_sender
 
 FIRST_RETRY_SECONDS = 0.002
@@ -76,7 +83,23 @@ class QuickTxnOffsetCommitHandler(aiokafka_sender.TxnOffsetCommitHandler):  # ty
         return backoff
 
 
+class QuickSendProduceReqHandler(aiokafka_sender.SendProduceReqHandler):  # type: ignore[misc]
+    """A produce refused with ``NOT_ENOUGH_REPLICAS`` alone: its batches are sent again quickly
+    (aiokafka waits ``_default_backoff`` after ``handle_response`` before re-enqueueing them)."""
+
+    _default_backoff: float
+
+    def handle_response(self, response: Any) -> None:
+        super().handle_response(response)
+        errors = {for_code(info[1]) for _topic, partitions in response.topics for info in partitions}
+        if self._to_reenqueue and errors <= {NoError, NotEnoughReplicasError}:
+            self._default_backoff = quick_backoff(self._sender, self._default_backoff)
+        elif not self._to_reenqueue:
+            _answered(self._sender)
+
+
 def install() -> None:
     """Make aiokafka's sender use the quick handlers (idempotent; every producer of the process)."""
     aiokafka_sender.AddPartitionsToTxnHandler = QuickAddPartitionsToTxnHandler
     aiokafka_sender.TxnOffsetCommitHandler = QuickTxnOffsetCommitHandler
+    aiokafka_sender.SendProduceReqHandler = QuickSendProduceReqHandler

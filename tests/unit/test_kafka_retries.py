@@ -14,6 +14,8 @@ from aiokafka.errors import (
     CoordinatorNotAvailableError,
     InvalidProducerEpoch,
     NoError,
+    NotEnoughReplicasError,
+    NotLeaderForPartitionError,
     ProducerFenced,
 )
 from aiokafka.producer import sender as aiokafka_sender
@@ -23,6 +25,7 @@ import services.kafka  # noqa: F401  (installs the quick handlers)
 from services.kafka_retries import (
     FIRST_RETRY_SECONDS,
     QuickAddPartitionsToTxnHandler,
+    QuickSendProduceReqHandler,
     QuickTxnOffsetCommitHandler,
 )
 
@@ -43,10 +46,19 @@ class FakeTxnManager:
 
 
 @dataclass
+class FakeBatch:
+    done_at: int | None = None
+
+    def done(self, offset: int, timestamp: int, log_start_offset: int | None) -> None:
+        self.done_at = offset
+
+
+@dataclass
 class FakeSender:
     _txn_manager: FakeTxnManager = field(default_factory=FakeTxnManager)
     _retry_backoff: float = DEFAULT
     dead: list[object] = field(default_factory=list)
+    client: Any = field(default_factory=lambda: SimpleNamespace(force_metadata_update=lambda: None))
 
     def _coordinator_dead(self, kind: object) -> None:
         self.dead.append(kind)
@@ -67,9 +79,21 @@ def offset_commit(sender: FakeSender, error: type) -> float | None:
     return result
 
 
+def produce(sender: FakeSender, error: Any) -> tuple[float, FakeBatch]:
+    """A produce answered with ``error`` for its one batch: the wait before it is sent again."""
+    batch = FakeBatch()
+    handler = QuickSendProduceReqHandler(sender, {TP: batch})
+    handler.handle_response(
+        SimpleNamespace(API_VERSION=5, topics=[(TP.topic, [(TP.partition, error.errno, 7, -1, 0)])])
+    )
+    wait: float = handler._default_backoff if handler._to_reenqueue else 0.0
+    return wait, batch
+
+
 def test_the_handlers_are_installed_in_aiokafkas_sender() -> None:
     assert aiokafka_sender.AddPartitionsToTxnHandler is QuickAddPartitionsToTxnHandler
     assert aiokafka_sender.TxnOffsetCommitHandler is QuickTxnOffsetCommitHandler
+    assert aiokafka_sender.SendProduceReqHandler is QuickSendProduceReqHandler
     # What they adapt is still there (an aiokafka upgrade that renames it fails here, not in production).
     assert aiokafka_sender.Sender._do_txn_offset_commit
     assert aiokafka_sender.Sender._do_add_partitions_to_txn
@@ -107,3 +131,17 @@ def test_other_retriable_refusals_keep_aiokafkas_wait() -> None:
 def test_a_fenced_producer_is_still_fenced() -> None:
     with pytest.raises(ProducerFenced):
         add_partitions(FakeSender(), InvalidProducerEpoch)
+
+
+def test_a_produce_refused_by_transaction_verification_is_sent_again_quickly() -> None:
+    sender = FakeSender()
+    waits = [produce(sender, NotEnoughReplicasError)[0] for _ in range(10)]
+    assert waits[:2] == [FIRST_RETRY_SECONDS, 2 * FIRST_RETRY_SECONDS]
+    assert waits[-1] == DEFAULT
+    wait, batch = produce(sender, NoError)
+    assert (wait, batch.done_at) == (0.0, 7)
+    assert produce(sender, NotEnoughReplicasError)[0] == FIRST_RETRY_SECONDS  # reset by the answer
+
+
+def test_a_produce_refused_for_another_reason_keeps_aiokafkas_wait() -> None:
+    assert produce(FakeSender(), NotLeaderForPartitionError)[0] == DEFAULT
