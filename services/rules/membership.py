@@ -39,6 +39,13 @@ INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
 CLIENT_ID = "trialguard-rules"
 """The consumer's client id, followed by ``-<instance id>`` for a static member (broker logs, quotas)."""
 
+STATIC_SESSION_TIMEOUT_MS = 30_000
+"""The session timeout of a static member unless TRIALGUARD_SESSION_TIMEOUT_MS says otherwise
+(a dynamic member's is 10 s): the time a restart has to come back without any rebalance. A
+restart on a busy two-core machine was measured at 7-13 s from SIGKILL to ready, so 10 s would
+let the broker expire the member and rebalance anyway; the price is that an instance gone for
+good holds its partitions this long."""
+
 DESCRIBE_SECONDS = 10.0
 """How long the look at the group's members may take; when it cannot be had, the member rejoins."""
 
