@@ -78,7 +78,8 @@ async def run(args: argparse.Namespace) -> int:
     keys = {site: store.add(f"lis.{site.lower().replace('-', '')}", site)[1] for site in sites}
     gateway_port = free_port()
     children = [
-        Child(f"rules-{n}", ["--log-level", "warning", "rules", "serve", *common, "--http-port", str(port)],
+        Child(f"rules-{n}", ["--log-level", "warning", "rules", "serve", *common, "--http-port", str(port),
+                             *([] if args.dynamic else ["--instance-id", f"rules-{n}"])],
               folder / f"rules-{n}.log", port)
         for n, port in ((1, free_port()), (2, free_port()))
     ]  # fmt: skip
@@ -109,6 +110,7 @@ async def run(args: argparse.Namespace) -> int:
         )
         watcher = asyncio.create_task(watch_findings(settings, load, latencies))
         samples: list[Sample] = []
+        recoveries: list[asyncio.Task[None]] = []
         kills = 0
         faults: list[float] = []
         broker_restarted = False
@@ -140,6 +142,7 @@ async def run(args: argparse.Namespace) -> int:
                 kills += 1
                 next_kill += args.kill_every
                 print(f"      minute {minute:.1f}: SIGKILL {victim.name}, restarted")
+                recoveries.append(asyncio.create_task(ready_again(victim, faults[-1])))
             if not broker_restarted and minute >= broker_at:
                 await asyncio.to_thread(broker.kill)
                 broker_restarted = True
@@ -197,6 +200,17 @@ async def run(args: argparse.Namespace) -> int:
         broker.down()
         if not args.keep:
             shutil.rmtree(folder / "kafka", ignore_errors=True)
+
+
+async def ready_again(victim: Child, killed: float) -> None:
+    """Print how long after its SIGKILL the restarted instance is ready again (its /health: every
+    partition it was assigned restored and open)."""
+    incarnation = victim.incarnation
+    while victim.incarnation == incarnation and time.perf_counter() - killed < 300:
+        if await victim.healthy():
+            print(f"      {victim.name} ready again {time.perf_counter() - killed:.1f} s after its SIGKILL")
+            return
+        await asyncio.sleep(0.1)
 
 
 def _row(s: Sample, names: list[str]) -> str:
@@ -299,6 +313,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--rate", type=float, default=200, help="events per second")
     parser.add_argument("--kill-every", type=float, default=5, help="minutes between rules-instance SIGKILLs (0: none)")
+    parser.add_argument("--dynamic", action="store_true",
+                        help="rules instances without --instance-id (dynamic group members): a kill then costs a "
+                        "rebalance after the session timeout, as before static membership")  # fmt: skip
     parser.add_argument("--broker-restart-minute", type=float, default=None,
                         help="when the broker is SIGKILLed and restarted (default: half-way)")  # fmt: skip
     parser.add_argument("--sample-seconds", type=float, default=60)

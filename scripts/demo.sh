@@ -135,7 +135,8 @@ STATE
 scripts/kafka.sh up
 # The key that signs the audit hash-chain checkpoints, made once (see README, "Audit").
 [[ -f $run/audit.key ]] || "$bin/trialguard" audit keygen --out "$run/audit.key" >/dev/null
-start rules "$bin/trialguard" rules serve --audit-key "$run/audit.key" --checkpoint-every 500 --http-port "$rules_port"
+start rules "$bin/trialguard" rules serve --audit-key "$run/audit.key" --checkpoint-every 500 --http-port "$rules_port" \
+  --instance-id demo-rules  # a static group member: a restart takes the partitions back without a rebalance
 wait_healthy rules "http://127.0.0.1:$rules_port/health"
 
 # The demo login, created once; its password is kept (mode 600) and shown on every run.

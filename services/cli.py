@@ -245,9 +245,10 @@ OFFLINE_COMMANDS = ("replay", "protocol")
 """Commands that need neither a broker nor the web stack: ``main`` builds only their parser."""
 
 
-def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
+def build_parser(*, offline_only: bool = False, rules_only: bool = False) -> argparse.ArgumentParser:
     """The argument parser of ``trialguard`` and its subcommands (only ``OFFLINE_COMMANDS``
-    with ``offline_only``, so that the other commands' modules are not imported)."""
+    with ``offline_only``, and ``rules`` besides with ``rules_only``, so that the other
+    commands' modules are not imported)."""
     parser = argparse.ArgumentParser(
         prog="trialguard", description="Protocol-as-code rules service for clinical trials."
     )
@@ -260,6 +261,11 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     add_protocol_commands(commands.add_parser("protocol", help=protocol_help))
     if offline_only:
         return parser
+    from services.rules.commands import add_rules_commands
+
+    add_rules_commands(commands)
+    if rules_only:  # half the start-up CPU (no matplotlib, no web stack): a restarted instance is back sooner
+        return parser
 
     from services.audit.commands import add_audit_commands
     from services.dashboard.settings import add_serve_args as add_dashboard_args
@@ -267,10 +273,7 @@ def build_parser(*, offline_only: bool = False) -> argparse.ArgumentParser:
     from services.gateway.commands import add_gateway_commands
     from services.notifier.commands import add_notifier_commands
     from services.options import add_kafka_args
-    from services.rules.commands import add_rules_commands
     from services.studies import STUDIES_HELP
-
-    add_rules_commands(commands)
 
     dashboard = commands.add_parser("dashboard", help="the deviation dashboard (web)").add_subparsers(
         dest="action", required=True
@@ -413,7 +416,8 @@ def _configuration_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trialguard`` command."""
     words = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(offline_only=_command_word(words) in OFFLINE_COMMANDS).parse_args(words)
+    word = _command_word(words)
+    args = build_parser(offline_only=word in OFFLINE_COMMANDS, rules_only=word == "rules").parse_args(words)
     # Every event allocates many small, short-lived, acyclic objects while participant state
     # stays alive for long: with the default thresholds the cyclic collector rescans that state
     # over and over (a third of replay time). Collect young objects less often.

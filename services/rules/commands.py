@@ -15,6 +15,7 @@ from protocol.versions import ProtocolHistory, VersionError
 from services.errors import ConfigurationError
 from services.http import serve_http
 from services.options import add_kafka_args, check_names, env_int, settings_from_args
+from services.rules.membership import STATIC_SESSION_TIMEOUT_MS
 from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY
 from services.rules.service import RulesService
 from services.rules.studies import Studies, loadable
@@ -53,11 +54,14 @@ def _service(args: argparse.Namespace, history: ProtocolHistory, shadow: str | N
     return RulesService(
         replace(settings_from_args(args), shadow=shadow),
         history,
-        session_timeout_ms=env_int("TRIALGUARD_SESSION_TIMEOUT_MS", 10_000),
+        session_timeout_ms=env_int(
+            "TRIALGUARD_SESSION_TIMEOUT_MS", 10_000 if not args.instance_id else STATIC_SESSION_TIMEOUT_MS
+        ),
         audit_key=None if shadow is not None or key is None else Path(key),
         checkpoint_every=env_int("TRIALGUARD_CHECKPOINT_EVERY", args.checkpoint_every),
         snapshot_every=_snapshot_every(args),
         freeze_restored=True,
+        instance_id=args.instance_id,
     )
 
 
@@ -151,6 +155,17 @@ def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="records of a partition between two checkpoints (env TRIALGUARD_CHECKPOINT_EVERY; default %(default)s)",
     )
     _snapshot_args(serve)
+    serve.add_argument(
+        "--instance-id",
+        default=os.environ.get("TRIALGUARD_INSTANCE_ID") or None,
+        metavar="NAME",
+        help="a stable name of this instance, its own (1-100 of A-Z a-z 0-9 . _ -): it joins each study's group as "
+        "a static member, so that a restart under the same name takes its partitions back at once, without a "
+        "rebalance that would stop the other instances too. A process stopped for good keeps its partitions "
+        "for the session timeout (TRIALGUARD_SESSION_TIMEOUT_MS; 30 s with an id, else 10 s). A second live "
+        "process under the same name takes it over; the first stops with an error (env TRIALGUARD_INSTANCE_ID; "
+        "default none: a dynamic member)",
+    )
     serve.set_defaults(run=_serve)
 
     shadow = rules.add_parser(
@@ -165,4 +180,4 @@ def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     add_kafka_args(shadow)
     _http_args(shadow, "-1")
     _snapshot_args(shadow)
-    shadow.set_defaults(run=_shadow, audit_key=None, checkpoint_every=1000)
+    shadow.set_defaults(run=_shadow, audit_key=None, checkpoint_every=1000, instance_id=None)

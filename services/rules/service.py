@@ -55,6 +55,14 @@ from services.kafka import KafkaSettings, ensure_topics, rules_group_id, stop_co
 from services.metrics import Metrics
 from services.participant_records import Record
 from services.rules.chains import Checkpointer
+from services.rules.membership import (
+    CLIENT_ID,
+    InstanceIdInUseError,
+    Superseded,
+    check_instance_id,
+    held_elsewhere,
+    member_id_of,
+)
 from services.rules.ownership import PartitionOwnership
 from services.rules.partitions import OwnedPartition, fetch_lag
 from services.rules.records import Outgoing, RecordHandler, States
@@ -117,6 +125,9 @@ class RulesService(PartitionOwnership):
             (``trialguard rules serve``), not for one shared with other work.
         max_kept_facts: the facts one participant's state keeps at most (``events.bounds``);
             an event beyond is dead-lettered. The default but in tests: a replay decides with it.
+        instance_id: a stable name of this instance: it joins the group as a static member
+            (``membership``), so that a restart under the same name gets its partitions back
+            without a rebalance. None: a dynamic member, as before.
 
     Raises:
         KeyFileError: ``audit_key`` cannot be read as an Ed25519 private key.
@@ -135,6 +146,7 @@ class RulesService(PartitionOwnership):
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         freeze_restored: bool = False,
         max_kept_facts: int = MAX_KEPT_FACTS,
+        instance_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.history: ProtocolHistory = history_of(protocol)
@@ -146,6 +158,11 @@ class RulesService(PartitionOwnership):
         self.metrics = metrics or Metrics()
         self.metrics.ready = lambda: self.ready
         self.session_timeout_ms = session_timeout_ms
+        self.instance_id = check_instance_id(instance_id)
+        self.client_id = CLIENT_ID if self.instance_id is None else f"{CLIENT_ID}-{self.instance_id}"
+        self.member_id: str | None = None  # as of the last assignment (static members look at it)
+        self.superseded = False  # another live process joined under this instance id: stop, do not rejoin
+        self._fetching: asyncio.Task[None] | None = None
         self.handler = RecordHandler(settings, self.history, max_kept_facts=max_kept_facts)
         self.partitions: dict[TopicPartition, OwnedPartition] = {}
         self.reopening = {}
@@ -193,7 +210,24 @@ class RulesService(PartitionOwnership):
 
         Raises:
             ConfigurationError: the broker refuses the settings (not: the broker is unavailable).
+            InstanceIdInUseError: another live process joined the group under this instance id
+                (this one gave its partitions up first).
         """
+        # A task of its own, so that the revocation callback can end it when the id was taken: the
+        # consumer would leave it waiting for an assignment that does not come.
+        self._fetching = asyncio.create_task(self._run(stop))
+        try:
+            await self._fetching
+        except asyncio.CancelledError:
+            if not self.superseded:
+                raise
+        if self.superseded:
+            raise InstanceIdInUseError(
+                f"instance id {self.instance_id!r} was taken by another process in group {self.group_id!r}; "
+                "this one gave its partitions up and stopped (each process needs an id of its own)"
+            )
+
+    async def _run(self, stop: asyncio.Event) -> None:
         consumer = await self._connect(stop)
         if consumer is None:
             return
@@ -261,6 +295,8 @@ class RulesService(PartitionOwnership):
             consumer = AIOKafkaConsumer(
                 **self.settings.client_kwargs(),
                 group_id=self.group_id,
+                group_instance_id=self.instance_id,
+                client_id=self.client_id,
                 enable_auto_commit=False,
                 isolation_level="read_committed",
                 auto_offset_reset="earliest",
@@ -286,6 +322,7 @@ class RulesService(PartitionOwnership):
             self.broker.reachable = True
             consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))
             log.info("started", topic=self.topics.participant_events, group_id=self.group_id,
+                     instance_id=self.instance_id,
                      protocol_versions=[v.name for v in self.history.versions])  # fmt: skip
             return consumer
         return None
@@ -351,7 +388,23 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.service = service
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.service._release(revoked)
+        service = self.service
+        if revoked:  # an instance that keeps its partitions across a restart of another says none here
+            log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+        await service._release(revoked)
+        member_id = service.member_id  # None before the first assignment: a dead predecessor is no rival
+        if (
+            service.instance_id is not None
+            and member_id is not None
+            and await held_elsewhere(service.settings, service.group_id, service.instance_id, member_id)
+        ):
+            log.error("instance_id_taken", instance_id=service.instance_id, group_id=service.group_id)
+            service.superseded = True
+            if service._fetching is not None:
+                service._fetching.cancel()  # it gives up what it holds and stops the consumer
+            raise Superseded  # past aiokafka's coordinator, which would rejoin under the id otherwise
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self.service.consumer is not None:
+            self.service.member_id = member_id_of(self.service.consumer)
         await self.service._assign(assigned)
