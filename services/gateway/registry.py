@@ -4,9 +4,11 @@ state, folded from ParticipantRegistered events on participant-events.
 Why a registry of its own: a lab result for a participant nobody registered is almost always a
 wrong id typed at the lab, and is cheapest to refuse at the door, while the sender is still
 listening. The gateway cannot ask the rules service (its state is per partition, in compacted
-snapshots), and the dashboard's read model is another process's. A participant is ~60 bytes in
-memory (100,000 participants: a few MB), and reading the ParticipantRegistered events of the log
-from offset 0 at start is quick next to the rest of the stack's start. The topic is read with
+snapshots), and the dashboard's read model is another process's. A participant is ~100 bytes in
+memory (its id and a slot; the site's name is one string shared: 100,000 participants, about
+10 MiB): the registry grows with the cohort's enrollment and nothing else. Reading the
+ParticipantRegistered events of the log from offset 0 at start is quick next to the rest of the
+stack's start. The topic is read with
 ``read_committed``, so only registrations that really happened count. Until the registry has
 caught up with the end of the log as it was at start, the gateway answers 503 (``/health``:
 ``loading_participants``) rather than refuse a lab result it cannot judge.
@@ -18,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections import OrderedDict
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +29,7 @@ from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts import ParticipantEvent
+from services.gateway.recent_ids import RecentIds
 from services.kafka import KafkaSettings, partition_ids
 
 log = structlog.get_logger("trialguard.gateway.registry")
@@ -37,10 +40,11 @@ BATCH_RECORDS = 1_000
 
 
 PUBLISHED_IDS_KEPT = 200_000
-"""Event ids remembered to answer a resent message without publishing it again (~20 MB). The
-rules service de-duplicates by event id anyway: this only keeps the log free of copies."""
+"""Event ids remembered to answer a resent message without publishing it again (about 4 MiB:
+:class:`RecentIds`). The rules service de-duplicates by event id anyway: this only keeps the log
+free of copies."""
 
-_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9a-fA-F-]{36})"')
+_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"')
 
 
 class ParticipantRegistry:
@@ -48,18 +52,28 @@ class ParticipantRegistry:
     published (in memory)."""
 
     def __init__(self, registered: dict[str, str] | None = None) -> None:
-        self._sites: dict[str, str] = dict(registered or {})
-        self._published: OrderedDict[str, None] = OrderedDict()
+        self._sites: dict[str, str] = {}
+        self._site_names: dict[str, str] = {}
+        """One string per site, shared by its participants (not one copy per parsed record)."""
+        for pid, site in (registered or {}).items():
+            self._register(pid, site)
+        self._published = RecentIds(PUBLISHED_IDS_KEPT)
 
     def published(self, event_id: object) -> bool:
         """Whether an event with this id is on participant-events already (as far as remembered)."""
-        return str(event_id).lower() in self._published
+        try:
+            return _as_uuid(event_id) in self._published
+        except ValueError:
+            return False  # not an id the contract allows: never published
 
-    def _remember(self, event_id: str) -> None:
-        self._published[event_id.lower()] = None
-        self._published.move_to_end(event_id.lower())
-        if len(self._published) > PUBLISHED_IDS_KEPT:
-            self._published.popitem(last=False)
+    def _remember(self, event_id: object) -> None:
+        with contextlib.suppress(ValueError):  # not an id: the rules service dead-letters it
+            self._published.add(_as_uuid(event_id))
+
+    def _register(self, participant_id: str, site_id: str) -> None:
+        # The first registration stands: the rules service treats a second as a duplicate.
+        if participant_id not in self._sites:
+            self._sites[participant_id] = self._site_names.setdefault(site_id, site_id)
 
     def site_of(self, participant_id: str) -> str | None:
         """The site the participant was registered at, or None when never registered."""
@@ -68,16 +82,15 @@ class ParticipantRegistry:
     def note(self, events: Iterable[ParticipantEvent]) -> None:
         """Add the registrations among ``events`` (the gateway's own, once published)."""
         for event in events:
-            self._remember(str(event.event_id))
+            self._remember(event.event_id)
             if event.event_type == REGISTERED:
-                # The first registration stands: the rules service treats a second as a duplicate.
-                self._sites.setdefault(event.participant_id, event.site_id)
+                self._register(event.participant_id, event.site_id)
 
     def note_record(self, value: bytes | None) -> None:
         """Add a registration from a record's value; anything else is skipped (the rules service
         dead-letters what breaks the contract, and a registration needs only these two ids)."""
         if value and (found := _EVENT_ID.search(value)) is not None:
-            self._remember(found.group(1).decode())
+            self._remember(found.group(1).decode("ascii"))
         if not value or _MARKER not in value:
             return
         try:
@@ -87,10 +100,15 @@ class ParticipantRegistry:
         if isinstance(event, dict) and event.get("event_type") == REGISTERED:
             pid, site = event.get("participant_id"), event.get("site_id")
             if isinstance(pid, str) and isinstance(site, str):
-                self._sites.setdefault(pid, site)
+                self._register(pid, site)
 
     def __len__(self) -> int:
         return len(self._sites)
+
+
+def _as_uuid(event_id: object) -> uuid.UUID:
+    """``event_id`` as a UUID (ValueError: it is not one)."""
+    return event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))
 
 
 class RegistryConsumer:
