@@ -161,13 +161,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each pass; the best counts")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="timed runs of each pass; the best counts (0: only build the history)"
+    )
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes to compare with 1 (default: cores)"
     )
     parser.add_argument("--skip-jobs", action="store_true", help="do not time `trialguard replay --jobs N`")
     args = parser.parse_args()
     path = history(args.events, args.seed)
+    if args.repeat < 1:
+        return
     print(f"machine: {machine()}")
     print(f"history: {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:,.0f} MB, {args.events:,} events)")
     parse_rate, parse_cpu = best_rate(parse_only, path, args.repeat)

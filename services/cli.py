@@ -414,12 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trialguard`` command."""
     words = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(offline_only=_command_word(words) in OFFLINE_COMMANDS).parse_args(words)
-    configure_logging(args.log_level)
     # Every event allocates many small, short-lived, acyclic objects while participant state
     # stays alive for long: with the default thresholds the cyclic collector rescans that state
     # over and over (a third of replay time). Collect young objects less often.
     gc.set_threshold(50_000, 20, 100)
     try:
+        configure_logging(args.log_level)  # in the try: a bad setting of its is a configuration error
         if getattr(args, "sync", False):
             return int(args.run(args))
         return int(asyncio.run(args.run(args)))

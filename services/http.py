@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.http_limits import BoundedBodies, HttpLimits
+from services.log_limits import REPEATED_ATTRIBUTE, RepeatLimit, repeat_interval_from_env
 
 log = structlog.get_logger("trialguard.http")
 
@@ -131,10 +132,13 @@ def _bind(host: str, port: int, backlog: int = 128) -> socket.socket:
 
 
 def _quiet_uvicorn() -> None:
-    """Route uvicorn's warnings and errors through structlog; drop its info lines."""
+    """Route uvicorn's warnings and errors through structlog; drop its info lines, and repeats of
+    one beyond one per interval (a client sending garbage makes a warning per request)."""
     logger = logging.getLogger("uvicorn")
     if not any(isinstance(h, _ToStructlog) for h in logger.handlers):
-        logger.addHandler(_ToStructlog())
+        bridge = _ToStructlog()
+        bridge.addFilter(RepeatLimit(repeat_interval_from_env(), bridge.report_repeats, describe=_template))
+        logger.addHandler(bridge)
     logger.setLevel(logging.WARNING)
     logger.propagate = False  # else the root handler prints them again as plain text
 
@@ -145,12 +149,28 @@ class _ToStructlog(logging.Handler):
     request data)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        fields: dict[str, str] = {"logger": record.name}
+        fields: dict[str, object] = {"logger": record.name}
         if isinstance(record.msg, str):
-            fields["message"] = record.msg[:200]
+            fields["message"] = _template(record)
         if record.exc_info and record.exc_info[0] is not None:
             fields["error"] = record.exc_info[0].__name__
+        if repeated := getattr(record, REPEATED_ATTRIBUTE, 0):
+            fields["repeated"] = repeated
         log.log(record.levelno, "uvicorn_" + record.levelname.lower(), **fields)
+
+    def report_repeats(self, logger: str, level: int, message: str, repeated: int) -> None:
+        """Repeats of a record that stopped (or outlived the process) before a record carried them."""
+        log.log(level, "uvicorn_repeated", logger=logger, message=message, repeated=repeated)
+
+    def flush(self) -> None:
+        """At exit (``logging.shutdown``): write the counts of repeats no record carried yet."""
+        for limit in self.filters:
+            if isinstance(limit, RepeatLimit):
+                limit.flush()
+
+
+def _template(record: logging.LogRecord) -> str:
+    return record.msg[:200] if isinstance(record.msg, str) else ""
 
 
 async def serve_asgi(

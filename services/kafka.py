@@ -16,8 +16,11 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from faststream.security import BaseSecurity
 
 from events import Topics
+from services import kafka_retries
 from services.defaults import DEFAULT_BOOTSTRAP, DEFAULT_STUDY
 from services.kafka_security import KafkaSecurity, add_security_args, security_from_args
+
+kafka_retries.install()  # every transactional producer of the process retries quickly after a commit
 
 
 @dataclass(frozen=True)
@@ -324,3 +327,16 @@ async def send_all_or_nothing(producer: AIOKafkaProducer, messages: Sequence[tup
         with contextlib.suppress(Exception):
             await producer.abort_transaction()
         raise
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop the consumer. With the broker away, aiokafka's fetcher lets the cancellation of its
+    own fetch task out of ``stop()``: that is not this task being cancelled, and a stop that
+    raised it left the process with a traceback and exit status 1. It is re-raised only when
+    this task is being cancelled (so ``asyncio.timeout`` still works)."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

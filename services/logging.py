@@ -11,9 +11,23 @@ import sys
 
 import structlog
 
+from services.log_limits import REPEATED_ATTRIBUTE, RepeatLimit, record_message, repeat_interval_from_env
 
-def configure_logging(level: str = "info", json_logs: bool | None = None) -> None:
-    """Set up structlog for a TrialGuard process (logs go to stderr)."""
+
+def configure_logging(
+    level: str = "info", json_logs: bool | None = None, repeat_limit: RepeatLimit | None = None
+) -> None:
+    """Set up structlog for a TrialGuard process (logs go to stderr).
+
+    Args:
+        level: the lowest level of our own events written.
+        json_logs: JSON lines (default: when stderr is not a terminal).
+        repeat_limit: limits repeated library records (default: one per
+            ``TRIALGUARD_LOG_REPEAT_INTERVAL_MS``, else per 10 s; see services/log_limits.py).
+
+    Raises:
+        ConfigurationError: ``TRIALGUARD_LOG_REPEAT_INTERVAL_MS`` is not a number of milliseconds.
+    """
     if json_logs is None:
         json_logs = not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
@@ -34,10 +48,15 @@ def configure_logging(level: str = "info", json_logs: bool | None = None) -> Non
         cache_logger_on_first_use=False,
     )
     # aiokafka and FastStream log through the standard library: their warnings become structlog
-    # events too, so every line on stderr is one JSON object.
+    # events too, so every line on stderr is one JSON object. Their repeats are limited (a broker
+    # outage makes aiokafka log a thousand lines a second).
+    bridge = _ToStructlog()
+    limit = repeat_limit or RepeatLimit(repeat_interval_from_env())
+    limit.report = bridge.report_repeats
+    bridge.addFilter(limit)
     root = logging.getLogger()
     root.handlers = [handler for handler in root.handlers if not isinstance(handler, _ToStructlog)]
-    root.addHandler(_ToStructlog())
+    root.addHandler(bridge)
     root.setLevel(logging.WARNING)
 
 
@@ -56,14 +75,23 @@ class _CurrentStderr:
 
 class _ToStructlog(logging.Handler):
     """A standard-library record as a structlog event: the logger, and its message cut short (the
-    libraries we use do not put event data in their messages; a bound keeps a surprise small)."""
+    libraries we use do not put event data in their messages; a bound keeps a surprise small).
+    ``repeated``: how many records of its kind its :class:`RepeatLimit` dropped just before it."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()[:300]
-        except (TypeError, ValueError):
-            message = str(record.msg)[:300]
-        fields = {"logger": record.name, "message": message}
+        fields: dict[str, object] = {"logger": record.name, "message": record_message(record)}
         if record.exc_info and record.exc_info[0] is not None:
             fields["error"] = record.exc_info[0].__name__
+        if repeated := getattr(record, REPEATED_ATTRIBUTE, 0):
+            fields["repeated"] = repeated
         structlog.get_logger("stdlib").log(record.levelno, "library_" + record.levelname.lower(), **fields)
+
+    def report_repeats(self, logger: str, level: int, message: str, repeated: int) -> None:
+        """Repeats of a kind that stopped (or outlived the process) before a record carried them."""
+        structlog.get_logger("stdlib").log(level, "library_repeated", logger=logger, message=message, repeated=repeated)
+
+    def flush(self) -> None:
+        """At exit (``logging.shutdown``): write the counts of repeats no record carried yet."""
+        for limit in self.filters:
+            if isinstance(limit, RepeatLimit):
+                limit.flush()

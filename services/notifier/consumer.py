@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import structlog
 from aiokafka import AIOKafkaConsumer
 
-from services.kafka import KafkaSettings, ensure_topics
+from services.kafka import KafkaSettings, ensure_topics, stop_consumer
 from services.notifier.matching import read_notice, recipients
 from services.notifier.store import NotifierStore
 from services.notifier.subscriptions import Owner
@@ -81,7 +81,7 @@ class FindingsConsumer:
                     self.on_queued()
         finally:
             self.ready = False
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     def _queue(self, values: list[tuple[bytes | None, float]]) -> int:
         read = (read_notice(value, published_at) for value, published_at in values)

@@ -51,7 +51,7 @@ from events.snapshots import SnapshotError
 from protocol import ProtocolHistory
 from protocol.versions import Judge, history_of
 from services.errors import ConfigurationError
-from services.kafka import KafkaSettings, ensure_topics, rules_group_id
+from services.kafka import KafkaSettings, ensure_topics, rules_group_id, stop_consumer
 from services.metrics import Metrics
 from services.participant_records import Record
 from services.rules.chains import Checkpointer
@@ -220,7 +220,7 @@ class RulesService(PartitionOwnership):
             await self._release(list(self.partitions))
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(30):
-                    await consumer.stop()
+                    await stop_consumer(consumer)
             await self._release(list(self.partitions))  # any taken over while the consumer stopped
             if self._workers:
                 await asyncio.wait(self._workers, timeout=10)
