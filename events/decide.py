@@ -17,7 +17,7 @@ from events.snapshots import pack, unpack
 from protocol import Facts, Kind, OncePer, Protocol, RuleSpec
 from protocol.engine import engine_for
 from protocol.fingerprint import fingerprint
-from protocol.state import KeptFinding, ParticipantState, evolve
+from protocol.state import KeptFinding, ParticipantState, SeenIds, evolve
 from protocol.versions import Judge, version_in_force
 
 MAX_SEEN_EVENT_IDS = 10_000
@@ -211,12 +211,15 @@ def process(
             participant keep more than ``max_kept_facts`` facts (``events.bounds``).
     """
     event_id = event.event_id.bytes
-    if state.seen_event_ids.has(event_id):
-        return Step(state, [], duplicate=True)
-    check_site(state, event)
+    if _seen(state.seen_event_ids.packed, event_id):
+        return _step(state, [], duplicate=True)
+    registration = state.registration
+    if registration is not None and event.site_id != registration.site_id:
+        check_site(state, event)  # raises: another site's event
     in_force = version_in_force(judge, event.occurred_at, event.site_id)
-    check_arm(in_force, event)
     event_type = event.event_type
+    if event_type == "ParticipantEnrolled":
+        check_arm(in_force, event)
     unmatched = False
     if event_type in _CORRECTIONS:
         assert isinstance(event, LabResultCorrected | LabResultRetracted)
@@ -235,10 +238,41 @@ def process(
         outputs += superseding
     if folded is not state or raised is not state.raised:
         check_bound(state, folded, raised, event, max_kept_facts)
-    seen = folded.seen_event_ids.added(event_id, MAX_SEEN_EVENT_IDS)
+    seen = _seen_with(folded.seen_event_ids.packed, event_id)
     if folded is state:
-        return Step(evolve(state, raised=raised, seen_event_ids=seen), outputs, unmatched=unmatched)
+        # A quiet event: the state copied once, for its seen id (``evolve`` without its keywords).
+        folded = object.__new__(ParticipantState)
+        folded.__dict__.update(state.__dict__)
     # ``folded`` was made by this step and nothing else holds it yet: finish it in place rather
     # than copy it once more (a copy per event is most of what a quiet event costs).
-    folded.__dict__.update(raised=raised, seen_event_ids=seen)
-    return Step(folded, outputs, unmatched=unmatched)
+    changes = folded.__dict__
+    changes["raised"] = raised
+    changes["seen_event_ids"] = seen
+    return _step(folded, outputs, unmatched=unmatched)
+
+
+def _seen(packed: bytes, raw: bytes) -> bool:
+    """Whether the id of 16 raw bytes is among ``packed`` ids (``SeenIds.has``, inlined: every
+    event asks)."""
+    at = packed.find(raw)
+    while at > 0 and at % 16:  # a match across two ids is no match: look further
+        at = packed.find(raw, at + 1)
+    return at >= 0
+
+
+def _seen_with(packed: bytes, raw: bytes) -> SeenIds:
+    """``SeenIds.added`` for 16 raw bytes, without re-checking the length of ids known whole."""
+    packed += raw
+    if len(packed) > 16 * MAX_SEEN_EVENT_IDS:
+        packed = packed[len(packed) - 16 * MAX_SEEN_EVENT_IDS :]
+    seen = object.__new__(SeenIds)
+    seen.packed = packed
+    return seen
+
+
+def _step(state: ParticipantState, findings: list[Output], *, duplicate: bool = False, unmatched: bool = False) -> Step:
+    """A Step, made without the frozen dataclass's ``__init__`` (one attribute set at a time,
+    through ``object.__setattr__``): one is made per event."""
+    step = object.__new__(Step)
+    step.__dict__.update(state=state, findings=findings, duplicate=duplicate, unmatched=unmatched)
+    return step
