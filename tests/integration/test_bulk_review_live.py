@@ -85,7 +85,15 @@ async def test_a_bulk_review_is_committed_all_or_nothing(
         resolved = _plan(store, ids, ReviewRequest("resolve", reason="reported_expedited"))
         await publisher.publish(resolved)
 
-        on_topic = await _committed_reviews(settings)
+        # A commit is decided before its markers are written: a read_committed reader sees the
+        # batch's records partition by partition as their markers land, so wait for all of them.
+        on_topic: list[dict[str, Any]] = []
+
+        async def all_committed_visible() -> bool:
+            on_topic[:] = await _committed_reviews(settings)
+            return len(on_topic) >= len(resolved)
+
+        await wait_for(all_committed_visible, f"{len(resolved)} committed reviews on the topic", timeout=60)
         assert sorted(r["review_id"] for r in on_topic) == sorted(str(r.review_id) for r in resolved)
         assert {r["action"] for r in on_topic} == {"resolve"}
         assert sorted(r["finding_id"] for r in on_topic) == sorted(ids)

@@ -209,10 +209,13 @@ async def test_the_dashboard_commits_a_bulk_review_in_its_own_transaction_and_th
         await dashboard.publish(reviews)
     finally:
         await dashboard.stop()
-    on_topic = [
-        json.loads(r.value or b"") async for r in read_to_end(broker.settings_as("operator"), TOPICS.finding_reviews)
-    ]
-    assert str(reviews[0].review_id) in {r["review_id"] for r in on_topic}
+
+    async def review_visible() -> bool:
+        # Visible to read_committed readers once the commit's markers are written, just after the commit.
+        on_topic = read_to_end(broker.settings_as("operator"), TOPICS.finding_reviews)
+        return str(reviews[0].review_id) in {json.loads(r.value or b"")["review_id"] async for r in on_topic}
+
+    await wait_for(review_visible, "the committed review on finding-reviews", timeout=60)
     # The gateway may not open a transaction under the dashboard's transactional ids.
     gateway = ReviewBatchPublisher(DashboardSettings(broker.settings_as("gateway"), tmp_path, "127.0.0.1", 0))
     try:
