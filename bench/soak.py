@@ -282,6 +282,21 @@ def report(
         figure = "too few samples" if slope is None else f"{slope:+,.1f}"
         note = "" if not judged else (" (target < 5: met)" if meets else " (target < 5: NOT met)")
         print(f"  {name:>10}: {figure}{note if judged else ' (not judged: the JVM)'}")
+    if broker_restarted:
+        # For insight, not judged: reconnecting after the broker's restart costs each process a step of
+        # buffers once (a few MiB), which a least-squares line over 10-20 minutes reads as a trend.
+        at = args.broker_restart_minute if args.broker_restart_minute is not None else args.minutes / 2
+        restarts = {
+            name: slope_per_hour([
+                (s.minute, s.rss[name][0] + (10_000 if s.minute >= at else 0), s.rss[name][2])
+                for s in samples
+                if name in s.rss and s.minute >= warm and s.rss[name][1] >= args.settle
+                and not 0 <= s.minute - at < args.settle
+            ])
+            for name in names
+        }  # fmt: skip
+        print("  the same, the broker's restart counted as a restart of every process (for insight, not judged): "
+              + ", ".join(f"{n} {'-' if v is None else f'{v:+,.1f}'}" for n, v in restarts.items()))  # fmt: skip
     first = [s for t, s in latencies if (t - started) / 60 < warm]
     last = [s for t, s in latencies if (t - started) / 60 >= args.minutes - warm]
     p99_first, p99_last = quantile(first, 99), quantile(last, 99)
