@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.kafka import KafkaSettings
 from services.metrics import Metrics
 from services.rules.chains import Checkpointer
+from services.rules.group_offsets import GroupOffsets
 from services.rules.partitions import OwnedPartition, stop_producer, take_over
 from services.rules.records import RecordHandler
 from services.rules.transactions import Transactions
@@ -44,6 +45,7 @@ class PartitionOwnership:
     settings: KafkaSettings
     group_id: str
     consumer: AIOKafkaConsumer | None
+    group_offsets: GroupOffsets | None
     handler: RecordHandler
     checkpointer: Checkpointer | None
     transactions: Transactions
@@ -103,7 +105,8 @@ class PartitionOwnership:
         self.joined = True
 
     async def _release(self, revoked: Iterable[TopicPartition]) -> None:
-        """Give partitions up: each one's transaction ends first, then its producer closes."""
+        """Give partitions up: each one's transaction ends first, then its producer closes and
+        its offset goes to the group."""
         for tp in revoked:
             async with self._ownership:
                 self.reopening.pop(tp, None)
@@ -114,6 +117,8 @@ class PartitionOwnership:
                         # Unless a failed transaction dropped it meanwhile, its state is that of next_offset.
                         done = self.partitions.get(tp) is not part or await self.transactions.last_round(tp, part)
                         await self._drop(tp, part, abort=not done)
+                if self.group_offsets is not None:
+                    await self.group_offsets.release(tp)
 
     async def _drop(self, tp: TopicPartition, part: OwnedPartition, *, abort: bool) -> None:
         """Forget a partition's state and close its producer (aborting what it left open)."""

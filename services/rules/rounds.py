@@ -32,10 +32,12 @@ state partition, the partition's *progress record* (key ``#progress``, no partic
 round R in force (header ``trialguard.snapshot.offset``). Compaction keeps a key's latest value
 for good, whereas the group's committed offsets expire (``offsets.retention.minutes``, 7 days
 with the group empty, say after a kill -9 and a long outage) or are deleted or reset by hand. A
-take-over restores to the progress record's C whenever there is one (``group_offset_ignored``
-is logged when the group's offset is missing or differs, and the group's offset is set to C in
-a transaction of its own), and to the group's committed offset only when there is none (state
-written before progress records, or a state topic lost).
+take-over restores to the progress record's C whenever there is one. ``group_offset_ignored`` is
+logged when the group's offset is missing or ahead, ``group_offset_behind`` when it trails (as it
+may after a kill: it is committed after each transaction, outside it: ``group_offsets``); the
+group's offset is then set to C in a transaction of its own. The group's committed offset is
+restored to only when there is no progress record (state written before them, or a state topic
+lost).
 
 **Restore = the latest snapshot of each participant + the tail.** R is read from the header of
 the *last* record of the state partition (log order): rounds are written in offset order and
@@ -263,7 +265,9 @@ def _committed(partition: int, progress: int | None, group: int | None) -> int |
     """Where the partition's processing got to: the progress record, else the group's offset."""
     if progress is None:
         return group
-    if group != progress:  # expired (7 days with the group empty), deleted or reset by hand
+    if group is not None and group < progress:  # the group's offset trails (``group_offsets``): a kill
+        log.info("group_offset_behind", partition=partition, group_offset=group, progress_offset=progress)
+    elif group != progress:  # expired (7 days with the group empty), deleted or reset by hand
         log.warning("group_offset_ignored", partition=partition, group_offset=group, progress_offset=progress)
     return progress
 

@@ -14,9 +14,9 @@ partition is what keeps one writer per partition. Per batch of one partition, on
     partition; see ``rounds``), captured at its offset and encoded off the hot path, so carried
     by the first transaction after it is encoded (``prepared``),
   - the partition's progress record (the offset committed, on the same state partition, where
-    it cannot expire as the group's offsets do; a take-over restores to it: ``rounds``),
-  - the consumed offsets.
-So a finding, a snapshot and an offset are published together or not at all.
+    it cannot expire as the group's offsets do; a take-over restores to it: ``rounds``).
+So a finding, a snapshot and an offset are published together or not at all. The group's
+offsets follow each committed transaction outside it, for lag and tools (``group_offsets``).
 
 One loop fetches; each owned partition has a worker task that processes its fetched records as
 they come and commits them as soon as they have something to publish, at the latest after
@@ -55,6 +55,7 @@ from services.kafka import KafkaSettings, ensure_topics, rules_group_id, stop_co
 from services.metrics import Metrics
 from services.participant_records import Record
 from services.rules.chains import Checkpointer
+from services.rules.group_offsets import GroupOffsets
 from services.rules.membership import (
     CLIENT_ID,
     InstanceIdInUseError,
@@ -167,6 +168,7 @@ class RulesService(PartitionOwnership):
         self.partitions: dict[TopicPartition, OwnedPartition] = {}
         self.reopening = {}
         self.consumer: AIOKafkaConsumer | None = None
+        self.group_offsets: GroupOffsets | None = None  # with the consumer
         self.joined = False  # the group has assigned this instance its partitions (maybe none) once
         self.broker = BrokerWatch(settings.bootstrap_servers)
         self._ownership = asyncio.Lock()  # one take-over or release at a time (listener vs main loop)
@@ -178,7 +180,7 @@ class RulesService(PartitionOwnership):
         self.timings = Timings()
         self.timings.register(self.metrics.registry)
         self.transactions = Transactions(
-            self.handler, self.topics, self.group_id, self.metrics, self.checkpointer, snapshot_every, self.timings
+            self.handler, self.topics, self.metrics, self.checkpointer, snapshot_every, self.timings
         )
         self._workers: set[asyncio.Task[None]] = set()
         self._drained = asyncio.Event()  # a worker took records off a partition that was not fetched for
@@ -234,6 +236,8 @@ class RulesService(PartitionOwnership):
         backoff = Backoff()
         watch = asyncio.create_task(self.broker.watch(consumer, stop))
         probe = asyncio.create_task(self.timings.probe_loop(stop))
+        assert self.group_offsets is not None
+        following = asyncio.create_task(self.group_offsets.run(stop))
         loop = asyncio.get_running_loop()
         lag_due = 0.0
         try:
@@ -251,6 +255,7 @@ class RulesService(PartitionOwnership):
         finally:
             watch.cancel()
             probe.cancel()
+            following.cancel()
             await self._release(list(self.partitions))
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(30):
@@ -319,6 +324,7 @@ class RulesService(PartitionOwnership):
                 await backoff.wait(stop, delay)
                 continue
             self.consumer = consumer
+            self.group_offsets = GroupOffsets(consumer)
             self.broker.reachable = True
             consumer.subscribe([self.topics.participant_events], listener=_Rebalance(self))
             log.info("started", topic=self.topics.participant_events, group_id=self.group_id,
@@ -377,6 +383,8 @@ class RulesService(PartitionOwnership):
             try:
                 async with asyncio.timeout(TRANSACTION_SECONDS):
                     await self.transactions.commit(tp, part, batch)
+                if self.group_offsets is not None:
+                    self.group_offsets.advance(tp, part.next_offset)
             except Exception as e:  # fenced, commit failed, broker gone: the partition starts over
                 log.warning("transaction_failed", partition=tp.partition, **error_fields(e))
                 self.metrics.transactions_failed += 1

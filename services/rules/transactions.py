@@ -1,12 +1,13 @@
 """One transaction per partition and batch: findings, dead letters, a snapshot round when due,
-the audit checkpoint when due, and the consumed offsets, all committed together or not at all.
+the audit checkpoint when due, and the partition's progress record (the consumed offset), all
+committed together or not at all. The group's offsets follow outside it (``group_offsets``).
 
 A batch is processed first, against a view of the partition's state that keeps its writes apart
 (``Overlay``); the partition's state follows only once the transaction is committed. A
 transaction that fails leaves the partition's state as it was, and the service drops it anyway
 (see ``service``). A batch with nothing to publish may wait for more records before it is
 committed (``due``): its records' offsets then go out with the next transaction's, and until
-then they are simply not consumed as far as the group is concerned.
+then they are simply not consumed as far as the progress record is concerned.
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ class Transactions:
     Args:
         handler: processes each record.
         topics: the study's topics.
-        group_id: the consumer group whose offsets each transaction commits.
         metrics: where counts and batch latency go.
         checkpointer: signs the audit chain every N records (None: no checkpoints).
         snapshot_every: offsets of a partition between two snapshot rounds.
@@ -81,7 +81,6 @@ class Transactions:
         self,
         handler: RecordHandler,
         topics: Topics,
-        group_id: str,
         metrics: Metrics,
         checkpointer: Checkpointer | None,
         snapshot_every: int,
@@ -91,7 +90,6 @@ class Transactions:
             raise ValueError(f"snapshot every {snapshot_every} offsets: must be at least 1")
         self.handler = handler
         self.topics = topics
-        self.group_id = group_id
         self.metrics = metrics
         self.checkpointer = checkpointer
         self.snapshot_every = snapshot_every
@@ -138,7 +136,9 @@ class Transactions:
 
     async def commit(self, tp: TopicPartition, part: OwnedPartition, batch: Batch) -> None:
         """One transaction: the batch's findings, dead letters and checkpoint, a snapshot round
-        when due, and the offsets.
+        when due, and the progress record (the consumed offset). Not the group's offsets: each
+        would cost the transaction two more round trips, and the progress record is what a
+        take-over restores from (``group_offsets``).
 
         Raises:
             Exception: whatever the producer raises (fenced, commit failed, broker gone); the
@@ -174,7 +174,6 @@ class Transactions:
                 assert part.round_offset is not None
                 round_offset = part.round_offset if prepared is None else prepared.offset
             await self._send_progress(producer, tp, end, round_offset)
-            await producer.send_offsets_to_transaction({tp: end}, self.group_id)
         done = time.perf_counter()
         timings.observe("commit", done - committing)
         timings.observe("transaction", done - batch.started)
