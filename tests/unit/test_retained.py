@@ -56,7 +56,7 @@ def test_equal_sources_become_one_object() -> None:
 
 def test_sources_that_differ_in_any_field_stay_apart() -> None:
     wire = json.loads(encode(event("ClockTicked")))
-    kinds = [
+    kinds: list[dict[str, str | None]] = [
         {},
         {"system": "another-system"},
         {"actor": "someone-else"},
