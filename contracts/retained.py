@@ -37,7 +37,9 @@ def retained(model: M) -> M:
         # One system and actor write many events: equal sources (frozen, so hashable) are one.
         if len(_SOURCES) >= SOURCES_KEPT:
             _SOURCES.clear()
-        shared = _SOURCES.setdefault(source, source)
+        # Keyed by its field values, not the model: hashing and comparing a tuple stays in C,
+        # where a model's ``__hash__`` and ``__eq__`` are Python (and asked for every kept event).
+        shared = _SOURCES.setdefault((type(source), *source.__dict__.values()), source)
         if shared is not source:
             object.__setattr__(model, "source", shared)
         else:
@@ -48,7 +50,7 @@ def retained(model: M) -> M:
 SOURCES_KEPT = 10_000
 """Distinct sources remembered at most (they are forgotten all at once beyond)."""
 
-_SOURCES: dict[BaseModel, BaseModel] = {}
+_SOURCES: dict[tuple[object, ...], BaseModel] = {}
 """Distinct event sources seen, each kept once (a few per system and actor)."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from contracts import encode, parse_event
 from contracts.participant_events import MedicalHistoryRecorded
 from contracts.retained import retained
@@ -50,3 +52,21 @@ def test_equal_sources_become_one_object() -> None:
     retained(b)
     assert a.source is b.source
     assert encode(b) == encode(parse_event(encode(b)))
+
+
+def test_sources_that_differ_in_any_field_stay_apart() -> None:
+    wire = json.loads(encode(event("ClockTicked")))
+    kinds: list[dict[str, str | None]] = [
+        {},
+        {"system": "another-system"},
+        {"actor": "someone-else"},
+        {"actor": None},
+        {"recorded_at_from": "receipt"},
+    ]
+    variants = [parse_event(json.dumps({**wire, "source": {**wire["source"], **kind}})) for kind in kinds]
+    sources = [e.source for e in variants]
+    assert len({(s.system, s.actor, s.recorded_at_from) for s in sources}) == len(kinds)
+    for e in variants:
+        retained(e)
+    assert [e.source for e in variants] == sources  # each kept its own values
+    assert len({id(e.source) for e in variants}) == len(kinds)
