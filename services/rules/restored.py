@@ -1,4 +1,4 @@
-"""A partition's participant states as restored from snapshots: each decoded when first asked for.
+"""A partition's participant states: decoded in memory while worked on, else at rest as snapshots.
 
 Taking over a partition reads every participant's latest snapshot. Decoding them all would cost
 most of the take-over (about 0.1–0.3 ms a participant: a JSON document and the events it keeps,
@@ -6,6 +6,13 @@ validated again; 100,000 participants, tens of seconds), while the batches that 
 few hundred of them. So a restore keeps the snapshots as read, and a participant's state is
 decoded the first time an event of theirs comes in (or a snapshot round, a test or a comparison
 asks for it).
+
+And back: once a snapshot round is committed, a participant whose state has not changed since
+the round captured it is put at rest again (``rest_later``, ``rest``): its snapshot, which is that state, goes
+to the partition's ``SnapshotStore`` on local disk and the decoded state is let go. So the
+memory a partition holds follows the participants active between two rounds, not every
+participant it has seen since it started (a trial's participants finish; a service runs for
+months).
 
 A snapshot that does not look like one (``looks_like_a_snapshot``) is refused at restore, as an
 eager decode would refuse it. One that looks right and still cannot be decoded raises
@@ -15,11 +22,13 @@ re-opened rebuilt from the log (``RulesService``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from events import snapshots
 from protocol import ParticipantState
+from services.rules.snapshot_store import SnapshotStore
 
 VERSION_KEY = b'"snapshot_version":'
 
@@ -34,7 +43,7 @@ def looks_like_a_snapshot(data: bytes) -> bool:
 
 
 class RestoredStates(MutableMapping[str, ParticipantState]):
-    """Participant states by id: decoded ones, and snapshots still undecoded.
+    """Participant states by id: decoded ones, and snapshots at rest (``SnapshotStore``).
 
     Args:
         packed: each participant's latest snapshot, by participant id.
@@ -51,59 +60,97 @@ class RestoredStates(MutableMapping[str, ParticipantState]):
     ) -> None:
         self._on_unreadable = on_unreadable
         self._states: dict[str, ParticipantState] = {}
-        self._packed: dict[str, bytes] = dict(packed or {})
-        for pid, data in self._packed.items():
+        self._packed = SnapshotStore()
+        self._resting: deque[tuple[str, ParticipantState, bytes]] = deque()
+        for pid, data in (packed or {}).items():
             if not looks_like_a_snapshot(data):
                 raise snapshots.SnapshotError(
                     f"the latest snapshot of {pid[:60]!r} is not a participant-state snapshot"
                 )
+        self._packed.put((packed or {}).items())
 
     @property
     def undecoded(self) -> int:
-        """How many participants' snapshots have not been decoded yet."""
+        """How many participants are at rest (their snapshot not decoded)."""
         return len(self._packed)
+
+    @property
+    def decoded(self) -> int:
+        """How many participants' states are decoded in memory."""
+        return len(self._states)
+
+    def rest_later(self, captured: Mapping[str, ParticipantState], written: Iterable[tuple[str, bytes]]) -> None:
+        """Queue the participants of a committed snapshot round to be put at rest (``rest``).
+
+        Args:
+            captured: each participant's state as the round captured it.
+            written: (participant id, the snapshot the round wrote of that state).
+        """
+        self._resting.extend((pid, captured[pid], data) for pid, data in written)
+
+    def rest(self, most: int) -> int:
+        """Put at rest up to ``most`` queued participants, those not changed since their round
+        (the others are worked on: they stay decoded); a few at a time, so that a round of
+        thousands does not hold the event loop. Returns how many were put at rest."""
+        queue = self._resting
+        batch = [queue.popleft() for _ in range(min(most, len(queue)))]
+        unchanged = [(pid, data) for pid, state, data in batch if self._states.get(pid) is state]
+        self._packed.put(unchanged)
+        for pid, _ in unchanged:
+            del self._states[pid]
+        return len(unchanged)
 
     def __getitem__(self, pid: str) -> ParticipantState:
         state = self._states.get(pid)
         if state is not None:
             return state
-        data = self._packed[pid]  # KeyError: no such participant
+        data = self._packed.get(pid)
+        if data is None:
+            raise KeyError(pid)
         try:
             state = snapshots.decode(data)
         except snapshots.SnapshotError:
             if self._on_unreadable is not None:
                 self._on_unreadable()
             raise
-        del self._packed[pid]
+        self._packed.discard(pid)
         self._states[pid] = state
         return state
 
     def get(self, pid: str, default: Any = None) -> Any:
-        """The participant's state (decoded now if it was not yet), or ``default``."""
+        """The participant's state (decoded now if it was at rest), or ``default``."""
         state = self._states.get(pid)
         if state is not None:
             return state
-        return self[pid] if pid in self._packed else default
+        try:
+            return self[pid]
+        except KeyError:
+            return default
 
     def __setitem__(self, pid: str, state: ParticipantState) -> None:
-        self._packed.pop(pid, None)
+        if pid not in self._states:
+            self._packed.discard(pid)
         self._states[pid] = state
 
     def __delitem__(self, pid: str) -> None:
         if pid in self._states:
             del self._states[pid]
-        else:
-            del self._packed[pid]
+        elif not self._packed.discard(pid):
+            raise KeyError(pid)
 
     def __contains__(self, pid: object) -> bool:
         return pid in self._states or pid in self._packed
 
     def __iter__(self) -> Iterator[str]:
         yield from list(self._states)
-        yield from list(self._packed)
+        yield from self._packed
 
     def __len__(self) -> int:
         return len(self._states) + len(self._packed)
 
+    def close(self) -> None:
+        """Let go of the snapshots at rest (their store is deleted); the decoded states stay."""
+        self._packed.close()
+
     def __repr__(self) -> str:
-        return f"RestoredStates({len(self._states)} decoded, {len(self._packed)} undecoded)"
+        return f"RestoredStates({len(self._states)} decoded, {len(self._packed)} at rest)"

@@ -57,3 +57,32 @@ def test_an_undecodable_snapshot_is_reported_before_it_raises() -> None:
     with pytest.raises(snapshots.SnapshotError):
         restored.get("P-1")
     assert reported == [True]
+
+
+def test_participants_unchanged_since_their_round_go_to_rest_and_come_back_equal() -> None:
+    expected = states()
+    live = RestoredStates()
+    for pid, state in expected.items():
+        live[pid] = state
+    captured = dict(expected)
+    live["P-3"] = ParticipantState("P-3")  # changed after the round captured it: worked on, stays decoded
+    live.rest_later(captured, [(pid, snapshots.encode(s)) for pid, s in captured.items()])
+    assert live.rest(1) == 1  # a few at a time
+    assert live.rest(100) == 1
+    assert (live.decoded, live.undecoded) == (1, 2)
+    assert live["P-3"] == ParticipantState("P-3")
+    assert live["P-1"] == expected["P-1"]
+    assert live["P-2"] == expected["P-2"]
+    assert (live.decoded, live.undecoded) == (3, 0)
+    assert sorted(live) == ["P-1", "P-2", "P-3"]
+    assert len(live) == 3
+
+
+def test_a_participant_at_rest_can_be_replaced_and_deleted() -> None:
+    expected = states()
+    live = RestoredStates({pid: snapshots.encode(s) for pid, s in expected.items()})
+    live["P-1"] = ParticipantState("P-1")
+    del live["P-2"]
+    with pytest.raises(KeyError):
+        del live["P-2"]
+    assert dict(live) == {"P-1": ParticipantState("P-1"), "P-3": expected["P-3"]}
