@@ -72,10 +72,15 @@ def cohort(folder: Path, events: int, seed: int) -> list[Sent]:
     # The simulator's later participants have shorter journeys (less follow-up by its cut-off):
     # shuffled, every stretch of the load has alike journeys.
     random.Random(seed).shuffle(journeys)  # noqa: S311 (an order, not a secret)
-    active = max(1, min(ACTIVE, len(journeys) // 5))
+    active = active_participants(len(journeys))
     spacing = active * len(journeys) / sum(map(len, journeys))  # steps between two events of one participant
     order = sorted((k + j * spacing, k, j) for k, journey in enumerate(journeys) for j in range(len(journey)))
     return [journeys[k][j] for _, k, j in order[:events]]
+
+
+def active_participants(participants: int) -> int:
+    """How many of a cohort of ``participants`` are in their journey at once (``cohort``)."""
+    return max(1, min(ACTIVE, participants // 5))
 
 
 @dataclass
