@@ -60,19 +60,21 @@ class RestoredStates(MutableMapping[str, ParticipantState]):
     ) -> None:
         self._on_unreadable = on_unreadable
         self._states: dict[str, ParticipantState] = {}
-        self._packed = SnapshotStore()
+        self._read: dict[str, bytes] = dict(packed or {})
+        """Snapshots as restored, in memory until ``rest`` moves them to ``_disk`` (a take-over
+        does not wait for a write of every participant)."""
+        self._disk = SnapshotStore()
         self._resting: deque[tuple[str, ParticipantState, bytes]] = deque()
-        for pid, data in (packed or {}).items():
+        for pid, data in self._read.items():
             if not looks_like_a_snapshot(data):
                 raise snapshots.SnapshotError(
                     f"the latest snapshot of {pid[:60]!r} is not a participant-state snapshot"
                 )
-        self._packed.put((packed or {}).items())
 
     @property
     def undecoded(self) -> int:
         """How many participants are at rest (their snapshot not decoded)."""
-        return len(self._packed)
+        return len(self._read) + len(self._disk)
 
     @property
     def decoded(self) -> int:
@@ -90,21 +92,34 @@ class RestoredStates(MutableMapping[str, ParticipantState]):
 
     def rest(self, most: int) -> int:
         """Put at rest up to ``most`` queued participants, those not changed since their round
-        (the others are worked on: they stay decoded); a few at a time, so that a round of
-        thousands does not hold the event loop. Returns how many were put at rest."""
+        (the others are worked on: they stay decoded), and move up to ``most`` snapshots as
+        restored to disk; a few at a time, so that a round or a take-over of thousands does not
+        hold the event loop. Returns how many were put at rest."""
         queue = self._resting
         batch = [queue.popleft() for _ in range(min(most, len(queue)))]
-        unchanged = [(pid, data) for pid, state, data in batch if self._states.get(pid) is state]
-        self._packed.put(unchanged)
-        for pid, _ in unchanged:
+        # By id: a participant in two queued rounds, unchanged in between, goes once.
+        unchanged = {pid: data for pid, state, data in batch if self._states.get(pid) is state}
+        read = self._read
+        moved = [read.popitem() for _ in range(min(most, len(read)))]
+        if unchanged or moved:
+            # In key order: SQLite's B-tree takes it fastest.
+            self._disk.add(sorted([*unchanged.items(), *moved]))
+        for pid in unchanged:
             del self._states[pid]
         return len(unchanged)
+
+    def _snapshot(self, pid: str) -> bytes | None:
+        data = self._read.get(pid)
+        return self._disk.get(pid) if data is None else data
+
+    def _forget_snapshot(self, pid: str) -> bool:
+        return self._read.pop(pid, None) is not None or self._disk.discard(pid)
 
     def __getitem__(self, pid: str) -> ParticipantState:
         state = self._states.get(pid)
         if state is not None:
             return state
-        data = self._packed.get(pid)
+        data = self._snapshot(pid)
         if data is None:
             raise KeyError(pid)
         try:
@@ -113,7 +128,7 @@ class RestoredStates(MutableMapping[str, ParticipantState]):
             if self._on_unreadable is not None:
                 self._on_unreadable()
             raise
-        self._packed.discard(pid)
+        self._forget_snapshot(pid)
         self._states[pid] = state
         return state
 
@@ -129,28 +144,25 @@ class RestoredStates(MutableMapping[str, ParticipantState]):
 
     def __setitem__(self, pid: str, state: ParticipantState) -> None:
         if pid not in self._states:
-            self._packed.discard(pid)
+            self._forget_snapshot(pid)
         self._states[pid] = state
 
     def __delitem__(self, pid: str) -> None:
         if pid in self._states:
             del self._states[pid]
-        elif not self._packed.discard(pid):
+        elif not self._forget_snapshot(pid):
             raise KeyError(pid)
 
     def __contains__(self, pid: object) -> bool:
-        return pid in self._states or pid in self._packed
+        return pid in self._states or pid in self._read or pid in self._disk
 
     def __iter__(self) -> Iterator[str]:
         yield from list(self._states)
-        yield from self._packed
+        yield from list(self._read)
+        yield from self._disk
 
     def __len__(self) -> int:
-        return len(self._states) + len(self._packed)
-
-    def close(self) -> None:
-        """Let go of the snapshots at rest (their store is deleted); the decoded states stay."""
-        self._packed.close()
+        return len(self._states) + self.undecoded
 
     def __repr__(self) -> str:
-        return f"RestoredStates({len(self._states)} decoded, {len(self._packed)} at rest)"
+        return f"RestoredStates({len(self._states)} decoded, {self.undecoded} at rest)"

@@ -5,7 +5,7 @@ works on. Were every participant it ever touched kept decoded (about 12 KB each)
 would grow with the trial's participants for as long as it runs. So the snapshots of the
 participants at rest — restored and not yet asked for, or unchanged since the round that wrote
 them (``RestoredStates.rest``) — go to a private temporary SQLite database (the library's own
-on-disk temporary database: deleted when its connection closes, a few MB of page cache in
+on-disk temporary database: deleted when its connection closes, 256 KiB of page cache in
 memory). Like Kafka Streams' local state store, it is a cache of the state topic, rebuilt at
 every take-over: nothing in it is the only copy of anything.
 """
@@ -13,7 +13,10 @@ every take-over: nothing in it is the only copy of anything.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+
+CACHE_KIB = 256
+"""SQLite's page cache of one partition's store, KiB (its default is 2,000)."""
 
 
 class SnapshotStore:
@@ -25,20 +28,28 @@ class SnapshotStore:
         # Nothing here outlives the process, so no sync to disk; the rollback journal in memory.
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("PRAGMA journal_mode=MEMORY")
+        # Pages cached in memory at most (KiB): a snapshot at rest is read once, when its
+        # participant's next event comes; the operating system caches the file anyway.
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.execute("CREATE TABLE snapshots (pid TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
         self._count = 0
 
-    def put(self, items: Iterable[tuple[str, bytes]]) -> None:
-        """Keep each (participant id, snapshot), replacing what was kept for that participant."""
+    def add(self, items: list[tuple[str, bytes]]) -> None:
+        """Keep each (participant id, snapshot) of participants not kept yet (the caller holds each
+        participant in one place: decoded, or here).
+
+        Raises:
+            sqlite3.IntegrityError: a participant is kept already (nothing of ``items`` is added).
+        """
         db = self._db
         db.execute("BEGIN")
         try:
-            db.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", items)
+            db.executemany("INSERT INTO snapshots VALUES (?, ?)", items)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._count = db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+        self._count += len(items)
 
     def get(self, pid: str) -> bytes | None:
         """The snapshot kept for ``pid``, or None."""
@@ -59,7 +70,3 @@ class SnapshotStore:
 
     def __len__(self) -> int:
         return self._count
-
-    def close(self) -> None:
-        """Close the database (which deletes it)."""
-        self._db.close()

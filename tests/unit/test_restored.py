@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from events import process, snapshots
 from protocol import ParticipantState
 from protocol.nct06904729 import PROTOCOL
 from services.rules.restored import RestoredStates, looks_like_a_snapshot
+from services.rules.snapshot_store import SnapshotStore
 from tests.journey import journey
 
 
@@ -86,3 +89,20 @@ def test_a_participant_at_rest_can_be_replaced_and_deleted() -> None:
     with pytest.raises(KeyError):
         del live["P-2"]
     assert dict(live) == {"P-1": ParticipantState("P-1"), "P-3": expected["P-3"]}
+
+
+def test_snapshots_as_restored_move_to_disk_a_few_at_a_time_and_decode_alike() -> None:
+    expected = states()
+    restored = RestoredStates({pid: snapshots.encode(s) for pid, s in expected.items()})
+    assert restored.rest(2) == 0  # none was decoded: nothing put to rest, two snapshots moved
+    assert restored.rest(2) == 0
+    assert (restored.decoded, restored.undecoded, len(restored)) == (0, 3, 3)
+    assert dict(restored) == expected
+
+
+def test_a_participant_kept_twice_on_disk_is_refused_whole() -> None:
+    store = SnapshotStore()
+    store.add([("P-1", b"{}")])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add([("P-2", b"{}"), ("P-1", b"{}")])
+    assert (len(store), "P-2" in store, store.get("P-1")) == (1, False, b"{}")
