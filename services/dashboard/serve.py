@@ -15,6 +15,7 @@ from services.errors import ConfigurationError
 from services.http import serve_asgi
 from services.http_limits import limits_from_args
 from services.kafka import KafkaSettings
+from services.memory import giving_back_free_memory
 from services.studies import chosen_studies as serving
 
 log = structlog.get_logger("trialguard.dashboard.serve")
@@ -82,7 +83,8 @@ async def serve(kafka: KafkaSettings, args: argparse.Namespace, studies: tuple[s
         studies=list(studies),
     )
     waiting = asyncio.create_task(stop.wait())
-    await asyncio.wait([server.task, waiting], return_when=asyncio.FIRST_COMPLETED)
+    async with giving_back_free_memory():
+        await asyncio.wait([server.task, waiting], return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
     await server.stop()
     return 0

@@ -29,6 +29,7 @@ from services.defaults import DEFAULT_STUDY
 from services.errors import ConfigurationError
 from services.gateway.settings import GatewaySettings, add_data_dir_arg, add_serve_args
 from services.gateway.sources import ChangeRecorder, SourceError, SourceStore
+from services.memory import giving_back_free_memory
 from services.options import add_kafka_args, check_names, settings_from_args
 from services.studies import STUDIES_HELP, chosen_studies
 
@@ -110,7 +111,8 @@ async def serve(args: argparse.Namespace) -> int:
         mllp=None if mllp is None else f"{settings.mllp_host}:{mllp.sockets[0].getsockname()[1]}",
     )
     waiting = asyncio.create_task(stop.wait())
-    await asyncio.wait([server.task, waiting], return_when=asyncio.FIRST_COMPLETED)
+    async with giving_back_free_memory():
+        await asyncio.wait([server.task, waiting], return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
     if mllp is not None:
         mllp.close()

@@ -14,6 +14,7 @@ from protocol.registry import versions_for
 from protocol.versions import ProtocolHistory, VersionError
 from services.errors import ConfigurationError
 from services.http import serve_http
+from services.memory import giving_back_free_memory
 from services.options import add_kafka_args, check_names, env_int, settings_from_args
 from services.rules.membership import STATIC_SESSION_TIMEOUT_MS
 from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY
@@ -41,7 +42,8 @@ async def run_service(service: RulesService | Studies, http_port: int, http_host
                 "(set --http-port or TRIALGUARD_HTTP_PORT; -1: none)"
             ) from None
     try:
-        await service.run(stop)
+        async with giving_back_free_memory():
+            await service.run(stop)
     finally:
         if http is not None:
             await http.stop()
