@@ -8,7 +8,8 @@ simulated cohort (`trialguard simulate`) as a trial receives it: participants ar
 another, about 600 in their journey at any time, in every phase of it (``soak_load.cohort``): lab
 results (sources ``lis.*``) are POSTed as NDJSON to the gateway, one registered source per site,
 everything else is produced straight to participant-events, as an EDC and the scheduler would.
-Every --sample-seconds (default 60) a row gives the RSS of each process, the rules group's
+Every --sample-seconds (default 60) a row gives the RSS of each process (the mean of reads every
+5 s since the last row, of its current incarnation), the rules group's
 consumer lag, and the p50/p99 from publishing an event to reading the finding it triggered
 (read_committed). At the end the committed findings are compared with the offline replay of
 what was committed to participant-events, and the slopes are printed: RSS in MiB per hour after
@@ -45,6 +46,8 @@ from services.gateway.sources import SourceStore  # noqa: E402
 from services.kafka import KafkaSettings, ensure_topics, read_to_end  # noqa: E402
 
 STUDY = "NCT06904729"
+RSS_READ_SECONDS = 5.0
+"""Each process's RSS is read this often; a sample gives the mean of the reads since the last."""
 NAMESPACE = "soak"
 
 TARGET_RSS_MIB_PER_HOUR = 5.0
@@ -123,6 +126,11 @@ async def run(args: argparse.Namespace) -> int:
         print(f"{'min':>5} {'sent':>9} {'lag':>7} {'p50 ms':>7} {'p99 ms':>7}  RSS MiB " +
               " ".join(f"{c.name:>10}" for c in everyone) + f" {'broker':>8}")  # fmt: skip
         window_start = 0
+        # RSS read every few seconds and averaged over the sample's span: one read a minute would
+        # land at random on a snapshot round's or a fetch's transient megabytes, which a slope
+        # fitted over a few minutes between kills reads as a trend.
+        rss_reads: dict[str, list[tuple[int, float]]] = {}
+        next_read = 0.0
 
         def elapsed_min() -> float:
             return (time.perf_counter() - started) / 60
@@ -152,12 +160,19 @@ async def run(args: argparse.Namespace) -> int:
                 # Restarted beside the sampling (kafka.sh waits until it serves: seconds to a minute).
                 restarting = asyncio.create_task(asyncio.to_thread(broker.up))
                 print(f"      minute {minute:.1f}: SIGKILL the broker, restarting")
+            if minute * 60 >= next_read:
+                next_read += RSS_READ_SECONDS
+                for c in everyone:
+                    mib = rss_mib(c.pid) if c.pid is not None else None
+                    if mib is not None:
+                        rss_reads.setdefault(c.name, []).append((c.incarnation, mib))
             if minute * 60 >= next_sample:
                 next_sample += args.sample_seconds
                 window = [seconds for _, seconds in latencies[window_start:]]
                 window_start = len(latencies)
                 now = time.perf_counter()
-                rss = {c.name: (c.incarnation, (now - c.started) / 60, rss_mib(c.pid) or 0.0)
+                rss = {c.name: (c.incarnation, (now - c.started) / 60,
+                                _mean_of(rss_reads.pop(c.name, []), c.incarnation) or rss_mib(c.pid) or 0.0)
                        for c in everyone if c.pid is not None}  # fmt: skip
                 if broker.pid is not None:
                     rss["broker"] = (int(broker_restarted) + 1, (now - broker_started) / 60, rss_mib(broker.pid) or 0.0)
@@ -201,6 +216,12 @@ async def run(args: argparse.Namespace) -> int:
         broker.down()
         if not args.keep:
             shutil.rmtree(folder / "kafka", ignore_errors=True)
+
+
+def _mean_of(reads: list[tuple[int, float]], incarnation: int) -> float | None:
+    """The mean of the RSS reads of the process's current incarnation (None: none)."""
+    mine = [mib for i, mib in reads if i == incarnation]
+    return sum(mine) / len(mine) if mine else None
 
 
 async def ready_again(victim: Child, killed: float) -> None:
