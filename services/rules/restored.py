@@ -22,13 +22,18 @@ re-opened rebuilt from the log (``RulesService``).
 
 from __future__ import annotations
 
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+import structlog
+
 from events import snapshots
 from protocol import ParticipantState
 from services.rules.snapshot_store import SnapshotStore
+
+log = structlog.get_logger("trialguard.rules")
 
 VERSION_KEY = b'"snapshot_version":'
 
@@ -101,9 +106,16 @@ class RestoredStates(MutableMapping[str, ParticipantState]):
         unchanged = {pid: data for pid, state, data in batch if self._states.get(pid) is state}
         read = self._read
         moved = [read.popitem() for _ in range(min(most, len(read)))]
-        if unchanged or moved:
+        if not unchanged and not moved:
+            return 0
+        try:
             # In key order: SQLite's B-tree takes it fastest.
             self._disk.add(sorted([*unchanged.items(), *moved]))
+        except sqlite3.Error as e:  # the local disk full, say: everything stays in memory, nothing lost
+            read.update(moved)
+            log.warning("participants_not_put_at_rest", participants=len(unchanged) + len(moved),
+                        error=type(e).__name__)  # fmt: skip
+            return 0
         for pid in unchanged:
             del self._states[pid]
         return len(unchanged)

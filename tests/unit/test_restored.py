@@ -106,3 +106,20 @@ def test_a_participant_kept_twice_on_disk_is_refused_whole() -> None:
     with pytest.raises(sqlite3.IntegrityError):
         store.add([("P-2", b"{}"), ("P-1", b"{}")])
     assert (len(store), "P-2" in store, store.get("P-1")) == (1, False, b"{}")
+
+
+def test_when_the_local_disk_refuses_everything_stays_in_memory_and_nothing_is_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = states()
+    live = RestoredStates({"P-1": snapshots.encode(expected["P-1"])})
+    live["P-2"] = expected["P-2"]
+
+    def full(items: list[tuple[str, bytes]]) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(live._disk, "add", full)
+    live.rest_later({"P-2": expected["P-2"]}, [("P-2", snapshots.encode(expected["P-2"]))])
+    assert live.rest(10) == 0
+    assert (live.decoded, live.undecoded) == (1, 1)
+    assert dict(live) == {"P-1": expected["P-1"], "P-2": expected["P-2"]}
