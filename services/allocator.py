@@ -2,14 +2,14 @@
 
 glibc serves a block of 128 KiB or more with a mapping of its own, given back when it is freed —
 until the first such block is freed: from then on it raises that threshold to the block's size
-(up to 32 MiB) and lets the heap keep twice that unused at its top. The gateway and the
-dashboard read Kafka fetch responses of hundreds of KiB; after the first, they came from the main
-heap, and a soak's load (bench/mem_soak.py: gateway and dashboard at 200 events/s, 22 minutes)
-showed the heap's free bytes climbing 2.4 → 6.6 MiB in the dashboard and 2.6 → 5.2 MiB in the
-gateway while the bytes in use and Python's traced heap stayed flat: most of their RSS growth
-after minute 10. Fixing the threshold (what ``MALLOC_MMAP_THRESHOLD_`` does, and what ``mallopt``
-does at run time) turns glibc's adjustment off, so such buffers keep being mapped and unmapped;
-the trim threshold is set back to its default with it.
+(up to 32 MiB) and lets the heap keep twice that unused at its top. Measured at a soak's load
+(bench/mem_soak.py: the gateway and the dashboard at 200 events/s for 22 minutes; docs/benchmarks.md,
+"Soak: what grows in the gateway and the dashboard"): after minute 8 the heap's free bytes climbed
+2.4 -> 6.6 MiB in the dashboard and 2.6 -> 5.2 MiB in the gateway while the bytes in use, pymalloc's
+arenas and the traced Python heap stayed flat, most of their RSS growth. Which large blocks (Kafka
+fetch responses and what is decoded from them are the likely ones) was not traced; with the
+threshold fixed (what ``MALLOC_MMAP_THRESHOLD_`` does before start, ``mallopt`` at run time) the
+free bytes stayed at about 1 MiB. The trim threshold is set back to its default with it.
 """
 
 from __future__ import annotations
