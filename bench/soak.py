@@ -4,8 +4,8 @@ mixed load, with a rules instance SIGKILLed every --kill-every minutes and one b
     .venv/bin/python bench/soak.py [--minutes 30] [--rate 200]    (or: make soak)
 
 Everything runs on a broker of the run's own (free ports, folder in .cache/soak/). The load is a
-simulated cohort (`trialguard simulate`), its participants' events interleaved round-robin so
-that the whole population exists after the first seconds and then only grows in facts: lab
+simulated cohort (`trialguard simulate`) as a trial receives it: participants arriving one after
+another, about 600 in their journey at any time, in every phase of it (``soak_load.cohort``): lab
 results (sources ``lis.*``) are POSTed as NDJSON to the gateway, one registered source per site,
 everything else is produced straight to participant-events, as an EDC and the scheduler would.
 Every --sample-seconds (default 60) a row gives the RSS of each process, the rules group's
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from replay import machine  # noqa: E402
-from soak_load import Load, cohort, drive, watch_findings  # noqa: E402
+from soak_load import Load, active_participants, cohort, drive, watch_findings  # noqa: E402
 from soak_processes import Broker, Child, free_port, rss_mib  # noqa: E402
 from soak_sampling import Sample, lag_of, quantile, slope_per_hour  # noqa: E402
 
@@ -66,7 +66,8 @@ async def run(args: argparse.Namespace) -> int:
         print(f"the cohort gives {len(stream):,} events of the {total:,} asked for: the load ends early")
     participants = len({sent.participant_id for sent in stream})
     print(f"load: {args.rate:,.0f} events/s for {args.minutes} min, {len(stream):,} events of {participants:,} "
-          f"participants (round-robin), lab results through the gateway, the rest straight to Kafka")  # fmt: skip
+          f"participants (arriving one after another, about {active_participants(participants):,} in their "
+          "journey at once), lab results through the gateway, the rest straight to Kafka")  # fmt: skip
 
     broker = Broker(folder / "kafka")
     broker.up()

@@ -1,7 +1,8 @@
 """The soak run's load: a simulated cohort sent at a steady rate, and the findings it triggers.
 
-``cohort`` makes the events (``trialguard simulate``, interleaved round-robin by participant),
-``drive`` sends them (lab results to the gateway as NDJSON, the rest straight to Kafka, what failed
+``cohort`` makes the events (``trialguard simulate``) and orders them as a trial would receive
+them: participants arriving one after another, each going through its journey among a steady
+number of others, ``drive`` sends them (lab results to the gateway as NDJSON, the rest straight to Kafka, what failed
 again), and ``watch_findings`` times each first finding naming a trigger. Used by ``bench/soak.py``.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 import time
@@ -24,6 +26,8 @@ from services.kafka import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_PER_PARTICIPANT = 100  # about 110 in the simulator's cohorts: a margin
+ACTIVE = 600
+"""Participants in their journey at any time of the load (fewer for a short run)."""
 GATEWAY_EVERY = 0.1
 """Seconds between two NDJSON requests of a site to the gateway."""
 
@@ -42,8 +46,15 @@ class Sent:
 
 
 def cohort(folder: Path, events: int, seed: int) -> list[Sent]:
-    """``events`` events of a simulated cohort, interleaved round-robin by participant (each
-    participant's own order kept)."""
+    """``events`` events of a simulated cohort, in a steady mix: participant k arrives at step k
+    and sends its j-th event at step k + j * spacing, so that about ``ACTIVE`` participants are in
+    their journey at any time, in every phase of it (each participant's own order kept).
+
+    Why not round-robin over the whole cohort: every participant would then be in the same phase
+    at once (all screening for minutes, then all enrolling), so what the service does, the findings
+    it raises and the state it holds would change with the minute, and no two minutes compare.
+    Here, once the first participants have finished (a few minutes), each minute is like the next.
+    """
     participants = events // EVENTS_PER_PARTICIPANT + 10
     out = folder / f"cohort-{participants}-{seed}.jsonl"
     subprocess.run([sys.executable, "-m", "services.cli", "simulate", "--participants", str(participants),
@@ -57,13 +68,19 @@ def cohort(folder: Path, events: int, seed: int) -> list[Sent]:
             lab = str(e["source"]["system"]).startswith("lis.")
             by_participant[pid].append(Sent(pid, line.rstrip(b"\n"), e["event_id"], e["site_id"], lab))
     out.unlink()
-    queues = list(by_participant.values())
-    stream: list[Sent] = []
-    depth = 0
-    while len(stream) < events and any(depth < len(q) for q in queues):
-        stream += [q[depth] for q in queues if depth < len(q)]
-        depth += 1
-    return stream[:events]
+    journeys = list(by_participant.values())
+    # The simulator's later participants have shorter journeys (less follow-up by its cut-off):
+    # shuffled, every stretch of the load has alike journeys.
+    random.Random(seed).shuffle(journeys)  # noqa: S311 (an order, not a secret)
+    active = active_participants(len(journeys))
+    spacing = active * len(journeys) / sum(map(len, journeys))  # steps between two events of one participant
+    order = sorted((k + j * spacing, k, j) for k, journey in enumerate(journeys) for j in range(len(journey)))
+    return [journeys[k][j] for _, k, j in order[:events]]
+
+
+def active_participants(participants: int) -> int:
+    """How many of a cohort of ``participants`` are in their journey at once (``cohort``)."""
+    return max(1, min(ACTIVE, participants // 5))
 
 
 @dataclass

@@ -25,6 +25,10 @@ def _never_ready() -> bool:
     return False
 
 
+def _no_participants() -> tuple[int, int]:
+    return 0, 0
+
+
 @dataclass
 class Metrics:
     """Counters of one rules service process. consumed = processed + dead_lettered, always.
@@ -52,6 +56,9 @@ class Metrics:
     """Events of note by outcome: ``correction_unmatched`` (processed, changing nothing) and
     ``participant_state_full`` (dead-lettered by the state bound, ``events.bounds``)."""
     ready: Callable[[], bool] = field(default=_never_ready, repr=False, compare=False)
+    participants: Callable[[], tuple[int, int]] = field(default=_no_participants, repr=False, compare=False)
+    """(decoded in memory, at rest on local disk): the assigned partitions' participants, bound by
+    the service like ``ready`` (``services.rules.restored``)."""
     registry: CollectorRegistry = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -122,6 +129,16 @@ class _Families(Collector):
         for outcome, n in sorted(m.outcomes.items()):
             noted.add_metric([outcome], n)
         yield noted
+        in_memory, at_rest = m.participants()
+        participants = GaugeMetricFamily(
+            "trialguard_participants",
+            "Participants of the assigned partitions: decoded in memory (worked on since the last snapshot "
+            "round) or at rest on local disk",
+            labels=["where"],
+        )
+        participants.add_metric(["in_memory"], in_memory)
+        participants.add_metric(["at_rest"], at_rest)
+        yield participants
         lag = GaugeMetricFamily(
             "trialguard_consumer_lag", "Records not yet consumed, by input partition", labels=["partition"]
         )

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from protocol import ParticipantState
 from services.kafka import KafkaSettings
 from services.ledger.chain_v2 import ChainV2
 from services.participant_records import Record
 from services.rules.chains import Checkpointer, restore_chain
 from services.rules.prepared import PreparedRound
 from services.rules.records import RecordHandler
+from services.rules.restored import RestoredStates
 from services.rules.rounds import Restored, restore
 
 OPEN_SECONDS = 300.0
@@ -47,8 +46,8 @@ class OwnedPartition:
     number: int
     """The partition's number."""
     producer: AIOKafkaProducer
-    states: MutableMapping[str, ParticipantState] = field(default_factory=dict)
-    """By participant id; as restored, decoded when first asked for (``RestoredStates``)."""
+    states: RestoredStates = field(default_factory=RestoredStates)
+    """By participant id: decoded when worked on, else at rest on local disk (``RestoredStates``)."""
     next_offset: int = 0
     chain: ChainV2 | None = None
     """The audit hash chain as of ``next_offset`` (None when no checkpoints are written)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from protocol import ParticipantState
@@ -35,8 +35,19 @@ class PreparedRound:
     """A snapshot round at input ``offset`` being encoded (``task``), for the next transaction."""
 
     offset: int
-    pids: frozenset[str]
+    captured: Mapping[str, ParticipantState]
+    """Each participant's state at ``offset``."""
     task: asyncio.Task[list[Outgoing]]
+
+    @property
+    def pids(self) -> frozenset[str]:
+        return frozenset(self.captured)
+
+    def written(self) -> Iterator[tuple[str, bytes]]:
+        """(participant id, snapshot) of each record the encoded round writes."""
+        for o in self.task.result():
+            if o.key is not None and o.value is not None:
+                yield o.key.decode(), o.value
 
     @property
     def ready(self) -> bool:
@@ -51,7 +62,7 @@ def prepare_round(
 ) -> PreparedRound:
     """Capture the state of ``pids`` at ``offset`` and start encoding their snapshot records."""
     captured = {pid: states[pid] for pid in sorted(pids)}
-    return PreparedRound(offset, frozenset(captured), asyncio.create_task(_encode(topic, captured, offset)))
+    return PreparedRound(offset, captured, asyncio.create_task(_encode(topic, captured, offset)))
 
 
 async def _encode(topic: str, captured: dict[str, ParticipantState], offset: int) -> list[Outgoing]:

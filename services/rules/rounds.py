@@ -212,7 +212,7 @@ class Restored:
 
     committed: int | None
     """The input offset restored to: the progress record's, else the group's committed offset."""
-    states: MutableMapping[str, ParticipantState]
+    states: RestoredStates
     """As restored: from snapshots, decoded when first asked for (``RestoredStates``)."""
     changed: set[str]
     """Participants whose state differs from their latest snapshot: the next round writes them."""
@@ -234,7 +234,7 @@ async def restore(settings: KafkaSettings, handler: RecordHandler, partition: in
     committed = _committed(partition, found.progress, group)
     upto = committed or 0
     where = {"partition": partition, "committed_offset": committed}
-    states: MutableMapping[str, ParticipantState] = {}
+    states = RestoredStates()
     start = 0
     round_offset: int | None = None
     try:
@@ -246,7 +246,7 @@ async def restore(settings: KafkaSettings, handler: RecordHandler, partition: in
         log.warning("snapshots_unreadable", **where, error=type(e).__name__)
         handler.unreadable_snapshots.discard(partition)
         found = Snapshots({}, None, found.read, found.progress)
-        states = {}
+        states = RestoredStates()
     else:
         if found.read == 0:
             if upto:

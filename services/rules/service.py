@@ -158,6 +158,7 @@ class RulesService(PartitionOwnership):
         self.freeze_restored = freeze_restored
         self.metrics = metrics or Metrics()
         self.metrics.ready = lambda: self.ready
+        self.metrics.participants = self._participants
         self.session_timeout_ms = session_timeout_ms
         self.instance_id = check_instance_id(instance_id)
         self.client_id = CLIENT_ID if self.instance_id is None else f"{CLIENT_ID}-{self.instance_id}"
@@ -204,6 +205,11 @@ class RulesService(PartitionOwnership):
         """Whether the group has assigned this instance its partitions and every one is open (an
         instance left without partitions, with more instances than partitions, is ready too)."""
         return self.status == "ready"
+
+    def _participants(self) -> tuple[int, int]:
+        """(decoded in memory, at rest) over the open partitions (``trialguard_participants``)."""
+        parts = list(self.partitions.values())
+        return sum(p.states.decoded for p in parts), sum(p.states.undecoded for p in parts)
 
     # --- the loop ----------------------------------------------------------------------------
 

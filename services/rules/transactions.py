@@ -42,6 +42,9 @@ it is committed: long enough for a backlog to go in batches of hundreds, short f
 
 RELEASE_ROUND_SECONDS = 30.0
 """The snapshot round written at a graceful release that has not committed after this long is given up."""
+REST_EACH_COMMIT = 200
+"""Participants of committed rounds put at rest after each transaction at most (a few ms of the
+event loop: ``RestoredStates.rest``)."""
 
 
 @dataclass
@@ -188,6 +191,8 @@ class Transactions:
             part.changed.update(changed)
         if prepared is not None:
             part.prepared = None
+            part.states.rest_later(prepared.captured, prepared.written())
+        part.states.rest(REST_EACH_COMMIT)
         if part.round_due(end, self.round_every(part)):
             self._prepare(part, end)
         self.metrics.batch_committed(

@@ -4,6 +4,7 @@ upstream among normal ones, and corrections that cannot apply."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import uuid
@@ -187,3 +188,30 @@ def expected_findings(log: list[ParticipantEvent]) -> list[dict[str, object]]:
         except ContractError:
             continue
     return found
+
+
+async def test_participants_between_rounds_are_put_at_rest_and_their_findings_stay_exact(
+    settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """What a partition holds in memory follows the participants worked on since the last round,
+    not all it has seen (``services.rules.restored``): the others are at rest on local disk, and
+    decoded again, equal, when an event of theirs comes."""
+    # Participants one after another (each one's own order kept), so that most have finished by the end.
+    by_participant: dict[str, list[bytes]] = {}
+    for line in simulated(tmp_path, 120, 11, 12_000):
+        by_participant.setdefault(json.loads(line)["participant_id"], []).append(line)
+    stream = [line for lines in by_participant.values() for line in lines]
+    await publish(settings, keyed(stream))
+    metrics = Metrics()
+    service = RulesService(settings, PROTOCOL, session_timeout_ms=6_000, snapshot_every=300, metrics=metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await wait_until_consumed(settings, lambda: None if not task.done() else task.result())
+        in_memory, at_rest = metrics.participants()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+    assert in_memory + at_rest == len(by_participant)
+    assert at_rest > 3 * in_memory, (in_memory, at_rest)
+    same_findings(await findings(settings), replayed(stream))

@@ -38,6 +38,12 @@ FAMILIES = {
         {"outcome"},
     ),
     "trialguard_consumer_lag": ("gauge", "Records not yet consumed, by input partition", {"partition"}),
+    "trialguard_participants": (
+        "gauge",
+        "Participants of the assigned partitions: decoded in memory (worked on since the last snapshot round) "
+        "or at rest on local disk",
+        {"where"},
+    ),
     "trialguard_batch_seconds": ("histogram", "Seconds from a batch's first record to its commit", set()),
     "trialguard_snapshots_restored": ("counter", "Snapshot records read to restore state", set()),
     "trialguard_transactions_failed": (
