@@ -9,6 +9,7 @@ import signal
 import structlog
 
 from protocol import registry
+from services.allocator import fix_mmap_threshold
 from services.dashboard.app import create_app
 from services.dashboard.settings import DashboardSettings, parse_overdue_days
 from services.errors import ConfigurationError
@@ -46,6 +47,7 @@ async def serve(kafka: KafkaSettings, args: argparse.Namespace, studies: tuple[s
         ConfigurationError: the address cannot be bound, or a limit or overdue setting is wrong.
     """
     studies = studies or (kafka.study_id,)
+    fix_mmap_threshold()  # Kafka's fetch buffers out of the main heap (services/allocator.py)
     try:
         limits = limits_from_args(args)
         overdue = parse_overdue_days(getattr(args, "overdue_days", []), studies)

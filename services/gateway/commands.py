@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import structlog
 
 from services.access_log import AccessLogError, AccessRecorder, cli_recorder
+from services.allocator import fix_mmap_threshold
 from services.defaults import DEFAULT_STUDY
 from services.errors import ConfigurationError
 from services.gateway.settings import GatewaySettings, add_data_dir_arg, add_serve_args
@@ -45,6 +46,7 @@ async def serve(args: argparse.Namespace) -> int:
     studies = tuple(chosen_studies(args.study))
     args = argparse.Namespace(**{**vars(args), "study": studies[0]})
     check_names(args)
+    fix_mmap_threshold()  # Kafka's fetch buffers out of the main heap (services/allocator.py)
     from services.gateway.app import create_app  # the web stack loads only for this command
     from services.gateway.lab_api import mllp_handler
     from services.gateway.mllp import serve_mllp
