@@ -10,13 +10,25 @@ arenas and the traced Python heap stayed flat, most of their RSS growth. Which l
 fetch responses and what is decoded from them are the likely ones) was not traced; with the
 threshold fixed (what ``MALLOC_MMAP_THRESHOLD_`` does before start, ``mallopt`` at run time) the
 free bytes stayed at about 1 MiB. The trim threshold is set back to its default with it.
+
+And every few seconds the free pages are given back (``giving_back_free_memory``). Allocations
+that vary in size — snapshots, seen ids a few bytes longer at each event — leave free chunks
+between live ones, and the resident memory goes on counting their pages: measured on the rules
+service at the soak's load (200 events/s), glibc's bytes in use stayed at 17 MiB while its free
+bytes went from 3.5 to 9.4 MiB in seven minutes, and the RSS with them. ``malloc_trim(0)`` hands
+every whole free page back (glibc ≥ 2.8 releases pages inside the heap too, not only at its
+top): in the same run 1–5 MiB at each call, in well under a millisecond. Elsewhere than glibc
+the call does not exist and this does nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import os
+from collections.abc import AsyncIterator
 
 import structlog
 
@@ -54,3 +66,47 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     done = bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     log.debug("mmap_threshold_fixed", bytes=threshold, done=done)
     return done
+
+
+TRIM_SECONDS = 15.0
+"""How often free memory is given back."""
+
+
+def _malloc_trim() -> ctypes._NamedFuncPointer | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def give_back_free_memory() -> bool:
+    """Hand glibc's free pages back to the operating system; whether any were (False where the
+    C library has no ``malloc_trim``)."""
+    return bool(_TRIM is not None and _TRIM(0))
+
+
+@contextlib.asynccontextmanager
+async def giving_back_free_memory(seconds: float = TRIM_SECONDS) -> AsyncIterator[None]:
+    """While in the block, give free memory back every ``seconds`` (a long-running command's body)."""
+    task = asyncio.create_task(_every(seconds), name="memory-trim")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _every(seconds: float) -> None:
+    if _TRIM is None:
+        log.info("memory_trim_unavailable")
+        return
+    while True:
+        await asyncio.sleep(seconds)
+        give_back_free_memory()

@@ -9,14 +9,13 @@ import signal
 import structlog
 
 from protocol import registry
-from services.allocator import fix_mmap_threshold
+from services.allocator import fix_mmap_threshold, giving_back_free_memory
 from services.dashboard.app import create_app
 from services.dashboard.settings import DashboardSettings, parse_overdue_days
 from services.errors import ConfigurationError
 from services.http import serve_asgi
 from services.http_limits import limits_from_args
 from services.kafka import KafkaSettings
-from services.memory import giving_back_free_memory
 from services.studies import chosen_studies as serving
 
 log = structlog.get_logger("trialguard.dashboard.serve")

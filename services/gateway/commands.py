@@ -25,12 +25,11 @@ from typing import Any, TextIO
 import structlog
 
 from services.access_log import AccessLogError, AccessRecorder, cli_recorder
-from services.allocator import fix_mmap_threshold
+from services.allocator import fix_mmap_threshold, giving_back_free_memory
 from services.defaults import DEFAULT_STUDY
 from services.errors import ConfigurationError
 from services.gateway.settings import GatewaySettings, add_data_dir_arg, add_serve_args
 from services.gateway.sources import ChangeRecorder, SourceError, SourceStore
-from services.memory import giving_back_free_memory
 from services.options import add_kafka_args, check_names, settings_from_args
 from services.studies import STUDIES_HELP, chosen_studies
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from protocol.registry import versions_for
 from protocol.versions import ProtocolHistory, VersionError
+from services.allocator import fix_mmap_threshold, giving_back_free_memory
 from services.errors import ConfigurationError
 from services.http import serve_http
-from services.memory import giving_back_free_memory
 from services.options import add_kafka_args, check_names, env_int, settings_from_args
 from services.rules.membership import STATIC_SESSION_TIMEOUT_MS
 from services.rules.rounds import DEFAULT_SNAPSHOT_EVERY
@@ -27,6 +27,7 @@ VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,60}")
 
 async def run_service(service: RulesService | Studies, http_port: int, http_host: str) -> int:
     """Run ``service`` (one study's, or several studies') and its /health and /metrics until SIGTERM/SIGINT."""
+    fix_mmap_threshold()  # Kafka's fetch buffers out of the main heap (services/allocator.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -96,7 +96,7 @@ async def test_no_snapshot_rebuilds_from_offset_0_and_says_so_when_offsets_were_
     assert (result.round_offset, result.events_read, result.changed) == (None, 10, {"P-0", "P-1", "P-2"})
     assert events == ["snapshots_missing"]
     fresh, events = await restored(None)
-    assert (fresh.states, fresh.events_read, events) == ({}, 0, [])
+    assert (dict(fresh.states), fresh.events_read, events) == ({}, 0, [])
 
 
 async def test_an_unreadable_snapshot_rebuilds_from_offset_0(log: FakeLog) -> None:

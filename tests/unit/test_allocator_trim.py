@@ -1,4 +1,4 @@
-"""Free memory is given back to the operating system while a long-running command runs."""
+"""services/allocator.py: free memory is given back to the operating system while a long-running command runs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services import memory
+from services import allocator as memory
 
 
 def test_glibc_is_asked_to_give_free_pages_back() -> None:
