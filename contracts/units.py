@@ -15,7 +15,7 @@ Conversions are exact rationals (``Fraction``) applied to the decimal a number i
 so that a result is rounded once, at the end: 88.4 umol/L of creatinine is exactly 1.0 mg/dL,
 6.0 g/dL of hemoglobin exactly 60.0 g/L.
 
-Pure: no I/O, imports nothing of ours.
+Pure: no I/O, imports nothing of ours but ``contracts.unit_caches``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
+
+from contracts.unit_caches import BoundedCaches
 
 QUALITATIVE_RESULTS = ("positive", "negative", "equivocal")
 """The qualitative results the wire contract allows as a lab ``value``."""
@@ -340,6 +342,8 @@ def same_unit(a: str, b: str) -> bool:
         ratio = (qa / qb).to_base_units()
     except Exception:  # pint's errors have no common base; a failed conversion is "not the same"
         return False
+    finally:
+        _bound_pint_caches()  # units come from the wire: pint's own caches stay bounded
     # A ratio of 1 up to floating point (10*9/L over /nL is 0.9999999999999999 in pint).
     return bool(ratio.dimensionless) and math.isclose(float(ratio.magnitude), 1.0, rel_tol=1e-9)
 
@@ -351,6 +355,8 @@ def _ucum(code: str) -> Any:
         quantity = _registry().from_ucum(code)
     except Exception:  # lark's and pint's parse errors: not a UCUM code
         return None
+    finally:
+        _bound_pint_caches()
     return quantity if hasattr(quantity, "to_base_units") else None
 
 
@@ -360,6 +366,20 @@ def _registry() -> Any:
     from ucumvert import PintUcumRegistry  # type: ignore[import-untyped,unused-ignore]
 
     return PintUcumRegistry()
+
+
+@functools.cache
+def _pint_caches() -> BoundedCaches:
+    """The caches of the registry that ucumvert makes its quantities in (pint's application
+    registry, not the ``PintUcumRegistry``), as they are now (``contracts.unit_caches``)."""
+    return BoundedCaches(_registry().from_ucum("m")._REGISTRY._cache)
+
+
+def _bound_pint_caches() -> None:
+    """Set pint's caches back when units have grown them past their bound (once the registry is
+    made: a registry that failed to build is left to fail as before)."""
+    if _registry.cache_info().currsize:
+        _pint_caches().check()
 
 
 def _unknown_unit(analyte: Analyte, loinc: str, unit: str | None) -> str:
