@@ -1,6 +1,6 @@
 """Where the gateway's and the dashboard's memory goes at the soak's load (issue 21, item 4).
 
-    .venv/bin/python bench/mem_soak.py [--minutes 10] [--rate 200] [--every 1]
+    .venv/bin/python bench/mem_soak.py [--minutes 10] [--rate 200] [--every 1] [--gateway-only]
 
 The soak's setup (bench/soak.py: its own broker, one rules instance, the gateway, the dashboard,
 the same cohort and ``drive``), without faults, with the gateway and the dashboard run under
@@ -78,8 +78,8 @@ async def run(args: argparse.Namespace) -> None:
     dashboard = Probed("dashboard", ["--log-level", "warning", "dashboard", "serve", *common, "--port",
                                      str(dashboard_port), "--data-dir", str(folder / "dashboard")],
                        folder / "dashboard.log", dashboard_port, folder / "dashboard")  # fmt: skip
-    everyone = [rules, gateway, dashboard]
-    probed = [gateway, dashboard]
+    probed = [gateway] if args.gateway_only else [gateway, dashboard]
+    everyone = [rules, *probed]
     for child in everyone:
         child.start()
     try:
@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--compare", type=Path, help="only compare the snapshots of this prefix")
+    parser.add_argument("--gateway-only", action="store_true", help="run and probe the gateway, not the dashboard")
     args = parser.parse_args()
     if args.compare:
         compare(args.compare, args.from_minute, args.top)
