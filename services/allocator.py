@@ -28,9 +28,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-from collections.abc import AsyncIterator
 
 import structlog
+
+from services.background import in_background
 
 log = structlog.get_logger("trialguard.allocator")
 
@@ -91,16 +92,9 @@ def give_back_free_memory() -> bool:
     return bool(_TRIM is not None and _TRIM(0))
 
 
-@contextlib.asynccontextmanager
-async def giving_back_free_memory(seconds: float = TRIM_SECONDS) -> AsyncIterator[None]:
+def giving_back_free_memory(seconds: float = TRIM_SECONDS) -> contextlib.AbstractAsyncContextManager[None]:
     """While in the block, give free memory back every ``seconds`` (a long-running command's body)."""
-    task = asyncio.create_task(_every(seconds), name="memory-trim")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return in_background(_every(seconds), name="memory-trim")
 
 
 async def _every(seconds: float) -> None:

@@ -9,9 +9,8 @@ subscriber, ``services.gateway.registry``) and starts the transactional publishe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +18,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from services.background import in_background
 from services.gateway import json_api, lab_api
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.publisher import KafkaPublisher, Publisher
@@ -86,7 +86,7 @@ def create_app(
                 state["status"] = "ready"
                 log.info("gateway_ready", studies=list(studies), participants=len(participants))
 
-            async with _background(ready_when_loaded()):
+            async with in_background(ready_when_loaded()):
                 yield
         finally:
             state["status"] = "stopping"
@@ -118,15 +118,3 @@ def create_app(
     app.include_router(json_api.router)
     app.include_router(lab_api.router)
     return app
-
-
-@contextlib.asynccontextmanager
-async def _background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """Run a coroutine as a task for the duration of the block, cancelled at its end."""
-    task = asyncio.create_task(work)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
