@@ -4,9 +4,11 @@ The gateway remembers event ids so that a resent message is answered without bei
 again. Kept as text in an ordered dict, 200,000 ids took about 34 MiB (a 36-character string, a
 dict slot and a link each: ~175 bytes an id), and filling it was most of the gateway's memory
 growth in a soak run. Here an id costs 16 bytes once its generation is sealed: ids are added to a
-small set of 128-bit integers (the current generation); when it is full it is sealed into two
-sorted arrays of unsigned 64-bit halves, searched by bisection, and the oldest sealed generation
-is dropped once the bound is reached. 200,000 ids: about 4 MiB, whatever the traffic.
+small set of 128-bit integers (the current generation); when it is full it is sealed, sorted, into
+a slot of two arrays of unsigned 64-bit halves, searched by bisection, and the oldest sealed
+generation's slot is written over once the bound is reached. The arrays are allocated whole at
+the start (200,000 ids: 3 MiB), so that the gateway's memory does not climb for the first hour of
+traffic while they fill: it is what it will be, whatever the traffic.
 
 Membership is exact (the whole 128 bits are compared, no hashing that two ids could share), so a
 new event is never taken for a resend.
@@ -41,17 +43,24 @@ class RecentIds:
         self.kept = kept
         self.generation = min(generation, kept)
         self._current: set[int] = set()
-        self._sealed: deque[tuple[array[int], array[int]]] = deque()
-        """Oldest first: each generation's high and low 64-bit halves, sorted by the whole id."""
+        self._slots = kept // self.generation - 1
+        """Sealed generations kept: with the current one, never more than ``kept`` ids."""
+        self._highs = array("Q", bytes(8 * self._slots * self.generation))
+        self._lows = array("Q", bytes(8 * self._slots * self.generation))
+        """Each slot's high and low 64-bit halves, sorted by the whole id within the slot."""
+        self._sealed: deque[int] = deque()
+        """The slots in use, oldest first."""
 
     def __contains__(self, event_id: uuid.UUID) -> bool:
         whole = event_id.int
         if whole in self._current:
             return True
         high, low = whole >> 64, whole & _LOW
-        for highs, lows in self._sealed:
-            at = bisect_left(highs, high)
-            while at < len(highs) and highs[at] == high:
+        highs, lows = self._highs, self._lows
+        for slot in self._sealed:
+            end = (slot + 1) * self.generation
+            at = bisect_left(highs, high, slot * self.generation, end)
+            while at < end and highs[at] == high:
                 if lows[at] == low:
                     return True
                 at += 1
@@ -63,13 +72,17 @@ class RecentIds:
         if len(self._current) < self.generation:
             return
         ordered = sorted(self._current)
-        self._sealed.append((array("Q", [n >> 64 for n in ordered]), array("Q", [n & _LOW for n in ordered])))
         self._current = set()
-        while (len(self._sealed) + 1) * self.generation > self.kept and self._sealed:
-            self._sealed.popleft()
+        if not self._slots:
+            return  # kept == generation: the current generation is all there is
+        slot = self._sealed.popleft() if len(self._sealed) == self._slots else len(self._sealed)
+        at = slice(slot * self.generation, (slot + 1) * self.generation)
+        self._highs[at] = array("Q", [n >> 64 for n in ordered])
+        self._lows[at] = array("Q", [n & _LOW for n in ordered])
+        self._sealed.append(slot)
 
     def __len__(self) -> int:
-        return len(self._current) + sum(len(highs) for highs, _ in self._sealed)
+        return len(self._current) + len(self._sealed) * self.generation
 
     def __repr__(self) -> str:
         return f"RecentIds({len(self)} of at most {self.kept})"

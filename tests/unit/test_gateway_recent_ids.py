@@ -72,6 +72,33 @@ def test_a_full_memory_of_the_gateways_bound_stays_within_6_mib() -> None:
     assert ids[0] not in recent
 
 
+def test_the_memory_is_taken_at_the_start_so_that_filling_it_grows_nothing_but_one_generation() -> None:
+    # A soak run read the sealed arrays filling (~3 MiB over the first 17 minutes) as a leak.
+    ids = _ids(PUBLISHED_IDS_KEPT, seed=6)
+    tracemalloc.start()
+    try:
+        recent = RecentIds(PUBLISHED_IDS_KEPT)
+        empty, _ = tracemalloc.get_traced_memory()
+        for event_id in ids:
+            recent.add(event_id)
+        full, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert empty >= 2.5 * MIB
+    assert full - empty < 1.5 * MIB, f"{(full - empty) / MIB:.1f} MiB taken while filling"
+    assert all(event_id in recent for event_id in ids[-1_000:])
+
+
+def test_a_memory_of_one_generation_keeps_no_sealed_one() -> None:
+    ids = _ids(250, seed=7)
+    recent = RecentIds(kept=100, generation=100)
+    for event_id in ids:
+        recent.add(event_id)
+    assert len(recent) == 50
+    assert all(event_id in recent for event_id in ids[-50:])
+    assert not any(event_id in recent for event_id in ids[:200])
+
+
 def test_bounds_that_are_not_positive_are_refused() -> None:
     with pytest.raises(ValueError, match="must be positive"):
         RecentIds(kept=0)
