@@ -249,6 +249,10 @@ async def main() -> None:
                 print(f"safety-alert latency at 1,000 events/s: {quantiles_ms(result.alerts)} "
                       f"({len(result.alerts)} alerts; {added} serious adverse events added to the "
                       f"{natural} alerting events of the history)")  # fmt: skip
+            slowest = sorted(result.slowest, reverse=True)[:5]
+            print("  (the slowest, ms at s into the run: "
+                  + ", ".join(f"{1000 * ms:,.0f} at {at:.1f}{' (alert)' if alert else ''}" for ms, at, alert in slowest)
+                  + ")")  # fmt: skip
             print(f"  (service side: {batches(result.service)})")
             p99 = histogram_quantile(result.service, "trialguard_phase_seconds", 0.99, 'phase="transaction"')
             if p99 is not None:

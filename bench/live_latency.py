@@ -105,6 +105,8 @@ class Latencies:
     """per triggering event, from its publication to the first finding read that names it"""
     alerts: list[float] = field(default_factory=list)
     """the same with SafetyAlertRaised findings only"""
+    slowest: list[tuple[float, float, bool]] = field(default_factory=list)
+    """(latency, seconds into the run the trigger was sent, whether an alert) of every timed trigger"""
     service: dict[str, float] = field(default_factory=dict)
     """the service's metrics at the end"""
 
@@ -119,6 +121,7 @@ async def latency(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], 
     timed: set[str] = set()
     alerts_timed: set[str] = set()
     result = Latencies()
+    start = time.perf_counter()
     consumer = AIOKafkaConsumer(settings.topics.deviations, **settings.client_kwargs(),
                                 isolation_level="read_committed", auto_offset_reset="earliest",
                                 fetch_max_wait_ms=10)  # fmt: skip
@@ -137,11 +140,13 @@ async def latency(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], 
                     if trigger not in timed:
                         timed.add(trigger)
                         result.findings.append(now - sent_at[trigger])
+                        result.slowest.append((now - sent_at[trigger], sent_at[trigger] - start, False))
                 if "alert_id" in finding:
                     for trigger in triggers:
                         if trigger not in alerts_timed:
                             alerts_timed.add(trigger)
                             result.alerts.append(now - sent_at[trigger])
+                            result.slowest.append((now - sent_at[trigger], sent_at[trigger] - start, True))
 
         reader = asyncio.create_task(read())
         start = time.perf_counter()

@@ -1,6 +1,7 @@
 """Where the gateway's and the dashboard's memory goes at the soak's load (issue 21, item 4).
 
     .venv/bin/python bench/mem_soak.py [--minutes 10] [--rate 200] [--every 1] [--gateway-only]
+                                       [--broker-restart-minute M]
 
 The soak's setup (bench/soak.py: its own broker, one rules instance, the gateway, the dashboard,
 the same cohort and ``drive``), without faults, with the gateway and the dashboard run under
@@ -93,9 +94,18 @@ async def run(args: argparse.Namespace) -> None:
         driver = asyncio.create_task(drive(settings, f"http://127.0.0.1:{gateway_port}", keys, stream, args.rate,
                                            load, stop))  # fmt: skip
         next_dump = 0.0
+        restarting: asyncio.Task[None] | None = None
+        restarts = sorted(args.broker_restart_minute or [])
         while not driver.done():
             await asyncio.sleep(1)
             minute = (time.perf_counter() - started) / 60
+            if restarts and minute >= restarts[0] and (restarting is None or restarting.done()):
+                restarts.pop(0)
+                if restarting is not None:
+                    await restarting  # raises if the broker did not come back
+                await asyncio.to_thread(broker.kill)
+                restarting = asyncio.create_task(asyncio.to_thread(broker.up))
+                print(f"minute {minute:.1f}: SIGKILL the broker, restarting", flush=True)
             if minute >= next_dump:
                 for child in probed:
                     assert child.pid is not None
@@ -105,6 +115,8 @@ async def run(args: argparse.Namespace) -> None:
             for child in everyone:
                 if child.exited() is not None:
                     raise SystemExit(f"{child.name} ended: its log in {folder}")
+        if restarting is not None:
+            await restarting  # raises if the broker did not come back
         await asyncio.sleep(5)
         for child in probed:
             assert child.pid is not None
@@ -160,6 +172,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--compare", type=Path, help="only compare the snapshots of this prefix")
+    parser.add_argument("--broker-restart-minute", type=float, action="append",
+                        help="SIGKILL and restart the broker then (may be given again)")  # fmt: skip
     parser.add_argument("--gateway-only", action="store_true", help="run and probe the gateway, not the dashboard")
     args = parser.parse_args()
     if args.compare:
