@@ -107,13 +107,18 @@ class Latencies:
     """the same with SafetyAlertRaised findings only"""
     slowest: list[tuple[float, float, bool]] = field(default_factory=list)
     """(latency, seconds into the run the trigger was sent, whether an alert) of every timed trigger"""
+    warm_up: list[tuple[float, bool]] = field(default_factory=list)
+    """(latency, whether an alert) of the triggers sent during the warm-up, not in the lists above"""
     service: dict[str, float] = field(default_factory=dict)
     """the service's metrics at the end"""
 
 
-async def latency(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], rate: int) -> Latencies:
+async def latency(
+    settings: KafkaSettings, messages: list[tuple[bytes, bytes]], rate: int, warm_up: float = 0.0
+) -> Latencies:
     """Seconds from publishing an event to reading the finding it triggered (read_committed),
-    with events published at a steady ``rate`` per second."""
+    with events published at a steady ``rate`` per second; the triggers of the first ``warm_up``
+    seconds (a service just started, on topics just created) are kept apart."""
     await ensure_topics(settings)
     port = free_port()
     service = start_service(settings, port)
@@ -136,17 +141,24 @@ async def latency(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], 
                 now = time.perf_counter()
                 finding = json.loads(record.value)
                 triggers = [t for t in finding.get("trigger_event_ids", ()) if t in sent_at]
+                alert = "alert_id" in finding
                 for trigger in triggers:
-                    if trigger not in timed:
-                        timed.add(trigger)
-                        result.findings.append(now - sent_at[trigger])
-                        result.slowest.append((now - sent_at[trigger], sent_at[trigger] - start, False))
-                if "alert_id" in finding:
-                    for trigger in triggers:
-                        if trigger not in alerts_timed:
-                            alerts_timed.add(trigger)
-                            result.alerts.append(now - sent_at[trigger])
-                            result.slowest.append((now - sent_at[trigger], sent_at[trigger] - start, True))
+                    first = trigger not in timed
+                    first_alert = alert and trigger not in alerts_timed
+                    timed.add(trigger)
+                    if alert:
+                        alerts_timed.add(trigger)
+                    seconds, at = now - sent_at[trigger], sent_at[trigger] - start
+                    if at < warm_up:
+                        if first or first_alert:
+                            result.warm_up.append((seconds, first_alert))
+                        continue
+                    if first:
+                        result.findings.append(seconds)
+                        result.slowest.append((seconds, at, False))
+                    if first_alert:
+                        result.alerts.append(seconds)
+                        result.slowest.append((seconds, at, True))
 
         reader = asyncio.create_task(read())
         start = time.perf_counter()
