@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import logging
 import os
@@ -261,7 +262,8 @@ async def main() -> None:
                 print(f"  (the {args.warm_up_seconds:g} s of warm-up before, not counted above: {quantiles_ms(warm)} "
                       f"over {len(warm)} triggers, the slowest {1000 * warm[-1]:,.0f} ms)")  # fmt: skip
             slowest = sorted(result.slowest, reverse=True)[:5]
-            print("  (the slowest, ms at s into the run: "
+            began = datetime.datetime.fromtimestamp(result.started, datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
+            print(f"  (the slowest, ms at s into the run, which began at {began} UTC: "
                   + ", ".join(f"{1000 * ms:,.0f} at {at:.1f}{' (alert)' if alert else ''}" for ms, at, alert in slowest)
                   + ")")  # fmt: skip
             print(f"  (service side: {batches(result.service)})")

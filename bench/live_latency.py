@@ -107,6 +107,8 @@ class Latencies:
     """the same with SafetyAlertRaised findings only"""
     slowest: list[tuple[float, float, bool]] = field(default_factory=list)
     """(latency, seconds into the run the trigger was sent, whether an alert) of every timed trigger"""
+    started: float = 0.0
+    """wall-clock time (``time.time()``) the first event was sent, to set the run beside logs"""
     warm_up: list[tuple[float, bool]] = field(default_factory=list)
     """(latency, whether an alert) of the triggers sent during the warm-up, not in the lists above"""
     service: dict[str, float] = field(default_factory=dict)
@@ -161,7 +163,7 @@ async def latency(
                         result.slowest.append((seconds, at, True))
 
         reader = asyncio.create_task(read())
-        start = time.perf_counter()
+        start, result.started = time.perf_counter(), time.time()
         for i, (key, value) in enumerate(messages):
             await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
             sent_at[json.loads(value)["event_id"]] = time.perf_counter()

@@ -148,6 +148,10 @@ def compare(prefix: Path, from_minute: float, top: int) -> None:
     minutes = (last["seconds"] - first["seconds"]) / 60
     print(f"from dump {first['n']} to {last['n']} ({minutes:.1f} min): RSS {(last['rss'] - first['rss']) / MIB:+.2f} "
           f"MiB, traced {(last['traced'] - first['traced']) / MIB:+.2f} MiB")  # fmt: skip
+    sizes = sorted(set(first.get("anon_by_size", {})) | set(last.get("anon_by_size", {})), key=int)
+    grown = [(last.get("anon_by_size", {}).get(k, 0) - first.get("anon_by_size", {}).get(k, 0), k) for k in sizes]
+    print(f"threads {first.get('threads')} -> {last.get('threads')}; anonymous mappings' RSS change by mapping size: "
+          + ", ".join(f"{k} KiB {d / MIB:+.2f} MiB" for d, k in sorted(grown, reverse=True)[:6] if d))  # fmt: skip
     if not Path(f"{prefix}-{first['n']}.snap").exists():
         return  # run without tracemalloc
     old = tracemalloc.Snapshot.load(f"{prefix}-{first['n']}.snap")
