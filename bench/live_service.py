@@ -141,6 +141,22 @@ def histogram_quantile(metrics: dict[str, float], name: str, q: float, labels: s
     return below
 
 
+def largest_bucket(metrics: dict[str, float], name: str) -> float | None:
+    """The upper bound of the highest bucket of a Prometheus histogram that holds an observation
+    (``inf`` beyond the last bound); None without observations."""
+    buckets = sorted(
+        (float("inf") if (le := key.split('le="')[1].split('"')[0]) == "+Inf" else float(le), n)
+        for key, n in metrics.items()
+        if key.startswith(f"{name}_bucket{{")
+    )
+    highest, below = None, 0.0
+    for bound, n in buckets:
+        if n > below:
+            highest = bound
+        below = n
+    return highest
+
+
 def phases(metrics: dict[str, float]) -> str:
     """p99 of each timed phase of the service's transactions, the event loop's lag and full
     garbage collections (services/rules/timing.py), in milliseconds."""
@@ -152,11 +168,19 @@ def phases(metrics: dict[str, float]) -> str:
             parts.append(f"{phase} {min(p99, largest) * 1000:,.0f} (max {largest * 1000:,.0f})")
     lag = histogram_quantile(metrics, "trialguard_event_loop_lag_seconds", 0.99)
     if lag is not None:
-        parts.append(f"event-loop lag {lag * 1000:,.0f}")
+        most = largest_bucket(metrics, "trialguard_event_loop_lag_seconds")
+        parts.append(f"event-loop lag {lag * 1000:,.0f} (max ≤ {_ms(most)})")
     gcs = metrics.get("trialguard_gc_full_seconds_count", 0.0)
     if gcs:
-        parts.append(f"{gcs:,.0f} full GCs of {metrics['trialguard_gc_full_seconds_sum'] / gcs * 1000:,.0f} on average")
+        parts.append(
+            f"{gcs:,.0f} full GCs of {metrics['trialguard_gc_full_seconds_sum'] / gcs * 1000:,.0f} on average "
+            f"(longest ≤ {_ms(largest_bucket(metrics, 'trialguard_gc_full_seconds'))})"
+        )
     return "p99 by phase, ms: " + ", ".join(parts)
+
+
+def _ms(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds * 1000:,.0f}"
 
 
 def start_service(settings: KafkaSettings, port: int) -> subprocess.Popen[bytes]:
