@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from contracts import ContractError, parse_event
 from protocol.registry import ProtocolLookupError
 from services.defaults import DEFAULT_STUDY
+from services.durable_host import quiet_durable_host
 from services.logging import configure_logging
 from services.replay import run as run_replay
 
@@ -422,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # stays alive for long: with the default thresholds the cyclic collector rescans that state
     # over and over (a third of replay time). Collect young objects less often.
     gc.set_threshold(50_000, 20, 100)
+    quiet_durable_host()  # before any ruleset: durable_rules' polling threads are not needed
     try:
         configure_logging(args.log_level)  # in the try: a bad setting of its is a configuration error
         if getattr(args, "sync", False):

@@ -41,6 +41,7 @@ from contracts import ContractError, parse_event
 from events.jsonl import BinaryWriter, read_lines, write_line
 from events.replay import Replay
 from protocol.registry import versions_for
+from services.durable_host import quiet_durable_host
 from services.files import atomic_output
 from services.ledger.export_format import ExportFormatError, is_export, participant_event_lines
 from services.replay_report import (
@@ -135,6 +136,7 @@ def work(task: Task) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: just end
     gc.set_threshold(*task.gc_threshold)
+    quiet_durable_host()  # a spawned worker's own host (a forked one has its parent's)
     replay = Replay(versions_for(task.study))
     report = Report(task.name)
     failure: dict[str, Any] | None = None
