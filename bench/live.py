@@ -263,8 +263,10 @@ async def main() -> None:
                       f"over {len(warm)} triggers, the slowest {1000 * warm[-1]:,.0f} ms)")  # fmt: skip
             slowest = sorted(result.slowest, reverse=True)[:5]
             began = datetime.datetime.fromtimestamp(result.started, datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
-            print(f"  (the slowest, ms at s into the run, which began at {began} UTC: "
-                  + ", ".join(f"{1000 * ms:,.0f} at {at:.1f}{' (alert)' if alert else ''}" for ms, at, alert in slowest)
+            print(f"  (the slowest, ms at s into the run, which began at {began} UTC, and [ms until the service "
+                  "produced the finding]: "
+                  + ", ".join(f"{1000 * ms:,.0f} at {at:.1f} [{1000 * made:,.0f}]{' (alert)' if alert else ''}"
+                              for ms, at, alert, made in slowest)
                   + ")")  # fmt: skip
             print(f"  (service side: {batches(result.service)})")
             p99 = histogram_quantile(result.service, "trialguard_phase_seconds", 0.99, 'phase="transaction"')

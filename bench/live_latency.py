@@ -105,8 +105,11 @@ class Latencies:
     """per triggering event, from its publication to the first finding read that names it"""
     alerts: list[float] = field(default_factory=list)
     """the same with SafetyAlertRaised findings only"""
-    slowest: list[tuple[float, float, bool]] = field(default_factory=list)
-    """(latency, seconds into the run the trigger was sent, whether an alert) of every timed trigger"""
+    slowest: list[tuple[float, float, bool, float]] = field(default_factory=list)
+    """(latency, seconds into the run the trigger was sent, whether an alert, seconds from its
+    sending to the finding's production: the finding record's timestamp, the service's clock at
+    its send, which is this machine's) of every timed trigger; the rest of the latency is the
+    commit and the read"""
     started: float = 0.0
     """wall-clock time (``time.time()``) the first event was sent, to set the run beside logs"""
     warm_up: list[tuple[float, bool]] = field(default_factory=list)
@@ -125,6 +128,7 @@ async def latency(
     port = free_port()
     service = start_service(settings, port)
     sent_at: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
     timed: set[str] = set()
     alerts_timed: set[str] = set()
     result = Latencies()
@@ -151,22 +155,24 @@ async def latency(
                     if alert:
                         alerts_timed.add(trigger)
                     seconds, at = now - sent_at[trigger], sent_at[trigger] - start
+                    produced = record.timestamp / 1000 - sent_wall[trigger]
                     if at < warm_up:
                         if first or first_alert:
                             result.warm_up.append((seconds, first_alert))
                         continue
                     if first:
                         result.findings.append(seconds)
-                        result.slowest.append((seconds, at, False))
+                        result.slowest.append((seconds, at, False, produced))
                     if first_alert:
                         result.alerts.append(seconds)
-                        result.slowest.append((seconds, at, True))
+                        result.slowest.append((seconds, at, True, produced))
 
         reader = asyncio.create_task(read())
         start, result.started = time.perf_counter(), time.time()
         for i, (key, value) in enumerate(messages):
             await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            sent_at[json.loads(value)["event_id"]] = time.perf_counter()
+            event_id = json.loads(value)["event_id"]
+            sent_at[event_id], sent_wall[event_id] = time.perf_counter(), time.time()
             await producer.send(settings.topics.participant_events, value, key=key)
         await producer.stop()
         await wait_consumed(settings, rules_group_id(settings), len(messages))

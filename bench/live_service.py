@@ -170,12 +170,15 @@ def phases(metrics: dict[str, float]) -> str:
     if lag is not None:
         most = largest_bucket(metrics, "trialguard_event_loop_lag_seconds")
         parts.append(f"event-loop lag {lag * 1000:,.0f} (max ≤ {_ms(most)})")
-    gcs = metrics.get("trialguard_gc_full_seconds_count", 0.0)
-    if gcs:
-        parts.append(
-            f"{gcs:,.0f} full GCs of {metrics['trialguard_gc_full_seconds_sum'] / gcs * 1000:,.0f} on average "
-            f"(longest ≤ {_ms(largest_bucket(metrics, 'trialguard_gc_full_seconds'))})"
-        )
+    for name, what in (("gc_full", "full GCs"), ("gc_take_over", "full GCs at take-overs")):
+        count = metrics.get(f"trialguard_{name}_seconds_count", 0.0)
+        if count:
+            parts.append(
+                f"{count:,.0f} {what} of {metrics[f'trialguard_{name}_seconds_sum'] / count * 1000:,.0f} on average "
+                f"(longest ≤ {_ms(largest_bucket(metrics, f'trialguard_{name}_seconds'))})"
+            )
+        else:
+            parts.append(f"no {what}")
     return "p99 by phase, ms: " + ", ".join(parts)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -83,8 +82,7 @@ class PartitionOwnership:
         self._workers.add(worker)
         worker.add_done_callback(self._workers.discard)
         if self.freeze_restored:
-            gc.collect()  # what is garbage now is not frozen with the rest
-            gc.freeze()
+            self.transactions.timings.collect_and_freeze()
         self.metrics.restored(read, time.perf_counter() - started)
         log.info("partition_restored", partition=tp.partition, participants=len(part.states), records_read=read,
                  snapshots_read=restored.snapshots_read, tail_records=restored.events_read,

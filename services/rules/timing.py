@@ -77,20 +77,36 @@ class Timings(Collector):
     phases: dict[str, Histogram] = field(default_factory=lambda: {name: Histogram() for name in PHASES})
     loop_lag: Histogram = field(default_factory=Histogram)
     gc_pauses: Histogram = field(default_factory=Histogram)
-    """Seconds of each garbage collection of the oldest generation (``gc.callbacks``)."""
+    """Seconds of each full collection the collector started itself (``gc.callbacks``)."""
+    take_over_collections: Histogram = field(default_factory=Histogram)
+    """Seconds of each full collection and freeze after a take-over (``collect_and_freeze``):
+    asked for, between two partitions' work, so kept apart from the collector's own."""
     _gc_started: float = 0.0
+    _asked: bool = False
 
     def register(self, registry: CollectorRegistry) -> None:
         """Expose these on ``registry`` (the service's own)."""
         registry.register(self)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if info.get("generation") != 2:
+        if info.get("generation") != 2 or self._asked:
             return
         if phase == "start":
             self._gc_started = time.perf_counter()
         elif self._gc_started:
             self.gc_pauses.observe(time.perf_counter() - self._gc_started)
+
+    def collect_and_freeze(self) -> None:
+        """A full collection, then every object left moved out of the collector's sight
+        (``gc.freeze``), timed as a take-over's, not as a pause the collector chose."""
+        started = time.perf_counter()
+        self._asked = True
+        try:
+            gc.collect()  # what is garbage now is not frozen with the rest
+        finally:
+            self._asked = False
+        gc.freeze()
+        self.take_over_collections.observe(time.perf_counter() - started)
 
     def observe(self, phase: str, seconds: float) -> None:
         self.phases[phase].observe(seconds)
@@ -131,7 +147,13 @@ class Timings(Collector):
         )
         yield HistogramMetricFamily(
             "trialguard_gc_full_seconds",
-            "Seconds of each full (oldest generation) garbage collection",
+            "Seconds of each full (oldest generation) garbage collection the collector started",
             buckets=self.gc_pauses.cumulative(),
             sum_value=self.gc_pauses.total,
+        )
+        yield HistogramMetricFamily(
+            "trialguard_gc_take_over_seconds",
+            "Seconds of each full collection and freeze after a partition's take-over",
+            buckets=self.take_over_collections.cumulative(),
+            sum_value=self.take_over_collections.total,
         )

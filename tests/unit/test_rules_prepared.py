@@ -4,6 +4,7 @@ that found the latency tail (``services.rules.timing``), without a broker."""
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -74,3 +75,25 @@ def test_the_phases_are_exposed_by_name() -> None:
     assert 'trialguard_phase_seconds_count{phase="commit"} 1.0' in text
     assert 'trialguard_phase_seconds_max{phase="commit"} 0.02' in text
     assert "trialguard_event_loop_lag_seconds_count 0.0" in text
+
+
+async def test_a_take_overs_collection_is_timed_apart_from_the_collectors_own() -> None:
+    timings = Timings()
+    stop = asyncio.Event()
+    probe = asyncio.create_task(timings.probe_loop(stop))
+    await asyncio.sleep(0)  # the probe has registered its gc callback
+    try:
+        timings.collect_and_freeze()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # this test process is not one to freeze
+    gc.collect()  # counted as the collector's: only collect_and_freeze is told apart
+    stop.set()
+    await probe
+    assert timings.take_over_collections.count == 1
+    assert timings.gc_pauses.count >= 1  # this one, and any the collector started meanwhile
+    registry = CollectorRegistry(auto_describe=False)
+    timings.register(registry)
+    text = generate_latest(registry).decode()
+    assert "trialguard_gc_take_over_seconds_count 1.0" in text
+    assert f"trialguard_gc_full_seconds_count {float(timings.gc_pauses.count)}" in text
