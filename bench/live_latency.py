@@ -132,7 +132,6 @@ async def latency(
     timed: set[str] = set()
     alerts_timed: set[str] = set()
     result = Latencies()
-    start = time.perf_counter()
     consumer = AIOKafkaConsumer(settings.topics.deviations, **settings.client_kwargs(),
                                 isolation_level="read_committed", auto_offset_reset="earliest",
                                 fetch_max_wait_ms=10)  # fmt: skip
