@@ -81,7 +81,11 @@ async def test_a_take_overs_collection_is_timed_apart_from_the_collectors_own() 
     timings = Timings()
     stop = asyncio.Event()
     probe = asyncio.create_task(timings.probe_loop(stop))
-    await asyncio.sleep(0)  # the probe has registered its gc callback
+    for _ in range(100):  # until the probe has registered its gc callback (its first step)
+        if timings._on_gc in gc.callbacks:
+            break
+        await asyncio.sleep(0)
+    assert timings._on_gc in gc.callbacks
     try:
         timings.collect_and_freeze()
         assert gc.get_freeze_count() > 0
