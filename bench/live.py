@@ -268,6 +268,9 @@ async def main() -> None:
                   + ", ".join(f"{1000 * ms:,.0f} at {at:.1f} [{1000 * made:,.0f}]{' (alert)' if alert else ''}"
                               for ms, at, alert, made in slowest)
                   + ")")  # fmt: skip
+            if result.broker_compiling is not None:
+                print(f"  (the broker's JIT compilers ran {1000 * result.broker_compiling:,.0f} ms of CPU during the "
+                      f"{result.sending:.0f} s of sending)")  # fmt: skip
             print(f"  (service side: {batches(result.service)})")
             p99 = histogram_quantile(result.service, "trialguard_phase_seconds", 0.99, 'phase="transaction"')
             if p99 is not None:

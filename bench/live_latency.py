@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from broker_jit import broker_pid, compiled_between, compiler_cpu
 from live_service import events, free_port, ready, scrape, start_service, stop_service, wait_consumed
 
 from contracts import parse_event
@@ -116,6 +117,11 @@ class Latencies:
     """(latency, whether an alert) of the triggers sent during the warm-up, not in the lists above"""
     service: dict[str, float] = field(default_factory=dict)
     """the service's metrics at the end"""
+    broker_compiling: float | None = None
+    """seconds of CPU the local broker's JIT compilers used while the events were sent (None: the
+    broker is not one ``scripts/kafka.sh`` started here)"""
+    sending: float = 0.0
+    """seconds the events took to send"""
 
 
 async def latency(
@@ -172,12 +178,17 @@ async def latency(
                         result.slowest.append((seconds, at, True, produced))
 
         reader = asyncio.create_task(read())
+        broker = broker_pid(settings.bootstrap_servers)
+        compiled = compiler_cpu(broker)
         start, result.started = time.perf_counter(), time.time()
         for i, (key, value) in enumerate(messages):
             await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
             event_id = json.loads(value)["event_id"]
             sent_at[event_id], sent_wall[event_id] = time.perf_counter(), time.time()
             await producer.send(settings.topics.participant_events, value, key=key)
+        result.sending = time.perf_counter() - start
+        if broker is not None:
+            result.broker_compiling = compiled_between(compiled, compiler_cpu(broker))
         await producer.stop()
         await wait_consumed(settings, rules_group_id(settings), len(messages))
         await asyncio.sleep(1)  # the last committed findings reach the reader
