@@ -165,7 +165,15 @@ class BoundedBodies:
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self.refuse(scope, send, 413, f"the body is larger than {self.max_bytes:,} bytes")
             return
-        await self.app(scope, *_Guard(self, scope, receive, send).channels())
+        guard = _Guard(self, scope, receive, send)
+        try:
+            await self.app(scope, *guard.channels())
+        except Exception as e:
+            if not guard.refused:
+                raise
+            # The app read on after the refusal and was told the client is gone (Starlette raises
+            # ClientDisconnect): the refusal was the answer and is logged, this is no error of the app.
+            log.debug("http_app_stopped_after_refusal", error=type(e).__name__)
 
     async def refuse(self, scope: dict[str, Any], send: Any, status: int, detail: str) -> None:
         """Answer ``status`` with a JSON ``detail`` and ``Connection: close``, and log it."""
@@ -193,6 +201,11 @@ class _Guard:
 
     def channels(self) -> tuple[Any, Any]:
         return self.receive, self.send
+
+    @property
+    def refused(self) -> bool:
+        """Whether this request was answered with a refusal (413 or 408)."""
+        return self._refused
 
     async def receive(self) -> dict[str, Any]:
         if self._refused:

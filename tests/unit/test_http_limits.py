@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, HTTPException, Request
+from starlette.requests import ClientDisconnect
 
 from services.http import HttpServer, serve_asgi
-from services.http_limits import HttpLimits
+from services.http_limits import BoundedBodies, HttpLimits
 
 WAIT = 20.0
 """How long a test waits for the server to do what it must (it does so in well under a second)."""
@@ -113,6 +114,48 @@ async def test_a_slow_body_answers_408_and_the_connection_is_closed() -> None:
         answer = await read_to_eof(reader)  # the other 90 bytes never come
         writer.close()
     assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+@pytest.mark.parametrize("more_body", [True, False])
+async def test_an_app_that_reads_on_after_a_refusal_ends_quietly(more_body: bool) -> None:
+    """Once the body is refused, the app reading on is told the client is gone, and Starlette's
+    ``request.stream()`` raises ``ClientDisconnect``: that ends the request quietly (uvicorn would
+    log it as "Exception in ASGI application" at every refused body), and only the refusal is sent."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        raise ClientDisconnect()
+
+    body = {"type": "http.request", "body": b"a" * (LIMIT + 1), "more_body": more_body}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return body
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/login", "headers": [], "client": ("127.0.0.1", 1)}
+    await BoundedBodies(app, LIMIT, timeout=WAIT)(scope, receive, send)
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [413]
+
+
+async def test_an_app_error_before_any_refusal_is_still_raised() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        raise ClientDisconnect()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"small", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("nothing is sent")
+
+    scope = {"type": "http", "path": "/login", "headers": [], "client": ("127.0.0.1", 1)}
+    with pytest.raises(ClientDisconnect):
+        await BoundedBodies(app, LIMIT, timeout=WAIT)(scope, receive, send)
 
 
 @pytest.mark.parametrize("partial", [b"", b"GET /whoami HTTP/1.1\r\n", b"GET /whoami HTTP/1.1\r\nHost: x\r\nX-a: b"])
